@@ -1,0 +1,41 @@
+# Two commands do all setup on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres postgres check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,test]'
+	touch $(STAMP)
+
+# Migrate the SQLite database under var/ and run the loop in the foreground.
+run: $(STAMP)
+	mkdir -p var
+	$(PY) webapp/manage.py migrate --noinput
+	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
+
+# The whole suite on SQLite, then on PostgreSQL (started if it is not running).
+test: test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP) postgres
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+postgres:
+	bin/ensure_postgres.sh
+
+check: $(STAMP)
+	$(PY) webapp/manage.py check
+
+bench: $(STAMP) postgres
+	$(PY) benchmarks/tick.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,43 @@
+"""Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+from crontabber.models import Job
+from crontabber.registry import RegistryError, load_jobs
+
+
+def registry_or_error():
+    """The registry's jobs by name; a registry mistake becomes a one-line CommandError."""
+    try:
+        return {spec.name: spec for spec in load_jobs()}
+    except RegistryError as error:
+        raise CommandError(str(error)) from None
+
+
+def select_names(names, all_jobs, known, what="job"):
+    """The names a repair command acts on: all known ones, or the given ones if every
+    one is known. Nothing is changed before this returns."""
+    if all_jobs and names:
+        raise CommandError("give job names or --all, not both")
+    if all_jobs:
+        return sorted(known)
+    if not names:
+        raise CommandError(f"name at least one {what}, or --all")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}; nothing was changed")
+    return list(dict.fromkeys(names))
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def database_error(error: DatabaseError) -> CommandError:
+    return CommandError(f"database error: {one_line(error)}")
+
+
+def known_names(registry):
+    return set(registry) | set(Job.objects.values_list("name", flat=True))

@@ -1,0 +1,97 @@
+import logging
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from crontabber.runner import Runner, StopRun
+from crontabber.schedule import format_instant
+
+from ._common import database_error, registry_or_error
+
+logger = logging.getLogger("crontabber")
+
+
+class Command(BaseCommand):
+    help = "Run every due job once: one tick of the crontabber loop."
+    # The registry is validated here, with a one-line error; a tick skips the other checks.
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--job", action="append", dest="jobs", metavar="NAME",
+                            help="run only this job (repeatable); exit status 1 if it fails")  # fmt: skip
+        parser.add_argument("--force", action="store_true", help="with --job: run now whatever the schedule")
+        parser.add_argument("--job-arg", action="append", default=[], metavar="NAME=VALUE",
+                            help="with --job: pass --NAME=VALUE to the command (repeatable)")  # fmt: skip
+        parser.add_argument("--dry-run", action="store_true", help="print which jobs and slots would run; change nothing")
+
+    def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, **options):
+        registry = registry_or_error()
+        if (force or job_arg) and not jobs:
+            raise CommandError("--force and --job-arg need --job NAME")
+        unknown = [name for name in jobs or [] if name not in registry]
+        if unknown:
+            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        extra = {}
+        for item in job_arg:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(f"--job-arg {item!r} is not NAME=VALUE")
+            extra[key.strip().lstrip("-")] = value
+        runner = Runner(out=self.stdout)
+        previous = self._install_signal_handlers(runner) if not dry_run else {}
+        try:
+            report = runner.tick(only=jobs, force=force, extra=extra, dry_run=dry_run)
+        except StopRun as stop:
+            raise CommandError(f"stopped: {stop}") from None
+        except DatabaseError as error:
+            raise database_error(error) from None
+        finally:
+            signal.alarm(0)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if dry_run:
+            self._print_plan(report)
+        if runner.stop_requested:
+            self.stderr.write("crontabber: stopped on a signal; unfinished slots run on the next tick")
+        if jobs and report.failed:
+            raise CommandError(f"{len(report.failed)} run(s) did not succeed: "
+                               + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed))  # fmt: skip
+
+    def _print_plan(self, report):
+        if not report.planned:
+            self.stdout.write("nothing is due")
+        shown = getattr(settings, "CRONTABBER_DRY_RUN_SHOWN", 20)
+        counts = {}
+        for name, slot in report.planned:
+            counts[name] = counts.get(name, 0) + 1
+            if counts[name] <= shown:
+                self.stdout.write(f"would run {name} for {format_instant(slot)}")
+        for name, count in counts.items():
+            if count > shown:
+                self.stdout.write(f"... and {count - shown} more slots of {name}")
+
+    def _install_signal_handlers(self, runner):
+        """SIGTERM/SIGINT: finish the running job (up to CRONTABBER_STOP_GRACE_SECONDS),
+        start nothing new, release the claim. A second signal stops the job at once."""
+        grace = getattr(settings, "CRONTABBER_STOP_GRACE_SECONDS", 60)
+
+        def on_stop(signum, frame):
+            name = signal.Signals(signum).name
+            if runner.stop_requested:
+                raise StopRun(f"{name} received twice")
+            runner.stop_requested = True
+            logger.warning("%s received: finishing the running job (at most %s s), then stopping", name, grace)
+            signal.alarm(max(int(grace), 1))
+
+        def on_alarm(signum, frame):
+            raise StopRun(f"still running {grace} s after the stop signal")
+
+        previous = {}
+        try:
+            for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGALRM, on_alarm)):
+                previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread (call_command from a thread): no handlers
+            pass
+        return previous

@@ -1,0 +1,39 @@
+import pytest
+from django.db import connection
+
+from tests.jobs import control
+
+
+@pytest.fixture(autouse=True)
+def _reset_control():
+    control.reset()
+    yield
+    control.reset()
+
+
+@pytest.fixture
+def jobs(settings):
+    """Set the registry: jobs([...]) replaces CRONTABBER_JOBS for this test."""
+
+    def set_jobs(entries):
+        settings.CRONTABBER_JOBS = entries
+        return entries
+
+    return set_jobs
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests of real locking and real processes need PostgreSQL.
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (run with DATABASE_URL=postgres://...)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def on_postgres():
+    return connection.vendor == "postgresql"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TestJobsConfig(AppConfig):
+    name = "tests.jobs"
+    label = "testjobs"

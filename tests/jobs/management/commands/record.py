@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from crontabber.schedule import parse_instant
+from tests.jobs import control
+
+
+class Command(BaseCommand):
+    help = "Test job: records its arguments; fails for the run times listed in control.FAILING."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run-time", type=parse_instant)
+        parser.add_argument("--last-success", type=parse_instant)
+        parser.add_argument("--label", default="")
+        parser.add_argument("--colour", default="")
+
+    def handle(self, *args, run_time=None, last_success=None, label="", colour="", **options):
+        control.CALLS.append(
+            {"label": label, "run_time": run_time, "last_success": last_success, "colour": colour}
+        )
+        key = run_time.isoformat() if run_time else "*"
+        if key in control.FAILING or "*" in control.FAILING:
+            raise CommandError(f"failing on purpose for {key}")
+        self.stdout.write(f"recorded {label} {key}")
