@@ -23,7 +23,7 @@ run: $(STAMP)
 test: test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
-	DATABASE_URL=sqlite:///:memory: $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=sqlite:///var/crontabber.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) postgres
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)

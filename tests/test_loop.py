@@ -1,0 +1,114 @@
+"""bin/run_crontabber.sh: ticks, survives a failing tick, stops cleanly on SIGTERM/SIGINT."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from crontabber.models import Log
+from tests.helpers import ROOT, child_env
+
+LOOP = ROOT / "bin" / "run_crontabber.sh"
+STUB = """#!/usr/bin/env bash
+n=$(( $(wc -l < "$STUB_LOG") + 1 ))
+echo "tick $n $*" >> "$STUB_LOG"
+if [ "$n" -eq 2 ]; then echo "tick failed" >&2; exit 3; fi
+if [ -n "${STUB_SLEEP:-}" ]; then
+    trap 'kill "$sleeper"; echo "got TERM" >> "$STUB_LOG"; sleep 0.3; echo "finished" >> "$STUB_LOG"; exit 0' TERM
+    sleep "$STUB_SLEEP" & sleeper=$!
+    wait "$sleeper"
+fi
+exit 0
+"""
+
+
+def wait_for(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def stub(tmp_path):
+    script = tmp_path / "python-stub"
+    script.write_text(STUB)
+    script.chmod(0o755)
+    log = tmp_path / "ticks.log"
+    log.write_text("")
+    return script, log
+
+
+def start_loop(env):
+    return subprocess.Popen(["bash", str(LOOP)], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_a_failing_tick_is_logged_and_the_loop_goes_on(stub):
+    script, log = stub
+    loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "0"})
+    try:
+        assert wait_for(lambda: len(log.read_text().splitlines()) >= 4)
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        _, stderr = loop.communicate(timeout=10)
+    assert loop.returncode == 0
+    assert "cronrun exited with status 3" in stderr
+    assert log.read_text().splitlines()[0].endswith("manage.py cronrun")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_loop_after_the_current_tick_which_is_told_to_stop(stub, signum):
+    script, log = stub
+    loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "0", "STUB_SLEEP": "30"})
+    assert wait_for(lambda: "tick 1" in log.read_text())
+    time.sleep(0.2)  # let the stub install its trap
+    started = time.monotonic()
+    loop.send_signal(signum)
+    _, stderr = loop.communicate(timeout=10)
+    assert loop.returncode == 0
+    assert time.monotonic() - started < 5
+    assert log.read_text().splitlines()[1:] == ["got TERM", "finished"]
+    assert "stopped" in stderr
+
+
+def test_a_signal_during_the_sleep_ends_the_loop_at_once(stub):
+    script, log = stub
+    loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "600"})
+    assert wait_for(lambda: "tick 1" in log.read_text())
+    time.sleep(0.2)
+    loop.send_signal(signal.SIGTERM)
+    loop.communicate(timeout=5)
+    assert loop.returncode == 0
+
+
+def test_a_bad_interval_is_refused():
+    result = subprocess.run(["bash", str(LOOP)], env={**os.environ, "CRONTABBER_INTERVAL": "5m"},
+                            capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert result.returncode == 2 and "whole seconds" in result.stderr
+
+
+def test_shell_scripts_pass_shellcheck():
+    shellcheck = os.path.join(os.path.dirname(sys.executable), "shellcheck")
+    scripts = [str(p) for p in (ROOT / "bin").glob("*.sh")] + [str(ROOT / ".ci" / "run")]
+    result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_runs_real_ticks(tmp_path):
+    registry = json.dumps([{"name": "n", "cmd": "noop", "frequency": "5m"}])
+    env = child_env(registry, PYTHON=sys.executable, CRONTABBER_INTERVAL="600")
+    loop = subprocess.Popen(["bash", str(LOOP)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30)
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        loop.communicate(timeout=30)
+    assert loop.returncode == 0

@@ -1,0 +1,95 @@
+"""Every registry mistake is a system check error naming the job and the key, and
+cronrun refuses to start with the same one-line message."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError, SystemCheckError
+
+from crontabber.models import Job
+from crontabber.registry import check_registry, load_jobs
+from tests.helpers import child_env, manage
+
+MISTAKES = [
+    ({"cmd": "no_such_command"}, "no_such_command", "cmd", "unknown management command"),
+    ({"cmd": "record", "frequency": "5x"}, "record", "frequency", "not a frequency"),
+    ({"cmd": "record", "frequency": "1d", "time": "3pm"}, "record", "time", "not a time"),
+    ({"cmd": "record", "frequency": "5m", "time": "03:00"}, "record", "time", "whole days"),
+    ({"cmd": "record", "cron": "0 3 * * *", "frequency": "1d"}, "record", "cron", "not both"),
+    ({"cmd": "record", "cron": "0 25 * * *"}, "record", "cron", "not a valid cron"),
+    ({"cmd": "record", "timezone": "Europe/Atlantis"}, "record", "timezone", "not a known IANA"),
+    ({"cmd": "record", "colour": "blue"}, "record", "colour", "unknown key"),
+    ({"cmd": "record", "cmd_args": "--label x"}, "record", "cmd_args", "list of strings"),
+    ({"cmd": "record", "backfill": "yes"}, "record", "backfill", "True or False"),
+    ({"cmd": "record", "max_backfill": 0}, "record", "max_backfill", "positive number"),
+    ({"cmd": "boom", "backfill": True}, "boom", "backfill", "does not accept --run-time"),
+    ({"cmd": "boom", "last_success": True}, "boom", "last_success", "does not accept --last-success"),
+    ({"cmd": "record", "depends_on": ["ghost"]}, "record", "depends_on", "unknown job 'ghost'"),
+    ({"frequency": "1h"}, "#0", "cmd", "required"),
+]
+
+
+@pytest.mark.parametrize("entry, job, key, message", MISTAKES)
+def test_each_mistake_is_a_check_error_naming_job_and_key(jobs, entry, job, key, message):
+    jobs([entry])
+    errors = check_registry()
+    assert len(errors) >= 1
+    text = errors[0].msg
+    assert f"job {job!r}" in text and f"key {key!r}" in text and message in text
+    assert errors[0].id.startswith("crontabber.E")
+    with pytest.raises(SystemCheckError, match=message):
+        call_command("check")
+    with pytest.raises(CommandError, match=message) as refused:
+        call_command("cronrun")
+    assert "\n" not in str(refused.value)
+
+
+def test_duplicate_names_and_dependency_cycles_are_errors(jobs):
+    jobs([
+        {"cmd": "record"},
+        {"cmd": "record", "frequency": "1h"},
+        {"name": "a", "cmd": "noop", "depends_on": ["b"]},
+        {"name": "b", "cmd": "noop", "depends_on": ["a"]},
+    ])  # fmt: skip
+    messages = [error.msg for error in check_registry()]
+    assert any("job 'record': key 'name': duplicate job name" in m for m in messages)
+    assert any("key 'depends_on': cycle: a -> b -> a" in m for m in messages)
+
+
+def test_the_registry_must_be_a_list(jobs):
+    jobs({"cmd": "record"})
+    assert "must be a list" in check_registry()[0].msg
+
+
+def test_one_command_scheduled_twice_under_two_names(jobs):
+    jobs([
+        {"name": "record-blue", "cmd": "record", "cmd_args": ["--colour", "blue"]},
+        {"name": "record-red", "cmd": "record", "cmd_args": ["--colour", "red"], "frequency": "2h"},
+    ])  # fmt: skip
+    assert check_registry() == []
+    assert [spec.name for spec in load_jobs()] == ["record-blue", "record-red"]
+
+
+def test_defaults(jobs, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    jobs([{"cmd": "record", "time": "02:00"}])
+    (spec,) = load_jobs()
+    assert (spec.name, spec.enabled, spec.backfill, spec.last_success, spec.cmd_args) == (
+        "record", True, False, False, ())  # fmt: skip
+    assert spec.schedule.description == "every 1d at 02:00 Europe/Berlin"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cronrun_refuses_a_bad_registry_with_one_line_and_exit_status_1():
+    registry = json.dumps([{"name": "nightly", "cmd": "record", "frequency": "every night"}])
+    result = manage("cronrun", env=child_env(registry))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: crontabber registry: job 'nightly': key 'frequency': "
+        "'every night' is not a frequency like '5m', '2h' or '1d'"
+    ]
+    assert not Job.objects.exists()
+    check = manage("check", env=child_env(registry))
+    assert check.returncode == 1 and "job 'nightly': key 'frequency'" in check.stderr

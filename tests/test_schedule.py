@@ -1,0 +1,126 @@
+"""Schedules: grids, coalescing inputs, and DST days of 2026 (the property tests are elsewhere)."""
+
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from crontabber.schedule import (
+    ScheduleError,
+    build_schedule,
+    format_instant,
+    parse_instant,
+)
+from tests.helpers import at
+
+
+def take(schedule, after, n, anchor=None):
+    return list(itertools.islice(schedule.slots_after(after, anchor or after), n))
+
+
+def test_minute_frequency_is_a_fixed_grid_from_the_anchor():
+    schedule = build_schedule(frequency="5m")
+    anchor = at("2026-01-01 00:03")
+    assert schedule.first_slot(at("2026-01-01 00:03") + timedelta(seconds=41)) == anchor
+    assert schedule.next_after(anchor, anchor) == at("2026-01-01 00:08")
+    assert schedule.next_after(at("2026-01-01 00:09"), anchor) == at("2026-01-01 00:13")
+    assert schedule.latest_at_or_before(at("2026-01-01 00:17"), anchor) == at("2026-01-01 00:13")
+    assert schedule.latest_at_or_before(at("2026-01-01 00:02"), anchor) is None
+
+
+def test_hour_frequency_keeps_real_spacing_through_dst():
+    schedule = build_schedule(frequency="1h", zone="Europe/Berlin")
+    start = at("2026-10-24 23:00")
+    slots = take(schedule, start, 4, anchor=start)
+    assert [b - a for a, b in itertools.pairwise(slots)] == [timedelta(hours=1)] * 3
+
+
+@pytest.mark.parametrize(
+    "zone, day, wall, expected_utc",
+    [
+        # Spring forward: 02:30 does not happen; the first valid instant after it is 03:00.
+        ("Europe/Berlin", "2026-03-29", "02:30", "2026-03-29 01:00"),
+        ("America/New_York", "2026-03-08", "02:30", "2026-03-08 07:00"),
+        # Fall back: 02:30 (Berlin) and 01:30 (New York) happen twice; the first counts.
+        ("Europe/Berlin", "2026-10-25", "02:30", "2026-10-25 00:30"),
+        ("America/New_York", "2026-11-01", "01:30", "2026-11-01 05:30"),
+    ],
+)
+def test_daily_job_at_a_wall_time_runs_once_on_each_dst_change_day(zone, day, wall, expected_utc):
+    for schedule in (build_schedule(frequency="1d", at=wall, zone=zone),
+                     build_schedule(cron=f"{wall[3:]} {int(wall[:2])} * * *", zone=zone)):  # fmt: skip
+        start = at(day + " 00:00") - timedelta(days=2)
+        slots = take(schedule, start, 5)
+        local_days = [slot.astimezone(schedule.zone).date() for slot in slots]
+        assert len(set(local_days)) == 5, "one slot per calendar day"
+        assert at(expected_utc) in slots
+
+
+def test_daily_frequency_without_time_keeps_the_first_runs_wall_time():
+    schedule = build_schedule(frequency="1d", zone="America/New_York")
+    anchor = at("2026-03-06 15:00")  # 10:00 EST
+    slots = take(schedule, anchor, 4, anchor=anchor)
+    assert [s.astimezone(schedule.zone).strftime("%d %H:%M") for s in slots] == [
+        "07 10:00", "08 10:00", "09 10:00", "10 10:00"]  # fmt: skip
+    assert slots[1] - slots[0] == timedelta(hours=23)  # the short day
+
+
+def test_seven_day_frequency_at_a_time_counts_from_the_first_runs_date():
+    schedule = build_schedule(frequency="7d", at="03:00")
+    seen = at("2026-11-18 10:00")  # a Wednesday, after 03:00
+    first = schedule.first_slot(seen)
+    assert first == at("2026-11-25 03:00")
+    assert schedule.next_after(first, seen) == at("2026-12-02 03:00")
+
+
+def test_cron_with_wildcard_hour_keeps_real_spacing_in_repeated_and_skipped_hours():
+    schedule = build_schedule(cron="*/30 * * * *", zone="Europe/Berlin")
+    back = take(schedule, at("2026-10-24 23:59"), 6)
+    assert [b - a for a, b in itertools.pairwise(back)] == [timedelta(minutes=30)] * 5
+    forward = take(schedule, at("2026-03-28 23:59"), 6)
+    assert [b - a for a, b in itertools.pairwise(forward)] == [timedelta(minutes=30)] * 5
+
+
+def test_cron_names_macros_and_day_fields():
+    assert take(build_schedule(cron="0 9 * * MON-FRI"), at("2026-11-20 10:00"), 2) == [
+        at("2026-11-23 09:00"), at("2026-11-24 09:00")]  # fmt: skip
+    assert take(build_schedule(cron="@monthly"), at("2026-11-20 10:00"), 1) == [at("2026-12-01 00:00")]
+    # Day of month OR day of week when both are restricted (classic cron).
+    either = take(build_schedule(cron="0 0 1 * FRI"), at("2026-11-26 00:00"), 3)
+    assert either == [at("2026-11-27 00:00"), at("2026-12-01 00:00"), at("2026-12-04 00:00")]
+    assert take(build_schedule(cron="0 0 L * *"), at("2026-02-01 00:00"), 1) == [at("2026-02-28 00:00")]
+    assert take(build_schedule(cron="0 0 * * 5#2"), at("2026-11-01 00:00"), 1) == [at("2026-11-13 00:00")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(frequency="5x"), "not a frequency"),
+        (dict(frequency="0m"), "not a frequency"),
+        (dict(frequency="1d", at="25:00"), "not a time"),
+        (dict(frequency="5m", at="03:00"), "whole days"),
+        (dict(cron="61 * * * *"), "not a valid cron"),
+        (dict(cron="0 0 30 2 *"), "never matches"),
+        (dict(cron="@reboot"), "five-field"),
+        (dict(cron="0 0 * * * *"), "five-field"),
+        (dict(cron="0 0 * * *", frequency="1d"), "cannot be combined"),
+        (dict(zone="Mars/Olympus"), "time zone"),
+    ],
+)
+def test_bad_schedules_raise_schedule_error(kwargs, message):
+    with pytest.raises(ScheduleError, match=message):
+        build_schedule(**kwargs)
+
+
+def test_run_time_round_trips_with_a_utc_offset():
+    slot = at("2026-03-29 01:00")
+    text = format_instant(slot)
+    assert text == "2026-03-29T01:00:00+00:00"
+    assert parse_instant(text) == slot
+    assert parse_instant("2026-03-29T03:00:00+02:00") == slot
+
+
+def test_slot_generation_is_lazy():
+    schedule = build_schedule(cron="* * * * *")
+    generator = schedule.slots_after(at("2016-01-01 00:00"), None)
+    assert next(generator) == at("2016-01-01 00:01")  # ten years of minutes are not built
