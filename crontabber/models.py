@@ -20,6 +20,7 @@ class Job(models.Model):
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_expires = models.DateTimeField(null=True, blank=True)
+    taken_over_from = models.CharField(max_length=200, blank=True, help_text="The expired claim the latest claim replaced.")
 
     class Meta:
         ordering = ["name"]
@@ -35,8 +36,9 @@ class Job(models.Model):
 class Log(models.Model):
     """One attempt to run one slot of one job."""
 
+    RUNNING = "running"  # not terminal: the attempt has started and not yet ended
     SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED = "success", "failure", "timeout", "skipped", "interrupted"
-    OUTCOMES = [(o, o) for o in (SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED)]
+    OUTCOMES = [(o, o) for o in (RUNNING, SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED)]
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
     slot = models.DateTimeField()

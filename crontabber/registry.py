@@ -16,7 +16,7 @@ from .schedule import Schedule, ScheduleError, build_schedule, parse_frequency, 
 
 KNOWN_KEYS = {
     "name", "cmd", "cmd_args", "frequency", "time", "cron", "timezone", "enabled",
-    "backfill", "last_success", "max_backfill", "timeout", "depends_on",
+    "backfill", "last_success", "max_backfill", "timeout", "depends_on", "process",
 }  # fmt: skip
 
 
@@ -31,6 +31,7 @@ class JobSpec:
     last_success: bool = False
     max_backfill: int | None = None
     timeout: float | None = None
+    process: bool = False
     depends_on: tuple[str, ...] = field(default=())
 
 
@@ -92,7 +93,7 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
     cmd_args = entry.get("cmd_args", [])
     if not isinstance(cmd_args, (list, tuple)) or not all(isinstance(a, str) for a in cmd_args):
         problem("cmd_args", "must be a list of strings", "crontabber.E004")
-    for key in ("enabled", "backfill", "last_success"):
+    for key in ("enabled", "backfill", "last_success", "process"):
         if key in entry and not _is_bool(entry[key]):
             problem(key, f"must be True or False, not {entry[key]!r}", "crontabber.E004")
     for key in ("max_backfill", "timeout"):
@@ -141,6 +142,7 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
         last_success=entry.get("last_success", False),
         max_backfill=entry.get("max_backfill"),
         timeout=entry.get("timeout"),
+        process=entry.get("process", False),
         depends_on=tuple(depends_on),
     )
     return spec, []

@@ -7,36 +7,25 @@ one Job UPDATE in a transaction, then the release.
 
 from __future__ import annotations
 
-import collections
-import io
 import logging
 import os
 import socket
 import threading
-import time
-import traceback
 import uuid
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
 
-from django.conf import settings
-from django.core.management import call_command
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from . import SkipRun
+from .execution import Attempt, Deadlines, StopRun, run_in_child, run_in_process, setting
 from .models import Job, Log
 from .registry import JobSpec, load_jobs
 from .schedule import format_instant, truncate_to_minute
 
 logger = logging.getLogger("crontabber")
-
-
-def setting(name: str, default):
-    return getattr(settings, name, default)
 
 
 def lease() -> timedelta:
@@ -50,65 +39,6 @@ def retry_delay(error_count: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
 
 
-class StopRun(BaseException):
-    """Raised inside a running job (from a signal handler) to interrupt it.
-    BaseException, so a job's own ``except Exception`` does not swallow it."""
-
-
-class OutputCapture(io.TextIOBase):
-    """A stream that sends each complete line to the crontabber logger and keeps the tail."""
-
-    def __init__(self, job_name: str, tail_chars: int):
-        self.job_name = job_name
-        self.tail_chars = tail_chars
-        self._partial = ""
-        self._tail: collections.deque[str] = collections.deque()
-        self._tail_size = 0
-        self.lines = 0
-
-    def writable(self):
-        return True
-
-    def write(self, text: str) -> int:
-        *lines, self._partial = (self._partial + text).split("\n")
-        for line in lines:
-            self._emit(line)
-        return len(text)
-
-    def _emit(self, line: str) -> None:
-        self.lines += 1
-        logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
-        self._tail.append(line)
-        self._tail_size += len(line) + 1
-        while self._tail_size > self.tail_chars and len(self._tail) > 1:
-            self._tail_size -= len(self._tail.popleft()) + 1
-
-    def finish(self) -> str:
-        """Flush a last unterminated line and return the kept tail."""
-        if self._partial:
-            self._emit(self._partial)
-            self._partial = ""
-        return "\n".join(self._tail)[-self.tail_chars :]
-
-
-@dataclass
-class Attempt:
-    outcome: str
-    duration: float = 0.0
-    output: str = ""
-    error_type: str = ""
-    error_value: str = ""
-    traceback: str = ""
-
-    @property
-    def handled(self) -> bool:
-        return self.outcome in (Log.SUCCESS, Log.SKIPPED)
-
-    @property
-    def is_error(self) -> bool:
-        return self.outcome in (Log.FAILURE, Log.TIMEOUT)
-
-
 def command_arguments(spec: JobSpec, slot: datetime, last_success: datetime | None, extra: dict) -> list[str]:
     argv = list(spec.cmd_args)
     if spec.backfill:
@@ -117,37 +47,6 @@ def command_arguments(spec: JobSpec, slot: datetime, last_success: datetime | No
         argv.append(f"--last-success={format_instant(last_success)}")
     argv += [f"--{key}={value}" for key, value in extra.items()]
     return argv
-
-
-def execute(spec: JobSpec, argv: list[str]) -> Attempt:
-    """Run the job's management command in this process and say how it went."""
-    capture = OutputCapture(spec.name, setting("CRONTABBER_OUTPUT_TAIL_CHARS", 4000))
-    started = time.monotonic()
-    attempt = Attempt(Log.SUCCESS)
-    try:
-        with redirect_stdout(capture), redirect_stderr(capture):
-            call_command(spec.cmd, *argv, stdout=capture, stderr=capture)
-    except SkipRun as skip:
-        attempt = Attempt(Log.SKIPPED, error_value=str(skip))
-    except SystemExit as exit_:
-        if exit_.code not in (None, 0):
-            attempt = _failure(exit_, f"exit status {exit_.code}")
-    except StopRun as stop:
-        attempt = _failure(stop, str(stop) or "stopped", Log.INTERRUPTED)
-    except Exception as error:
-        attempt = _failure(error, str(error))
-    attempt.duration = time.monotonic() - started
-    attempt.output = capture.finish()
-    return attempt
-
-
-def _failure(error: BaseException, value: str, outcome: str = Log.FAILURE) -> Attempt:
-    return Attempt(
-        outcome,
-        error_type=type(error).__name__,
-        error_value=value,
-        traceback="".join(traceback.format_exception(error)),
-    )
 
 
 class Heartbeat:
@@ -211,10 +110,21 @@ class Runner:
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self.out = out  # a writable for one line per attempt, or None
         self.stop_requested = False
+        self.deadlines = Deadlines()
 
     def say(self, text: str) -> None:
         if self.out is not None:
             self.out.write(text)
+
+    def request_stop(self, reason: str, grace: float) -> None:
+        """Start nothing new; the running job may go on for ``grace`` seconds, then it is
+        interrupted, recorded as such and its claim released."""
+        from .execution import CLOCK
+
+        self.stop_requested = True
+        self.deadlines.stop_reason = reason
+        self.deadlines.stop = CLOCK["now"]() + grace
+        self.deadlines.rearm()
 
     # --- the tick ----------------------------------------------------------------------
 
@@ -253,19 +163,22 @@ class Runner:
                 continue
             if force or (next_run is not None and next_run <= now):
                 due.append(spec)
-        if new_jobs and not dry_run:
+        if new_jobs:
             # Another runner may create the same rows at the same moment: first wins.
             Job.objects.bulk_create(new_jobs, ignore_conflicts=True)
-        for spec in self._in_dependency_order(due):
-            if self.stop_requested:
-                break
-            if dry_run:
-                self._plan_dry(spec, now, force, report)
-                continue
-            held_by = rows.get(spec.name)
-            if held_by and held_by[3] and held_by[4] and held_by[4] < now:
-                logger.warning("%s: taking over the claim of %s, expired at %s", spec.name, held_by[3], held_by[4])
-            self._run_job(spec, force, extra or {}, report)
+        if not due:
+            return report
+        self.deadlines.install()
+        try:
+            for spec in self._in_dependency_order(due):
+                if self.stop_requested:
+                    break
+                if dry_run:
+                    self._plan_dry(spec, now, force, report)
+                else:
+                    self._run_job(spec, force, extra or {}, report)
+        finally:
+            self.deadlines.uninstall()
         return report
 
     def _in_dependency_order(self, specs: list[JobSpec]) -> list[JobSpec]:
@@ -330,55 +243,79 @@ class Runner:
         return f"waiting for {', '.join(waiting)} to succeed for {format_instant(slot)}" if waiting else ""
 
     def _claim(self, spec: JobSpec, force: bool) -> bool:
+        """One atomic statement: the job becomes ours if nobody holds a live claim on it
+        (and, unless forced, it is still due). The old holder, if any, is kept."""
         now = timezone.now()
         query = Job.objects.filter(Q(claimed_by="") | Q(claim_expires__lt=now), name=spec.name)
         if not force:
             query = query.filter(next_run__lte=now)
-        return bool(query.update(claimed_by=self.owner, claimed_at=now, claim_expires=now + lease()))
+        # taken_over_from is set first: the SET list reads the old claimed_by everywhere.
+        return bool(query.update(taken_over_from=F("claimed_by"), claimed_by=self.owner, claimed_at=now,
+                                 claim_expires=now + lease()))  # fmt: skip
 
     def _release(self, name: str) -> None:
         Job.objects.filter(name=name, claimed_by=self.owner).update(claimed_by="", claimed_at=None, claim_expires=None)
 
+    def _close_abandoned_attempts(self, job: Job) -> None:
+        """We took the job over from a runner whose claim expired: its unfinished
+        attempts end as interrupted, and their slots run again."""
+        logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
+        Log.objects.filter(job=job, outcome=Log.RUNNING).update(
+            outcome=Log.INTERRUPTED, error_type="Abandoned",
+            error_value=f"runner {job.taken_over_from} stopped without finishing (its claim expired)",
+        )  # fmt: skip
+
     def _run_job(self, spec: JobSpec, force: bool, extra: dict, report: TickReport) -> None:
         if not self._claim(spec, force):
             return  # another runner has it, or it ran since this tick looked
+        released = False
         try:
             with Heartbeat(spec.name, self.owner):
                 job = Job.objects.get(name=spec.name)
-                for slot in self._slots(spec, job, timezone.now(), force):
-                    if self.stop_requested:
-                        break
+                if job.taken_over_from:
+                    self._close_abandoned_attempts(job)
+                slots = self._slots(spec, job, timezone.now(), force)
+                slot = next(slots, None)
+                while slot is not None and not self.stop_requested:
                     waiting = self._dependencies_met(spec, slot)
                     if waiting:
                         report.held.append((spec.name, waiting))
                         self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
                         break
-                    if not self._run_slot(spec, job, slot, extra, report):
+                    following = next(slots, None)
+                    go_on, released = self._run_slot(spec, job, slot, extra, report, last=following is None)
+                    if not go_on:
                         break
+                    slot = following
         finally:
-            self._release(spec.name)
+            if not released:
+                self._release(spec.name)
 
-    def _run_slot(self, spec: JobSpec, job: Job, slot: datetime, extra: dict, report: TickReport) -> bool:
-        """Run one slot and record it. True if the job may go on to its next slot."""
+    def _run_slot(self, spec, job, slot, extra, report, last) -> tuple[bool, bool]:
+        """Run one slot and record it. Returns (may go on to the next slot, claim released)."""
         started_at = timezone.now()
         argv = command_arguments(spec, slot, job.last_success, extra)
+        log = Log.objects.create(job=job, slot=slot, started_at=started_at, duration=0, outcome=Log.RUNNING,
+                                 attempt=job.error_count + 1, host=self.host[:200], pid=self.pid)  # fmt: skip
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
-        attempt = execute(spec, argv)
+        run = run_in_child if spec.process else run_in_process
+        attempt = run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines)
         report.results.append(SlotResult(spec.name, slot, attempt))
         self.say(f"{spec.name} {format_instant(slot)}: {attempt.outcome} ({attempt.duration:.2f} s)\n")
         if attempt.is_error:
             logger.error("%s: slot %s %s: %s: %s", spec.name, format_instant(slot), attempt.outcome,
                          attempt.error_type, attempt.error_value)  # fmt: skip
-        kept = self._record(spec, job, slot, started_at, attempt)
-        return kept and attempt.handled and not self.stop_requested
+        release = last or not attempt.handled or self.stop_requested
+        kept = self._record(spec, job, log, attempt, release)
+        return kept and attempt.handled and not self.stop_requested, release and kept
 
-    def _record(self, spec: JobSpec, job: Job, slot: datetime, started_at: datetime, attempt: Attempt) -> bool:
-        """Write the attempt's Log row and the job's new state together. False if this
-        runner no longer holds the claim (the state is then the new holder's to write)."""
+    def _record(self, spec: JobSpec, job: Job, log: Log, attempt: Attempt, release: bool) -> bool:
+        """Finish the attempt's Log row and write the job's new state together. False if
+        this runner no longer holds the claim (the state is then the new holder's)."""
         now = timezone.now()
-        anchor = job.first_run or truncate_to_minute(started_at)
-        attempt_number = job.error_count + 1  # consecutive errors so far, plus this try
-        job.last_run = started_at
+        slot = log.slot
+        anchor = job.first_run or truncate_to_minute(log.started_at)
+        job.last_run = log.started_at
         if attempt.handled:
             if attempt.outcome == Log.SUCCESS and (job.last_success is None or slot > job.last_success):
                 job.last_success = slot
@@ -392,17 +329,16 @@ class Runner:
             job.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             job.next_run = max(job.next_slot or now, now + retry_delay(job.error_count))
         # An interrupted attempt changes no schedule state: the slot runs again next tick.
+        claim = dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(
+            claim_expires=now + lease())  # fmt: skip
         with transaction.atomic():
-            Log.objects.create(
-                job=job, slot=slot, started_at=started_at, duration=attempt.duration, outcome=attempt.outcome,
-                attempt=attempt_number, error_type=attempt.error_type[:200],
+            Log.objects.filter(pk=log.pk).update(
+                duration=attempt.duration, outcome=attempt.outcome, error_type=attempt.error_type[:200],
                 error_value=attempt.error_value, traceback=attempt.traceback, output=attempt.output,
-                host=self.host[:200], pid=self.pid,
             )  # fmt: skip
             kept = Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(
                 last_run=job.last_run, last_success=job.last_success, next_slot=job.next_slot,
-                next_run=job.next_run, error_count=job.error_count, last_error=job.last_error,
-                claim_expires=now + lease(),
+                next_run=job.next_run, error_count=job.error_count, last_error=job.last_error, **claim,
             )  # fmt: skip
         if not kept:
             logger.error("%s: lost the claim to another runner; its state is left to it", spec.name)

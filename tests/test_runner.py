@@ -162,10 +162,15 @@ def test_a_job_stuck_ongoing_for_a_day_and_ten_minutes_is_taken_over(jobs, caplo
     Job.objects.filter(name="j").update(
         claimed_by="deadhost:4242:cafe", claimed_at=stuck_since, claim_expires=stuck_since + timedelta(minutes=5)
     )
+    Log.objects.create(job=job("j"), slot=stuck_since, started_at=stuck_since, duration=0, outcome="running",
+                       host="deadhost", pid=4242)  # fmt: skip
     tick(stuck_since + timedelta(days=1, minutes=10))
     assert len(control.CALLS) == 2
-    assert "taking over the claim of deadhost:4242:cafe" in caplog.text
+    assert "took over the claim of deadhost:4242:cafe" in caplog.text
     assert job("j").claimed_by == ""
+    abandoned = Log.objects.get(host="deadhost")
+    assert abandoned.outcome == "interrupted" and "deadhost:4242:cafe stopped without finishing" in abandoned.error_value
+    assert outcomes("j")[-1] == (at("2026-05-02 11:00"), "success")
 
 
 def test_a_live_claim_is_respected(jobs):

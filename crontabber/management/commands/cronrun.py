@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from crontabber.runner import Runner, StopRun
+from crontabber.runner import Runner
 from crontabber.schedule import format_instant
 
 from ._common import database_error, registry_or_error
@@ -43,12 +43,9 @@ class Command(BaseCommand):
         previous = self._install_signal_handlers(runner) if not dry_run else {}
         try:
             report = runner.tick(only=jobs, force=force, extra=extra, dry_run=dry_run)
-        except StopRun as stop:
-            raise CommandError(f"stopped: {stop}") from None
         except DatabaseError as error:
             raise database_error(error) from None
         finally:
-            signal.alarm(0)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if dry_run:
@@ -73,25 +70,23 @@ class Command(BaseCommand):
                 self.stdout.write(f"... and {count - shown} more slots of {name}")
 
     def _install_signal_handlers(self, runner):
-        """SIGTERM/SIGINT: finish the running job (up to CRONTABBER_STOP_GRACE_SECONDS),
-        start nothing new, release the claim. A second signal stops the job at once."""
+        """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
+        CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
+        its claim released. A second signal interrupts it at once."""
         grace = getattr(settings, "CRONTABBER_STOP_GRACE_SECONDS", 60)
 
         def on_stop(signum, frame):
             name = signal.Signals(signum).name
             if runner.stop_requested:
-                raise StopRun(f"{name} received twice")
-            runner.stop_requested = True
-            logger.warning("%s received: finishing the running job (at most %s s), then stopping", name, grace)
-            signal.alarm(max(int(grace), 1))
-
-        def on_alarm(signum, frame):
-            raise StopRun(f"still running {grace} s after the stop signal")
+                runner.request_stop(f"{name} received twice", 0)
+                return
+            logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
+            runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
 
         previous = {}
         try:
-            for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGALRM, on_alarm)):
-                previous[signum] = signal.signal(signum, handler)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, on_stop)
         except ValueError:  # not the main thread (call_command from a thread): no handlers
             pass
         return previous

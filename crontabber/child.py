@@ -1,0 +1,30 @@
+"""Runs one management command in its own process for a ``"process": True`` job:
+``python -m crontabber.child COMMAND ARGS...``. Exit status 0 on success,
+75 when the command raised crontabber.SkipRun, 1 on any other error."""
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from crontabber import SkipRun
+    from crontabber.execution import SKIP_EXIT_STATUS
+
+    try:
+        call_command(argv[0], *argv[1:])
+    except SkipRun as skip:
+        print(f"SkipRun: {skip}", file=sys.stderr, flush=True)
+        return SKIP_EXIT_STATUS
+    except CommandError as error:
+        print(f"CommandError: {error}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
