@@ -37,6 +37,9 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+# A range in one term of a field: "5-5", "MON-FRI/2" (names are read by _field_value).
+_RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
+_NAMES = {3: "jan feb mar apr may jun jul aug sep oct nov dec".split(), 4: "sun mon tue wed thu fri sat".split()}
 # How far a search for the next matching day may look before the cron expression
 # is declared unsatisfiable (Feb 29 on a Monday recurs within 28 years).
 _MAX_DAYS_SEARCHED = 366 * 29
@@ -303,6 +306,27 @@ class CronSchedule(Schedule):
         return None
 
 
+def _field_value(text: str, field: int):
+    names = _NAMES.get(field, [])
+    if text.lower() in names:
+        return names.index(text.lower()) + (1 if field == 3 else 0)
+    return int(text) if text.isdigit() else text.lower()
+
+
+def _single_values_for_croniter(fields: list[str]) -> str:
+    """The expression with every one-value range ("5-5", "MON-MON/2") written as its
+    value: croniter reads such a range as the whole cycle ("0 0 * * 6-6" as every day),
+    cron (Debian, cronsim) as that one value."""
+
+    def term(text: str, field: int) -> str:
+        match = _RANGE.match(text)
+        if match and _field_value(match[1], field) == _field_value(match[2], field):
+            return match[1]
+        return text
+
+    return " ".join(",".join(term(text, i) for text in field.split(",")) for i, field in enumerate(fields))
+
+
 def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
     from croniter import croniter  # croniter parses the fields; iteration is ours
 
@@ -312,7 +336,7 @@ def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
     if len(fields) != 5 or text.lower() == "@reboot":
         raise ScheduleError(f"{expression!r} is not a five-field cron expression or a macro such as '@daily'")
     try:
-        expanded, nth = croniter.expand(fields_text)
+        expanded, nth = croniter.expand(_single_values_for_croniter(fields))
     except Exception as error:  # croniter raises several unrelated types
         raise ScheduleError(f"{expression!r} is not a valid cron expression: {error}") from None
 
@@ -353,7 +377,9 @@ def build_schedule(
     frequency = "1d" if frequency is None else frequency
     step = parse_frequency(frequency)
     wall = parse_time(at) if at is not None else None
-    if step % timedelta(days=1) == timedelta(0):
+    # The unit decides, not the length: "24h" is a real-time grid like "1h"; "1d" steps
+    # calendar days (23 or 25 hours long when the clocks change).
+    if _FREQUENCY.match(str(frequency)).group(2) == "d":
         days = step.days
         where = f" at {wall:%H:%M}" if wall else ""
         return CalendarSchedule(days, wall, tz, f"every {frequency.strip()}{where} {tz.key}")

@@ -9,3 +9,5 @@ INSTALLED_APPS = INSTALLED_APPS + ["tests.jobs"]  # noqa: F405
 # Subprocess tests hand their registry to the child through the environment.
 CRONTABBER_JOBS = json.loads(os.environ.get("TEST_CRONTABBER_JOBS", "[]"))
 LOGGING["loggers"]["crontabber"]["handlers"] = []  # noqa: F405  pytest's caplog sees the records
+# ...and any other settings (lease, grace) as JSON.
+globals().update(json.loads(os.environ.get("TEST_SETTINGS", "{}")))

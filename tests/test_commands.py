@@ -98,7 +98,7 @@ def test_cronmarksuccess_at_a_given_time_clears_errors(registry, capsys):
     assert job("daily").last_success == at("2026-05-01 12:00")
 
 
-@pytest.mark.parametrize("command", ["cronlist", "cronreset", "cronmarksuccess"])
+@pytest.mark.parametrize("command", ["cronlist", "cronreset", "cronmarksuccess", "cronunlock"])
 def test_an_unknown_name_changes_nothing(registry, command):
     before = list(Job.objects.order_by("name").values())
     logs = Log.objects.count()
@@ -139,3 +139,28 @@ def test_unknown_name_exits_1_with_one_line_and_no_traceback(command):
     assert result.stderr.strip().splitlines() == ["CommandError: unknown job 'nope'" + (
         "; nothing was changed" if command in ("cronreset", "cronmarksuccess") else "")]  # fmt: skip
     assert not Job.objects.exists()
+
+
+def test_cronunlock_releases_an_expired_claim_and_says_who_held_it(registry, capsys):
+    Job.objects.filter(name="hourly").update(
+        claimed_by="deadhost:7:ab", claimed_at=at("2026-05-01 11:30"), claim_expires=at("2026-05-01 11:35")
+    )
+    Log.objects.create(job=job("hourly"), slot=at("2026-05-01 11:00"), started_at=at("2026-05-01 11:30"),
+                       duration=0, outcome="running")  # fmt: skip
+    run("cronunlock", "hourly", "daily")
+    out = capsys.readouterr().out
+    assert "hourly: released the claim of deadhost:7:ab, held since 2026-05-01 11:30:00Z" in out
+    assert "daily: not claimed" in out
+    assert job("hourly").claimed_by == ""
+    assert not Log.objects.filter(outcome="running").exists()
+
+
+def test_cronunlock_refuses_a_live_claim_without_force(registry, capsys):
+    Job.objects.filter(name="hourly").update(
+        claimed_by="livehost:7:ab", claimed_at=at("2026-05-01 11:59"), claim_expires=at("2026-05-01 12:04")
+    )
+    with pytest.raises(CommandError, match="claim not expired"):
+        run("cronunlock", "hourly")
+    assert job("hourly").claimed_by == "livehost:7:ab"
+    run("cronunlock", "--force", "hourly")
+    assert job("hourly").claimed_by == ""

@@ -120,10 +120,10 @@ CRONTABBER_JOBS = [
         "max_backfill": 48,
     },
     {
-        # Every 15 minutes, told when it last succeeded.
+        # Every 5 minutes from its first run, told when it last succeeded.
         "name": "demo-sync",
         "cmd": "demo_sync",
-        "cron": "*/15 * * * *",
+        "frequency": "5m",
         "last_success": True,
     },
     {

@@ -1,0 +1,198 @@
+"""Many runners and crashes, with real cronrun processes on real PostgreSQL.
+
+Every loop here is bounded in count and in time."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from crontabber.models import Job, Log
+from tests.helpers import ROOT, child_env
+from tests.jobs.models import Execution
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+ROUNDS = int(os.environ.get("CRONTABBER_FAULT_ROUNDS", "4"))
+
+
+def start_runner(registry, settings=None, *args):
+    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings or {}))
+    return subprocess.Popen([sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def finish(process, timeout=60):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def wait_for(predicate, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def backlog(names, hours):
+    """Give each job a backlog: its next slot ``hours`` hours ago, on the hour."""
+    top = timezone.now().replace(minute=0, second=0, microsecond=0)
+    Job.objects.filter(name__in=names).update(
+        first_run=top - timedelta(hours=hours), next_slot=top - timedelta(hours=hours),
+        next_run=top - timedelta(hours=hours), last_success=None,
+    )  # fmt: skip
+    return [top - timedelta(hours=h) for h in range(hours, -1, -1)]
+
+
+def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
+    registry = [{"name": f"job-{n}", "cmd": "work", "cmd_args": ["--label", f"job-{n}"], "cron": "0 * * * *",
+                 "backfill": True} for n in range(50)]  # fmt: skip
+    names = [entry["name"] for entry in registry]
+    for round_ in range(ROUNDS):
+        Execution.objects.all().delete()
+        Log.objects.all().delete()
+        Job.objects.all().delete()
+        Job.objects.bulk_create([Job(name=name) for name in names])
+        slots = backlog(names, 3)
+        runners = [start_runner(registry) for _ in range(4 + round_ % 5)]
+        results = [finish(runner) for runner in runners]
+        assert all(code == 0 for code, _, _ in results), results
+        executions = Counter((e.label, e.slot) for e in Execution.objects.all())
+        expected = {(name, slot.isoformat()) for name in names for slot in slots}
+        assert set(executions) == expected, f"round {round_}: missing {expected - set(executions)}"
+        assert max(executions.values()) == 1, f"round {round_}: ran twice: {executions.most_common(3)}"
+        assert Log.objects.filter(outcome="success").count() == len(expected)
+        assert not Job.objects.exclude(claimed_by="").exists()
+        pids = {e.pid for e in Execution.objects.all()}
+        assert len(pids) > 1, "the runners shared the work"
+
+
+def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concurrently():
+    registry = [{"name": "backfill", "cmd": "work", "cmd_args": ["--label", "backfill", "--seconds", "0.1"],
+                 "cron": "0 * * * *", "backfill": True}]  # fmt: skip
+    Job.objects.create(name="backfill")
+    slots = backlog(["backfill"], 11)
+    fast_lease = {"CRONTABBER_LEASE_SECONDS": 0.5}
+    rng = random.Random(20261123)
+    killed_at = {}  # pid -> when it was killed
+    deadline = time.monotonic() + 90
+    trials = 0
+    while time.monotonic() < deadline and trials < 40:
+        done = Log.objects.filter(outcome="success").values("slot").distinct().count()
+        if done == len(slots):
+            break
+        trials += 1
+        runners = [start_runner(registry, fast_lease) for _ in range(2)]
+        # Kill the runner holding the job at a random moment of its work.
+        def held_by_one_of_them():
+            return any(f":{r.pid}:" in Job.objects.get(name="backfill").claimed_by for r in runners)
+
+        wait_for(held_by_one_of_them, seconds=10)
+        time.sleep(rng.uniform(0.0, 0.4))
+        holder = Job.objects.get(name="backfill").claimed_by
+        victim = next((r for r in runners if f":{r.pid}:" in holder), rng.choice(runners))
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGKILL)
+            killed_at[victim.pid] = time.time()
+        for runner in runners:
+            finish(runner)
+        time.sleep(0.6)  # let a dead runner's claim expire, as it would between ticks
+    assert trials < 40 and time.monotonic() < deadline, "the backlog was not worked off"
+    assert len(killed_at) >= 3, "too few kills to mean anything"
+    successes = {log.slot for log in Log.objects.filter(outcome="success")}
+    assert successes == set(slots), "every slot has a success row"
+    by_slot = defaultdict(list)
+    for e in Execution.objects.all():
+        # A killed runner's job dies with it: its end is the kill.
+        end = e.finished if e.finished is not None else killed_at.get(e.pid, float("inf"))
+        by_slot[e.slot].append((e.started, end))
+    for slot, runs in by_slot.items():
+        runs.sort()
+        for (_, first_end), (second_start, _) in zip(runs, runs[1:]):
+            assert second_start >= first_end, f"slot {slot} ran concurrently"
+    # Attempts cut short by a kill end as interrupted once the job is taken over.
+    assert Log.objects.filter(outcome="interrupted").exists()
+    assert not Log.objects.filter(outcome="running").exists()
+
+
+def test_a_job_running_past_two_lease_lengths_is_not_run_by_a_second_runner():
+    registry = [{"name": "long", "cmd": "work", "cmd_args": ["--label", "long", "--seconds", "3"], "frequency": "1h"}]
+    settings = {"CRONTABBER_LEASE_SECONDS": 1}
+    first = start_runner(registry, settings)
+    assert wait_for(lambda: Execution.objects.exists())
+    others = []
+    for _ in range(5):  # more runners tick while the first one works: 1 s lease, 3 s job
+        others.append(start_runner(registry, settings))
+        time.sleep(0.5)
+    results = [finish(p) for p in [first, *others]]
+    assert all(code == 0 for code, _, _ in results), results
+    assert Execution.objects.count() == 1
+    assert list(Log.objects.values_list("outcome", flat=True)) == ["success"]
+
+
+def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finishes_the_work():
+    registry = [{"name": "cut", "cmd": "work", "cmd_args": ["--label", "cut", "--seconds", "1"],
+                 "cron": "0 * * * *", "backfill": True}]  # fmt: skip
+    settings = {"CRONTABBER_LEASE_SECONDS": 1}
+    Job.objects.create(name="cut")
+    slots = backlog(["cut"], 2)
+    runner = start_runner(registry, settings)
+    assert wait_for(lambda: Execution.objects.exists())
+    with connection.cursor() as cursor:  # the server drops every other connection to this database
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    code, out, err = finish(runner)
+    assert code == 1
+    assert "Traceback" not in err
+    # Log lines may come before it; the command's own error is one line, the last.
+    assert err.strip().splitlines()[-1].startswith("CommandError: database error: "), err
+    time.sleep(1.1)  # the claim it could not release expires
+    code, out, err = finish(start_runner(registry, settings))
+    assert code == 0, err
+    assert {log.slot for log in Log.objects.filter(outcome="success")} == set(slots)
+    assert Job.objects.get(name="cut").claimed_by == ""
+
+
+def test_sigterm_lets_the_running_job_finish_and_starts_nothing_new():
+    registry = [{"name": f"w{n}", "cmd": "work", "cmd_args": ["--label", f"w{n}", "--seconds", "1"],
+                 "frequency": "1h"} for n in range(3)]  # fmt: skip
+    runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 30})
+    assert wait_for(lambda: Execution.objects.exists())
+    runner.send_signal(signal.SIGTERM)
+    code, out, err = finish(runner)
+    assert code == 0, err
+    assert list(Log.objects.values_list("outcome", flat=True)) == ["success"]
+    assert not Job.objects.exclude(claimed_by="").exists()
+
+
+def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_once():
+    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "20"],
+                 "frequency": "1h"}]  # fmt: skip
+    settings = {"CRONTABBER_STOP_GRACE_SECONDS": 0.5, "CRONTABBER_LEASE_SECONDS": 600}
+    runner = start_runner(registry, settings)
+    assert wait_for(lambda: Execution.objects.exists())
+    runner.send_signal(signal.SIGTERM)
+    code, out, err = finish(runner, timeout=15)
+    assert code == 0, err
+    log = Log.objects.get()
+    assert log.outcome == "interrupted" and "SIGTERM" in log.error_value
+    job = Job.objects.get(name="slow")
+    assert job.claimed_by == "" and job.error_count == 0 and job.next_run <= timezone.now()
+    # The next runner resumes at once, without waiting for the 10-minute lease.
+    Execution.objects.all().delete()
+    quick = [{**registry[0], "cmd_args": ["--label", "slow"]}]
+    code, out, err = finish(start_runner(quick, settings))
+    assert code == 0 and Execution.objects.count() == 1
+    assert list(Log.objects.order_by("id").values_list("outcome", flat=True)) == ["interrupted", "success"]

@@ -1,0 +1,68 @@
+"""Timeouts: a hung job is stopped, recorded as timed out, and the tick goes on."""
+
+import pytest
+from django.core.management import call_command
+
+from crontabber.models import Job, Log
+from tests.helpers import child_env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def child_database(monkeypatch):
+    """Child-process jobs connect where this test's database is."""
+    for key, value in child_env().items():
+        if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+            monkeypatch.setenv(key, value)
+
+
+def test_an_in_process_job_past_its_timeout_is_stopped_and_the_tick_goes_on(jobs):
+    jobs([
+        {"name": "hung", "cmd": "work", "cmd_args": ["--seconds", "30"], "frequency": "1h", "timeout": 0.5},
+        {"name": "next", "cmd": "record", "frequency": "1h"},
+    ])  # fmt: skip
+    call_command("cronrun")
+    hung = Log.objects.get(job__name="hung")
+    assert hung.outcome == "timeout" and 0.4 < hung.duration < 5
+    assert "timeout 0.5 s" in hung.error_value and "working 30.0 s" in hung.output
+    state = Job.objects.get(name="hung")
+    assert state.error_count == 1 and state.last_success is None and state.claimed_by == ""
+    assert Log.objects.get(job__name="next").outcome == "success"
+
+
+@pytest.mark.parametrize("ignore_term", [False, True])
+def test_a_child_process_job_past_its_timeout_is_terminated_then_killed(jobs, settings, child_database, ignore_term):
+    settings.CRONTABBER_KILL_GRACE_SECONDS = 1
+    args = ["--seconds", "30"] + (["--ignore-term"] if ignore_term else [])
+    jobs([{"name": "hung", "cmd": "work", "cmd_args": args, "frequency": "1h", "timeout": 2, "process": True}])
+    call_command("cronrun")
+    hung = Log.objects.get(job__name="hung")
+    assert hung.outcome == "timeout", hung.output
+    assert 1.9 < hung.duration < (8 if ignore_term else 6)
+    assert "working 30.0 s" in hung.output
+
+
+def test_a_child_process_job_reports_success_skip_and_failure(jobs, child_database):
+    jobs([
+        {"name": "ok", "cmd": "chatty", "frequency": "1h", "process": True},
+        {"name": "skip", "cmd": "skipper", "frequency": "1h", "process": True},
+        {"name": "bad", "cmd": "boom", "frequency": "1h", "process": True},
+    ])  # fmt: skip
+    call_command("cronrun")
+    logs = {log.job.name: log for log in Log.objects.select_related("job")}
+    assert logs["ok"].outcome == "success" and "line 2" in logs["ok"].output
+    assert (logs["skip"].outcome, logs["skip"].error_value) == ("skipped", "no new rows")
+    assert logs["bad"].outcome == "failure"
+    assert logs["bad"].error_value.startswith("exit status 1: RuntimeError: boom")
+    assert "about to fail" in logs["bad"].output
+
+
+def test_the_registry_accepts_process_and_timeout(jobs):
+    from crontabber.registry import check_registry
+
+    jobs([{"cmd": "record", "timeout": 10, "process": True}])
+    assert check_registry() == []
+    jobs([{"cmd": "record", "timeout": -1, "process": "yes"}])
+    assert {e.msg.split(":")[1].strip() for e in check_registry()} == {"key 'timeout'", "key 'process'"}
+
