@@ -21,6 +21,16 @@ class Job(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_expires = models.DateTimeField(null=True, blank=True)
     taken_over_from = models.CharField(max_length=200, blank=True, help_text="The expired claim the latest claim replaced.")
+    last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    # Operators' controls (admin), obeyed by every runner.
+    enabled_override = models.BooleanField(
+        null=True, blank=True, help_text="Enable or disable the job regardless of the registry; empty: the registry decides."
+    )
+    schedule_override = models.CharField(
+        max_length=200, blank=True,
+        help_text="Replaces the registry's schedule while set: times 'HH:MM,HH:MM' or an interval such as '30m', '2h', '1d'.",
+    )  # fmt: skip
+    run_requested = models.DateTimeField(null=True, blank=True, help_text="Run on the next tick, whatever the schedule.")
 
     class Meta:
         ordering = ["name"]
@@ -59,3 +69,24 @@ class Log(models.Model):
 
     def __str__(self):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class Control(models.Model):
+    """One row shared by every runner: the hold switch and the last tick."""
+
+    hold_all = models.BooleanField(default=False, help_text="While set, no runner starts any job.")
+    held_by = models.CharField(max_length=150, blank=True)
+    held_since = models.DateTimeField(null=True, blank=True)
+    last_tick = models.DateTimeField(null=True, blank=True, help_text="When any runner last ticked.")
+    last_tick_by = models.CharField(max_length=200, blank=True)
+    last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
+
+    class Meta:
+        verbose_name = "control"
+
+    def __str__(self):
+        return "all jobs held" if self.hold_all else "running normally"
+
+    @classmethod
+    def get(cls):
+        return cls.objects.get_or_create(pk=1)[0]

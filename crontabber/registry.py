@@ -6,13 +6,13 @@ deploy that changes the registry takes effect on the next tick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
-from .schedule import Schedule, ScheduleError, build_schedule, parse_frequency, parse_time, parse_zone
+from .schedule import Schedule, ScheduleError, build_override, build_schedule, parse_frequency, parse_time, parse_zone
 
 KNOWN_KEYS = {
     "name", "cmd", "cmd_args", "frequency", "time", "cron", "timezone", "enabled",
@@ -33,6 +33,17 @@ class JobSpec:
     timeout: float | None = None
     process: bool = False
     depends_on: tuple[str, ...] = field(default=())
+    zone: str = "UTC"
+
+    def with_overrides(self, enabled: bool | None, schedule: str) -> "JobSpec":
+        """This job as an operator changed it (admin): enabled or not, another schedule.
+        A schedule override that no longer parses is ignored (and logged by the caller)."""
+        changes = {}
+        if enabled is not None and enabled != self.enabled:
+            changes["enabled"] = enabled
+        if schedule:
+            changes["schedule"] = build_override(schedule, self.zone)
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,7 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
         max_backfill=entry.get("max_backfill"),
         timeout=entry.get("timeout"),
         process=entry.get("process", False),
+        zone=zone,
         depends_on=tuple(depends_on),
     )
     return spec, []

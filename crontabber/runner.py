@@ -20,10 +20,11 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .execution import Attempt, Deadlines, StopRun, run_in_child, run_in_process, setting
-from .models import Job, Log
+from . import signals
+from .execution import CLOCK, Attempt, Deadlines, run_in_child, run_in_process, setting
+from .models import Control, Job, Log
 from .registry import JobSpec, load_jobs
-from .schedule import format_instant, truncate_to_minute
+from .schedule import ScheduleError, format_instant, truncate_to_minute
 
 logger = logging.getLogger("crontabber")
 
@@ -93,12 +94,43 @@ class SlotResult:
 @dataclass
 class TickReport:
     results: list[SlotResult] = field(default_factory=list)
-    planned: list[tuple[str, datetime]] = field(default_factory=list)  # dry run
+    # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
+    # more follow up to the given last one. Never a list of every missed slot.
+    planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
     held: list[tuple[str, str]] = field(default_factory=list)  # (job, reason)
+    held_all: str = ""
 
     @property
     def failed(self) -> list[SlotResult]:
         return [r for r in self.results if not r.attempt.handled]
+
+
+# What one tick reads of every job, in one query.
+ROW_FIELDS = ("name", "next_run", "schedule", "claimed_by", "claim_expires", "enabled_override",
+              "schedule_override", "run_requested")  # fmt: skip
+
+
+def purge_due(control: Control, now: datetime) -> bool:
+    return control.last_purge is None or now - control.last_purge >= timedelta(hours=1)
+
+
+def purge_old_logs(now: datetime) -> int:
+    """Delete Log rows older than CRONTABBER_LOG_RETENTION_DAYS, in batches of at most
+    CRONTABBER_LOG_PURGE_BATCH rows and at most 10 batches a tick; the rest go next tick."""
+    cutoff = now - timedelta(days=setting("CRONTABBER_LOG_RETENTION_DAYS", 90))
+    batch = setting("CRONTABBER_LOG_PURGE_BATCH", 1000)
+    deleted = 0
+    for _ in range(10):
+        ids = list(Log.objects.filter(started_at__lt=cutoff).exclude(outcome=Log.RUNNING)
+                   .values_list("pk", flat=True)[:batch])  # fmt: skip
+        if ids:
+            deleted += Log.objects.filter(pk__in=ids)._raw_delete(Log.objects.db)
+        if len(ids) < batch:
+            Control.objects.filter(pk=1).update(last_purge=now)
+            break
+    if deleted:
+        logger.info("deleted %s log rows older than %s", deleted, cutoff)
+    return deleted
 
 
 class Runner:
@@ -119,8 +151,6 @@ class Runner:
     def request_stop(self, reason: str, grace: float) -> None:
         """Start nothing new; the running job may go on for ``grace`` seconds, then it is
         interrupted, recorded as such and its claim released."""
-        from .execution import CLOCK
-
         self.stop_requested = True
         self.deadlines.stop_reason = reason
         self.deadlines.stop = CLOCK["now"]() + grace
@@ -136,15 +166,21 @@ class Runner:
             by_name = {spec.name: spec for spec in specs}
             specs = [by_name[name] for name in only]
         now = timezone.now()
-        rows = {
-            row[0]: row
-            for row in Job.objects.values_list("name", "next_run", "schedule", "claimed_by", "claim_expires")
-        }
         report = TickReport()
-        due: list[JobSpec] = []
+        control = self._control(now, dry_run)
+        if control.hold_all and not force:
+            report.held_all = f"all jobs are held by {control.held_by or 'an operator'} since {control.held_since}"
+            self.say(f"{report.held_all}; nothing runs\n")
+            return report
+        if not dry_run and purge_due(control, now):
+            purge_old_logs(now)
+        rows = {row[0]: row for row in Job.objects.values_list(*ROW_FIELDS)}
+        due: list[tuple[JobSpec, bool]] = []  # (spec, forced)
         new_jobs = []
         for spec in specs:
             row = rows.get(spec.name)
+            if row is not None:
+                spec = self._effective(spec, row)
             if row is None or row[1] is None:  # never seen, or reset: starts as new
                 next_run = spec.schedule.first_slot(now)
                 fresh = dict(schedule=spec.schedule.description, first_run=truncate_to_minute(now),
@@ -159,10 +195,11 @@ class Runner:
                 next_run = row[1]
                 if row[2] != spec.schedule.description and not dry_run:
                     next_run = self._realign(spec, now)
-            if not (spec.enabled or force):
+            requested = row is not None and row[7] is not None  # "run now" from the admin
+            if not (spec.enabled or force or requested):
                 continue
-            if force or (next_run is not None and next_run <= now):
-                due.append(spec)
+            if force or requested or (next_run is not None and next_run <= now):
+                due.append((spec, force or requested))
         if new_jobs:
             # Another runner may create the same rows at the same moment: first wins.
             Job.objects.bulk_create(new_jobs, ignore_conflicts=True)
@@ -170,50 +207,68 @@ class Runner:
             return report
         self.deadlines.install()
         try:
-            for spec in self._in_dependency_order(due):
+            for spec, forced in self._in_dependency_order(due):
                 if self.stop_requested:
                     break
                 if dry_run:
-                    self._plan_dry(spec, now, force, report)
+                    self._plan_dry(spec, now, forced, report)
                 else:
-                    self._run_job(spec, force, extra or {}, report)
+                    self._run_job(spec, forced, extra or {}, report)
         finally:
             self.deadlines.uninstall()
         return report
 
-    def _in_dependency_order(self, specs: list[JobSpec]) -> list[JobSpec]:
+    def _control(self, now: datetime, dry_run: bool) -> Control:
+        """The shared switches; a real tick also records itself as the last tick."""
+        control = Control.objects.filter(pk=1).first()
+        if control is None:
+            control = Control.objects.get_or_create(pk=1)[0]
+        if not dry_run:
+            Control.objects.filter(pk=1).update(last_tick=now, last_tick_by=self.owner)
+        return control
+
+    def _effective(self, spec: JobSpec, row) -> JobSpec:
+        if row[5] is None and not row[6]:
+            return spec
+        try:
+            return spec.with_overrides(row[5], row[6])
+        except ScheduleError as error:
+            logger.error("%s: ignoring the schedule override %r: %s", spec.name, row[6], error)
+            return spec.with_overrides(row[5], "")
+
+    def _in_dependency_order(self, due: list[tuple[JobSpec, bool]]) -> list[tuple[JobSpec, bool]]:
         """Due jobs with each job after the due jobs it depends on (registry order otherwise)."""
-        by_name = {spec.name: spec for spec in specs}
+        by_name = {spec.name: (spec, forced) for spec, forced in due}
         ordered, placed = [], set()
 
-        def place(spec: JobSpec) -> None:
-            if spec.name in placed:
+        def place(name: str) -> None:
+            if name in placed:
                 return
-            placed.add(spec.name)
-            for dep in spec.depends_on:
+            placed.add(name)
+            for dep in by_name[name][0].depends_on:
                 if dep in by_name:
-                    place(by_name[dep])
-            ordered.append(spec)
+                    place(dep)
+            ordered.append(by_name[name])
 
-        for spec in specs:
-            place(spec)
+        for spec, _ in due:
+            place(spec.name)
         return ordered
 
     def _realign(self, spec: JobSpec, now: datetime) -> datetime | None:
-        """The registry changed this job's schedule: its next slot is the first slot of
-        the new schedule at or after the old one (so a backlog is kept, not lost)."""
+        """The job's schedule changed (registry or override): its next slot becomes the
+        new schedule's first slot after the last slot it handled, so a backlog is kept and
+        the new schedule takes effect at once."""
         job = Job.objects.get(name=spec.name)
         anchor = job.first_run or truncate_to_minute(now)
-        if job.next_slot is None:
-            next_slot = spec.schedule.first_slot(now)
-        else:
-            next_slot = spec.schedule.next_after(job.next_slot - timedelta(microseconds=1), anchor)
+        handled = [t for t in (job.last_success, job.last_skipped) if t is not None]
+        after = max(handled) if handled else anchor - timedelta(microseconds=1)
+        next_slot = spec.schedule.next_after(after, anchor)
         next_run = max(next_slot, job.next_run) if job.error_count and job.next_run else next_slot
         free = Q(claimed_by="") | Q(claim_expires__lt=now)
         updated = Job.objects.filter(free, pk=job.pk, schedule=job.schedule).update(
             schedule=spec.schedule.description, next_slot=next_slot, next_run=next_run
         )
-        logger.info("%s: schedule changed to %s; next slot %s", spec.name, spec.schedule, next_slot)
+        logger.info("%s: schedule is now %s; next slot %s", spec.name, spec.schedule, next_slot)
         return next_run if updated else job.next_run
 
     # --- one job -------------------------------------------------------------------------
@@ -297,6 +352,7 @@ class Runner:
         argv = command_arguments(spec, slot, job.last_success, extra)
         log = Log.objects.create(job=job, slot=slot, started_at=started_at, duration=0, outcome=Log.RUNNING,
                                  attempt=job.error_count + 1, host=self.host[:200], pid=self.pid)  # fmt: skip
+        self._send(signals.attempt_started, spec=spec, job=job, log=log)
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
         run = run_in_child if spec.process else run_in_process
         attempt = run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines)
@@ -305,9 +361,18 @@ class Runner:
         if attempt.is_error:
             logger.error("%s: slot %s %s: %s: %s", spec.name, format_instant(slot), attempt.outcome,
                          attempt.error_type, attempt.error_value)  # fmt: skip
+        previous_errors = job.error_count
         release = last or not attempt.handled or self.stop_requested
         kept = self._record(spec, job, log, attempt, release)
+        if kept:
+            self._send(signals.attempt_finished, spec=spec, job=job, log=log, attempt=attempt,
+                       previous_error_count=previous_errors)  # fmt: skip
         return kept and attempt.handled and not self.stop_requested, release and kept
+
+    def _send(self, signal, **kwargs) -> None:
+        for receiver, error in signal.send_robust(sender=Job, **kwargs):
+            if isinstance(error, Exception):
+                logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
 
     def _record(self, spec: JobSpec, job: Job, log: Log, attempt: Attempt, release: bool) -> bool:
         """Finish the attempt's Log row and write the job's new state together. False if
@@ -319,6 +384,8 @@ class Runner:
         if attempt.handled:
             if attempt.outcome == Log.SUCCESS and (job.last_success is None or slot > job.last_success):
                 job.last_success = slot
+            if attempt.outcome == Log.SKIPPED:
+                job.last_skipped = slot
             if job.next_slot is None or slot >= job.next_slot:  # a forced extra run leaves the grid alone
                 job.next_slot = spec.schedule.next_after(slot, anchor)
             job.next_run = job.next_slot
@@ -329,16 +396,18 @@ class Runner:
             job.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             job.next_run = max(job.next_slot or now, now + retry_delay(job.error_count))
         # An interrupted attempt changes no schedule state: the slot runs again next tick.
+        if attempt.outcome != Log.INTERRUPTED:
+            job.run_requested = None  # a "run now" is served by any finished attempt
         claim = dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(
             claim_expires=now + lease())  # fmt: skip
+        log.duration, log.outcome, log.error_type = attempt.duration, attempt.outcome, attempt.error_type[:200]
+        log.error_value, log.traceback, log.output = attempt.error_value, attempt.traceback, attempt.output
         with transaction.atomic():
-            Log.objects.filter(pk=log.pk).update(
-                duration=attempt.duration, outcome=attempt.outcome, error_type=attempt.error_type[:200],
-                error_value=attempt.error_value, traceback=attempt.traceback, output=attempt.output,
-            )  # fmt: skip
+            log.save(update_fields=["duration", "outcome", "error_type", "error_value", "traceback", "output"])
             kept = Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(
-                last_run=job.last_run, last_success=job.last_success, next_slot=job.next_slot,
-                next_run=job.next_run, error_count=job.error_count, last_error=job.last_error, **claim,
+                last_run=job.last_run, last_success=job.last_success, last_skipped=job.last_skipped,
+                next_slot=job.next_slot, next_run=job.next_run, error_count=job.error_count,
+                last_error=job.last_error, run_requested=job.run_requested, **claim,
             )  # fmt: skip
         if not kept:
             logger.error("%s: lost the claim to another runner; its state is left to it", spec.name)
@@ -350,5 +419,15 @@ class Runner:
         job = Job.objects.filter(name=spec.name).first() or Job(
             name=spec.name, first_run=truncate_to_minute(now), next_slot=spec.schedule.first_slot(now)
         )
-        for slot in self._slots(spec, job, now, force):
-            report.planned.append((spec.name, slot))
+        slots = self._slots(spec, job, now, force)
+        shown = list(islice(slots, setting("CRONTABBER_DRY_RUN_SHOWN", 20)))
+        if not shown:
+            return
+        more = next(slots, None) is not None
+        last = None
+        if more:  # the last due slot, found without walking the backlog
+            anchor = job.first_run or truncate_to_minute(now)
+            last = spec.schedule.latest_at_or_before(now, anchor)
+            if spec.max_backfill:
+                last = None  # bounded: the tick stops before the last one; say "more"
+        report.planned[spec.name] = (shown, last if more else None, more)

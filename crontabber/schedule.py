@@ -402,3 +402,37 @@ def parse_instant(text: str, default_zone=UTC) -> datetime:
 def format_instant(instant: datetime) -> str:
     """The form passed as --run-time and --last-success: ISO 8601, UTC offset."""
     return to_utc(instant).isoformat()
+
+
+@dataclass(frozen=True)
+class UnionSchedule(Schedule):
+    """Every slot of any of ``parts`` (each slot once)."""
+
+    parts: tuple[Schedule, ...]
+    description: str
+
+    def first_slot(self, seen):
+        return min(part.first_slot(seen) for part in self.parts)
+
+    def next_after(self, instant, anchor):
+        found = [s for part in self.parts if (s := part.next_after(instant, anchor)) is not None]
+        return min(found, default=None)
+
+    def latest_at_or_before(self, instant, anchor):
+        found = [s for part in self.parts if (s := part.latest_at_or_before(instant, anchor)) is not None]
+        return max(found, default=None)
+
+
+def build_override(text: str, zone: str = "UTC") -> Schedule:
+    """An operator's schedule override: an interval ('30m', '2h', '1d') or daily wall
+    times ('03:00' or '03:00,15:30'), read in ``zone``."""
+    text = str(text).strip()
+    if ":" not in text:
+        return build_schedule(frequency=text, zone=zone)
+    times = sorted({parse_time(part) for part in text.split(",") if part.strip()})
+    if not times:
+        raise ScheduleError(f"{text!r} is neither times like '03:00,15:30' nor an interval like '2h'")
+    parts = tuple(build_schedule(frequency="1d", at=f"{t:%H:%M}", zone=zone) for t in times)
+    if len(parts) == 1:
+        return parts[0]
+    return UnionSchedule(parts, f"daily at {','.join(f'{t:%H:%M}' for t in times)} {parse_zone(zone).key}")

@@ -57,17 +57,16 @@ class Command(BaseCommand):
                                + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed))  # fmt: skip
 
     def _print_plan(self, report):
+        if report.held_all:
+            return
         if not report.planned:
             self.stdout.write("nothing is due")
-        shown = getattr(settings, "CRONTABBER_DRY_RUN_SHOWN", 20)
-        counts = {}
-        for name, slot in report.planned:
-            counts[name] = counts.get(name, 0) + 1
-            if counts[name] <= shown:
+        for name, (shown, last, more) in report.planned.items():
+            for slot in shown:
                 self.stdout.write(f"would run {name} for {format_instant(slot)}")
-        for name, count in counts.items():
-            if count > shown:
-                self.stdout.write(f"... and {count - shown} more slots of {name}")
+            if more:
+                through = f" through {format_instant(last)}" if last else " (the rest on later ticks)"
+                self.stdout.write(f"... and more slots of {name}{through}")
 
     def _install_signal_handlers(self, runner):
         """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
