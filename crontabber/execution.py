@@ -58,6 +58,7 @@ class Attempt:
     error_type: str = ""
     error_value: str = ""
     traceback: str = ""
+    exception: BaseException | None = None  # in-process failures only; not stored
 
     @property
     def handled(self) -> bool:
@@ -171,6 +172,7 @@ def _failure(error: BaseException, value: str, outcome: str = Log.FAILURE) -> At
         error_type=type(error).__name__,
         error_value=value,
         traceback="".join(traceback.format_exception(error)),
+        exception=error,
     )
 
 

@@ -16,7 +16,7 @@ from .schedule import Schedule, ScheduleError, build_override, build_schedule, p
 
 KNOWN_KEYS = {
     "name", "cmd", "cmd_args", "frequency", "time", "cron", "timezone", "enabled",
-    "backfill", "last_success", "max_backfill", "timeout", "depends_on", "process",
+    "backfill", "last_success", "max_backfill", "timeout", "depends_on", "process", "notify_on_success",
 }  # fmt: skip
 
 
@@ -32,6 +32,7 @@ class JobSpec:
     max_backfill: int | None = None
     timeout: float | None = None
     process: bool = False
+    notify_on_success: bool = False
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
 
@@ -104,7 +105,7 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
     cmd_args = entry.get("cmd_args", [])
     if not isinstance(cmd_args, (list, tuple)) or not all(isinstance(a, str) for a in cmd_args):
         problem("cmd_args", "must be a list of strings", "crontabber.E004")
-    for key in ("enabled", "backfill", "last_success", "process"):
+    for key in ("enabled", "backfill", "last_success", "process", "notify_on_success"):
         if key in entry and not _is_bool(entry[key]):
             problem(key, f"must be True or False, not {entry[key]!r}", "crontabber.E004")
     for key in ("max_backfill", "timeout"):
@@ -154,6 +155,7 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
         max_backfill=entry.get("max_backfill"),
         timeout=entry.get("timeout"),
         process=entry.get("process", False),
+        notify_on_success=entry.get("notify_on_success", False),
         zone=zone,
         depends_on=tuple(depends_on),
     )

@@ -39,7 +39,10 @@ _MACROS = {
 }
 # A range in one term of a field: "5-5", "MON-FRI/2" (names are read by _field_value).
 _RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
-_NAMES = {3: "jan feb mar apr may jun jul aug sep oct nov dec".split(), 4: "sun mon tue wed thu fri sat".split()}
+_NAMES = {
+    3: "jan feb mar apr may jun jul aug sep oct nov dec".split(),
+    4: "sun mon tue wed thu fri sat".split(),
+}
 # How far a search for the next matching day may look before the cron expression
 # is declared unsatisfiable (Feb 29 on a Monday recurs within 28 years).
 _MAX_DAYS_SEARCHED = 366 * 29
@@ -220,7 +223,7 @@ class CronSchedule(Schedule):
     days_of_month: frozenset  # ints and 'l' (last day of the month); empty = any
     months: frozenset  # empty = any
     days_of_week: frozenset  # 0 = Sunday; empty = any
-    nth_weekday: dict  # day of week -> {n}: "5#2" is the second Friday
+    nth_weekday: dict  # day of week -> {n}: "5#2" is the second Friday, "L5" ({'l'}) the last
     days_and: bool  # both day fields must match (one of them starts with '*')
     real_time: bool  # minute or hour field starts with '*': keep real elapsed spacing
     zone: ZoneInfo
@@ -237,8 +240,9 @@ class CronSchedule(Schedule):
         )
         dow = (day.weekday() + 1) % 7
         nth = self.nth_weekday.get(dow)
+        last = (day + timedelta(days=7)).month != day.month
         dow_ok = not self.days_of_week or (
-            dow in self.days_of_week and (not nth or (day.day - 1) // 7 + 1 in nth)
+            dow in self.days_of_week and (not nth or (day.day - 1) // 7 + 1 in nth or ("l" in nth and last))
         )
         if self.days_and or not self.days_of_month or not self.days_of_week:
             return dom_ok and dow_ok
@@ -335,6 +339,9 @@ def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
     fields = fields_text.split()
     if len(fields) != 5 or text.lower() == "@reboot":
         raise ScheduleError(f"{expression!r} is not a five-field cron expression or a macro such as '@daily'")
+    if "w" in fields[2].lower():
+        # croniter accepts "15W" (the weekday nearest the 15th) but expands it to plain 15.
+        raise ScheduleError(f"{expression!r}: 'W' (nearest weekday) is not supported")
     try:
         expanded, nth = croniter.expand(_single_values_for_croniter(fields))
     except Exception as error:  # croniter raises several unrelated types
