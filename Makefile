@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres postgres check bench clean
+.PHONY: run test test-sqlite test-postgres postgres chromium check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,14 +22,22 @@ run: $(STAMP)
 # The whole suite on SQLite, then on PostgreSQL (started if it is not running).
 test: test-sqlite test-postgres
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) chromium
 	DATABASE_URL=sqlite:///var/crontabber.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: $(STAMP) postgres
+test-postgres: $(STAMP) postgres chromium
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 postgres:
 	bin/ensure_postgres.sh
+
+# tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
+# which downloads browsers). Installed here when missing; where it cannot be (not root, no
+# apt), the browser tests are skipped and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q chromium) || \
+	  echo "chromium could not be installed: the browser tests will be skipped" >&2
 
 check: $(STAMP)
 	$(PY) webapp/manage.py check

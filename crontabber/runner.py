@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from . import signals
@@ -27,6 +27,9 @@ from .registry import JobSpec, load_jobs
 from .schedule import ScheduleError, format_instant, truncate_to_minute
 
 logger = logging.getLogger("crontabber")
+# One line per failed attempt. Its own logger, so that Sentry's logging integration can
+# ignore it: crontabber.notify captures the attempt itself, with its exception and tags.
+failure_logger = logging.getLogger("crontabber.failures")
 
 
 def lease() -> timedelta:
@@ -359,8 +362,8 @@ class Runner:
         report.results.append(SlotResult(spec.name, slot, attempt))
         self.say(f"{spec.name} {format_instant(slot)}: {attempt.outcome} ({attempt.duration:.2f} s)\n")
         if attempt.is_error:
-            logger.error("%s: slot %s %s: %s: %s", spec.name, format_instant(slot), attempt.outcome,
-                         attempt.error_type, attempt.error_value)  # fmt: skip
+            failure_logger.error("%s: slot %s %s: %s: %s", spec.name, format_instant(slot), attempt.outcome,
+                                 attempt.error_type, attempt.error_value)  # fmt: skip
         previous_errors = job.error_count
         release = last or not attempt.handled or self.stop_requested
         kept = self._record(spec, job, log, attempt, release)
@@ -396,8 +399,10 @@ class Runner:
             job.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             job.next_run = max(job.next_slot or now, now + retry_delay(job.error_count))
         # An interrupted attempt changes no schedule state: the slot runs again next tick.
+        # A finished attempt serves a "run now" requested before it started, not a later one.
+        run_requested = F("run_requested")
         if attempt.outcome != Log.INTERRUPTED:
-            job.run_requested = None  # a "run now" is served by any finished attempt
+            run_requested = Case(When(run_requested__lte=log.started_at, then=None), default=F("run_requested"))
         claim = dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(
             claim_expires=now + lease())  # fmt: skip
         log.duration, log.outcome, log.error_type = attempt.duration, attempt.outcome, attempt.error_type[:200]
@@ -407,7 +412,7 @@ class Runner:
             kept = Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(
                 last_run=job.last_run, last_success=job.last_success, last_skipped=job.last_skipped,
                 next_slot=job.next_slot, next_run=job.next_run, error_count=job.error_count,
-                last_error=job.last_error, run_requested=job.run_requested, **claim,
+                last_error=job.last_error, run_requested=run_requested, **claim,
             )  # fmt: skip
         if not kept:
             logger.error("%s: lost the claim to another runner; its state is left to it", spec.name)

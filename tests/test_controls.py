@@ -156,3 +156,21 @@ def test_dry_run_of_a_job_a_year_behind_lists_a_few_slots_and_where_they_end(job
     assert out[0] == "would run far for 2025-05-01T00:05:00+00:00"
     assert out[-1] == "... and more slots of far through 2026-05-01T00:00:00+00:00"
     assert len(out) == 21
+
+
+def test_run_now_requested_while_the_job_runs_is_kept_for_the_next_tick(jobs):
+    jobs([{"name": "j", "cmd": "record", "frequency": "1d", "time": "03:00"}])
+    tick(at("2026-05-01 10:00"))
+    Job.objects.filter(name="j").update(run_requested=at("2026-05-01 10:05"))
+
+    def request_again(**kwargs):  # an operator presses "run now" during the run
+        Job.objects.filter(name="j").update(run_requested=at("2026-05-01 10:10:30"))
+
+    signals.attempt_started.connect(request_again)
+    try:
+        tick(at("2026-05-01 10:10"))
+    finally:
+        signals.attempt_started.disconnect(request_again)
+    assert job("j").run_requested == at("2026-05-01 10:10:30")
+    tick(at("2026-05-01 10:11"))
+    assert len(control.CALLS) == 2 and job("j").run_requested is None

@@ -196,3 +196,23 @@ def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_onc
     code, out, err = finish(start_runner(quick, settings))
     assert code == 0 and Execution.objects.count() == 1
     assert list(Log.objects.order_by("id").values_list("outcome", flat=True)) == ["interrupted", "success"]
+
+
+def test_two_signals_at_once_are_one_stop_and_a_later_second_one_interrupts():
+    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "4"],
+                 "frequency": "1h"}]  # fmt: skip
+    runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 60})
+    assert wait_for(lambda: Execution.objects.exists())
+    runner.send_signal(signal.SIGTERM)
+    runner.send_signal(signal.SIGTERM)  # e.g. systemd signalling the loop and cronrun together
+    code, out, err = finish(runner)
+    assert code == 0 and list(Log.objects.values_list("outcome", flat=True)) == ["success"]
+    Job.objects.filter(name="slow").update(run_requested=timezone.now())  # "run now"
+    Execution.objects.all().delete()
+    runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 60})
+    assert wait_for(lambda: Execution.objects.exists())
+    runner.send_signal(signal.SIGTERM)
+    time.sleep(2.2)
+    runner.send_signal(signal.SIGTERM)
+    code, out, err = finish(runner)
+    assert code == 0 and Log.objects.order_by("-id").first().outcome == "interrupted"

@@ -1,11 +1,9 @@
-import socket
-
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
-from crontabber.models import Job, Log
-from crontabber.schedule import ScheduleError, format_instant, parse_instant, truncate_to_minute
+from crontabber import repair
+from crontabber.schedule import ScheduleError, format_instant, parse_instant
 
 from ._common import database_error, registry_or_error, select_names
 
@@ -24,37 +22,20 @@ class Command(BaseCommand):
         registry = registry_or_error()
         now = timezone.now()
         try:
-            marked = parse_instant(time, timezone.get_default_timezone()) if time else now.replace(microsecond=0)
+            marked = (
+                parse_instant(time, timezone.get_default_timezone()) if time else now.replace(microsecond=0)
+            )
         except ScheduleError as error:
             raise CommandError(f"--time: {error}") from None
         if marked > now:
             raise CommandError(f"--time {format_instant(marked)} is in the future")
         selected = select_names(names, all_jobs, set(registry))
-        done = []
         try:
-            with transaction.atomic():
-                for name in selected:
-                    spec = registry[name]
-                    job, _ = Job.objects.select_for_update().get_or_create(
-                        name=name, defaults={"first_run": truncate_to_minute(now), "schedule": spec.schedule.description}
-                    )
-                    if job.claimed_by and job.claim_expires > now:
-                        raise CommandError(f"cannot mark {name}: it is running (claimed by {job.claimed_by}); "
-                                           "nothing was changed")  # fmt: skip
-                    job.first_run = job.first_run or truncate_to_minute(now)
-                    job.schedule = spec.schedule.description
-                    job.last_success = marked
-                    job.next_slot = spec.schedule.next_after(marked, job.first_run)
-                    job.next_run = job.next_slot
-                    job.error_count = 0
-                    job.last_error = ""
-                    job.save()
-                    Log.objects.create(
-                        job=job, slot=marked, started_at=now, duration=0, outcome=Log.SUCCESS,
-                        output="marked as succeeded by cronmarksuccess; the command did not run",
-                        host=socket.gethostname()[:200],
-                    )  # fmt: skip
-                    done.append(job)
+            done = repair.mark_success(
+                [registry[name] for name in selected], marked, now, by="cronmarksuccess"
+            )
+        except repair.RepairError as error:
+            raise CommandError(str(error)) from None
         except DatabaseError as error:
             raise database_error(error) from None
         for job in done:

@@ -1,15 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.db import DatabaseError
 
-from crontabber.models import Job
+from crontabber import repair
 
 from ._common import database_error, known_names, registry_or_error, select_names
-
-FORGOTTEN = dict(
-    schedule="", first_run=None, last_run=None, last_success=None, next_slot=None, next_run=None,
-    error_count=0, last_error="",
-)  # fmt: skip
 
 
 class Command(BaseCommand):
@@ -23,16 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args, names=(), all_jobs=False, **options):
         registry = registry_or_error()
         try:
-            with transaction.atomic():
-                selected = select_names(names, all_jobs, known_names(registry))
-                jobs = {job.name: job for job in Job.objects.select_for_update().filter(name__in=selected)}
-                now = timezone.now()
-                running = [job for job in jobs.values() if job.claimed_by and job.claim_expires > now]
-                if running:
-                    raise CommandError("cannot reset a running job: " + ", ".join(
-                        f"{job.name} (claimed by {job.claimed_by} since {job.claimed_at:%Y-%m-%d %H:%M:%S}Z)"
-                        for job in running) + "; nothing was changed")  # fmt: skip
-                Job.objects.filter(name__in=jobs).update(**FORGOTTEN)
+            selected = select_names(names, all_jobs, known_names(registry))
+            jobs = repair.reset(selected)
+        except repair.RepairError as error:
+            raise CommandError(str(error)) from None
         except DatabaseError as error:
             raise database_error(error) from None
         for name in selected:

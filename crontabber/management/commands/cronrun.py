@@ -1,5 +1,6 @@
 import logging
 import signal
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -71,14 +72,21 @@ class Command(BaseCommand):
     def _install_signal_handlers(self, runner):
         """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
         CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
-        its claim released. A second signal interrupts it at once."""
+        its claim released. A second signal, two seconds or more after the first,
+        interrupts it at once (closer repeats are one stop seen twice: a service manager
+        signalling the loop and this process together)."""
         grace = getattr(settings, "CRONTABBER_STOP_GRACE_SECONDS", 60)
+        first_signal = []
 
         def on_stop(signum, frame):
             name = signal.Signals(signum).name
-            if runner.stop_requested:
+            now = time.monotonic()
+            if first_signal and now - first_signal[0] >= 2:
                 runner.request_stop(f"{name} received twice", 0)
                 return
+            if first_signal:
+                return
+            first_signal.append(now)
             logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
             runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
 
