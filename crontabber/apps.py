@@ -7,4 +7,6 @@ class CrontabberConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import registry  # noqa: F401  registers the system check
+        from . import notify, registry  # noqa: F401  registry registers the system check
+
+        notify.connect()  # e-mail and Sentry on each attempt

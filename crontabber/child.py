@@ -3,6 +3,7 @@
 75 when the command raised crontabber.SkipRun, 1 on any other error."""
 
 import sys
+import traceback
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +23,12 @@ def main(argv: list[str]) -> int:
         return SKIP_EXIT_STATUS
     except CommandError as error:
         print(f"CommandError: {error}", file=sys.stderr, flush=True)
+        return 1
+    except Exception:
+        # Printed as Python would, but not left to sys.excepthook: an SDK hooked there
+        # (Sentry) would report it a second time; the runner reports the failed attempt.
+        traceback.print_exc()
+        sys.stderr.flush()
         return 1
     return 0
 

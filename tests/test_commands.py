@@ -35,7 +35,8 @@ def registry(jobs):
 def test_cronlist_table(registry, capsys):
     run("cronlist")
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["NAME", "SCHEDULE", "LAST", "RUN", "LAST", "SUCCESS", "NEXT", "RUN", "ERRORS", "RUNNING"]
+    assert out[0].split() == ["NAME", "SCHEDULE", "LAST", "RUN", "LAST", "SUCCESS", "LAST", "SKIPPED", "NEXT", "RUN",
+                              "ERRORS", "RUNNING"]  # fmt: skip
     hourly = next(line for line in out if line.startswith("hourly"))
     assert "cron 0 * * * * UTC" in hourly and "2026-05-01 11:00Z" in hourly and "2026-05-01 12:00Z" in hourly
     assert "bad: last error: RuntimeError: boom" in out

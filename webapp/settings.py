@@ -5,6 +5,11 @@ DATABASE_URL   sqlite:///path (default: var/crontabber.sqlite3 in the checkout) 
 SECRET_KEY     required when DEBUG is off
 DEBUG          1/true/yes to turn on
 TIME_ZONE      default UTC
+SENTRY_DSN     turns on Sentry (Django integration; failed runs are captured by crontabber)
+CRONTABBER_SENTRY_CRONS      1/true: Sentry Crons check-ins for every job
+CRONTABBER_NOTIFY_EMAILS     comma-separated addresses mailed on failures (default: none)
+EMAIL_HOST, EMAIL_PORT, SERVER_EMAIL   the SMTP server and sender of those mails
+See docs/alerts.md.
 """
 
 import os
@@ -90,7 +95,9 @@ DATABASES = {
 # Tests run real runner processes against the test database, so SQLite tests use a file.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     (BASE_DIR / "var").mkdir(exist_ok=True)
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    # Named after the database, so test runs against different files do not collide.
+    _db = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_db.stem if _db.stem != ':memory:' else 'memory'}.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
 USE_TZ = True
@@ -134,3 +141,23 @@ CRONTABBER_JOBS = [
     },
 ]
 CRONTABBER_INTERVAL = int(os.environ.get("CRONTABBER_INTERVAL", "300"))
+
+# Alerts (docs/alerts.md): Sentry, Sentry Crons check-ins, e-mail.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration()],
+        environment=os.environ.get("SENTRY_ENVIRONMENT") or None,
+        release=os.environ.get("SENTRY_RELEASE") or None,
+        send_default_pii=False,
+    )
+CRONTABBER_SENTRY_CRONS = env_flag("CRONTABBER_SENTRY_CRONS")
+CRONTABBER_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("CRONTABBER_NOTIFY_EMAILS", "").split(",")
+                            if a.strip()]
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "root@localhost")

@@ -3,13 +3,22 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from crontabber import health
 from crontabber.models import Job
+from crontabber.registry import RegistryError, load_jobs
 
-from ._common import database_error, registry_or_error
+from ._common import database_error, one_line, registry_or_error
+
+VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
 
 
 def iso(value):
     return value.isoformat() if value else None
+
+
+def first_line(text):
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def short(value):
@@ -23,8 +32,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME", help="only these jobs")
         parser.add_argument("--format", choices=["table", "json"], default="table")
+        parser.add_argument("--check", action="store_true",
+                            help="the health verdict for Nagios: a summary line first, exit status 0 OK, "
+                                 "1 WARNING, 2 CRITICAL")  # fmt: skip
 
-    def handle(self, *args, names=(), format="table", **options):
+    def handle(self, *args, names=(), format="table", check=False, **options):
+        if check:
+            return self._check(names, format)
         registry = registry_or_error()
         unknown = [name for name in names if name not in registry]
         if unknown:
@@ -51,6 +65,7 @@ class Command(BaseCommand):
             "next_slot": iso(job and job.next_slot),
             "last_run": iso(job and job.last_run),
             "last_success": iso(job and job.last_success),
+            "last_skipped": iso(job and job.last_skipped),
             "first_run": iso(job and job.first_run),
             "error_count": job.error_count if job else 0,
             "last_error": (job.last_error or None) if job else None,
@@ -64,7 +79,8 @@ class Command(BaseCommand):
         def when(value):
             return short(datetime.fromisoformat(value)) if value else "-"
 
-        header = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "NEXT RUN", "ERRORS", "RUNNING")
+        header = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "ERRORS",
+                  "RUNNING")  # fmt: skip
         lines = [header]
         for e in entries:
             next_run = when(e["next_run"]) if e["enabled"] else "disabled"
@@ -72,10 +88,59 @@ class Command(BaseCommand):
                 next_run = "next tick (new)"
             running = f"since {when(e['ongoing'])} by {e['claimed_by']}" if e["ongoing"] else "-"
             lines.append((e["name"], e["schedule"], when(e["last_run"]), when(e["last_success"]),
-                          next_run, str(e["error_count"]), running))  # fmt: skip
+                          when(e["last_skipped"]), next_run, str(e["error_count"]), running))  # fmt: skip
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         for line in lines:
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
         for e in entries:
             if e["last_error"]:
                 self.stdout.write(f"{e['name']}: last error: {e['last_error'].splitlines()[0]}")
+
+    def _check(self, names, format):
+        """Like the original crontabber's Nagios check: one summary line, then a line per
+        job; the exit status is the verdict. A broken registry or an unreachable database
+        is CRITICAL: no job runs."""
+        try:
+            known = {spec.name for spec in load_jobs()}
+        except RegistryError as error:
+            return self._broken(str(error), format)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        try:
+            report = health.report(names=names or None)
+        except DatabaseError as error:
+            return self._broken(f"database error: {one_line(error)}", format)
+        if format == "json":
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            return self._exit(report.code)
+        if report.problems:
+            summary = "; ".join(first_line(problem) for problem in report.problems)
+        else:
+            summary = f"{len(report.jobs)} job{'' if len(report.jobs) == 1 else 's'}"
+        details = [f"last tick: {report.last_tick.isoformat() if report.last_tick else 'never'}"]
+        for job in report.jobs:
+            line = f"{job.name}: {job.status}"
+            if job.error_count:
+                line += f", {job.error_count} error(s) in a row: {first_line(job.last_error)}"
+            details.append(line)
+        return self._verdict(report.code, summary, details)
+
+    def _broken(self, problem, format):
+        """No verdict can be reached (registry, database): CRITICAL, since no job runs either."""
+        if format == "json":
+            self.stdout.write(json.dumps({"status": "critical", "last_tick": None, "hold_all": None,
+                                          "problems": [problem], "jobs": []}, indent=2))  # fmt: skip
+            return self._exit(health.CRITICAL)
+        return self._verdict(health.CRITICAL, problem, [])
+
+    def _verdict(self, code, summary, details):
+        self.stdout.write(f"CRONTABBER {VERDICTS[code]} - {summary}")
+        for line in details:
+            self.stdout.write(line)
+        return self._exit(code)
+
+    def _exit(self, code):
+        if code:
+            self.stdout.flush()
+            raise SystemExit(code)  # not CommandError (always 1): Nagios reads the status
