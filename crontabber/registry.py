@@ -6,6 +6,7 @@ deploy that changes the registry takes effect on the next tick.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -79,6 +80,12 @@ def _options_of(cmd: str, app: str) -> frozenset[str]:
     return _command_options[cmd]
 
 
+@functools.lru_cache(maxsize=4096)
+def _schedule(frequency, at, cron, zone) -> Schedule:
+    """Schedules are immutable: parse each distinct one once per process, not per tick."""
+    return build_schedule(frequency, at, cron, zone)
+
+
 def _is_bool(value) -> bool:
     return isinstance(value, bool)
 
@@ -129,10 +136,13 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
                 problem(key, str(error), "crontabber.E005")
     if "cron" in entry and ("frequency" in entry or "time" in entry):
         problem("cron", "give either 'cron' or 'frequency'/'time', not both", "crontabber.E005")
+    for key in ("frequency", "time", "cron", "timezone"):
+        if key in entry and not isinstance(entry[key], str):
+            problem(key, f"must be a string, not {entry[key]!r}", "crontabber.E005")
     schedule = None
     if not any(p.key in ("frequency", "time", "timezone", "cron") for p in problems):
         try:
-            schedule = build_schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone)
+            schedule = _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone)
         except ScheduleError as error:
             problem("cron" if "cron" in entry else "time", str(error), "crontabber.E005")
 

@@ -54,34 +54,45 @@ def command_arguments(spec: JobSpec, slot: datetime, last_success: datetime | No
 
 
 class Heartbeat:
-    """Renews a claim on its own thread (and so its own connection) while a job runs,
-    so a long job keeps its claim and a dead runner's claim expires within one lease."""
+    """One thread per runner (with its own database connection) that renews the claim
+    of the job the runner is running, every third of the lease: a long job keeps its
+    claim, and a dead runner's claim expires within one lease."""
 
-    def __init__(self, name: str, owner: str):
-        self.name, self.owner = name, owner
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.job: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"crontabber-heartbeat-{name}", daemon=True)
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self):
-        self._thread.start()
-        return self
+    def watch(self, name: str | None) -> None:
+        self.job = name
+        if name is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="crontabber-heartbeat", daemon=True)
+            self._thread.start()
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def stop(self) -> None:
+        self.job = None
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+            self._stop.clear()
 
     def _run(self) -> None:
         interval = lease().total_seconds() / 3
         try:
             while not self._stop.wait(interval):
+                name = self.job
+                if name is None:
+                    continue
                 try:
-                    renewed = Job.objects.filter(name=self.name, claimed_by=self.owner).update(
+                    renewed = Job.objects.filter(name=name, claimed_by=self.owner).update(
                         claim_expires=timezone.now() + lease()
                     )
-                    if not renewed:
-                        logger.error("%s: lost the claim while running", self.name)
+                    if not renewed and self.job == name:
+                        logger.error("%s: lost the claim while running", name)
                 except Exception:  # the next beat may succeed; the lease covers a few misses
-                    logger.exception("%s: could not renew the claim", self.name)
+                    logger.exception("%s: could not renew the claim", name)
                     close_old_connections()
         finally:
             connection.close()
@@ -146,6 +157,7 @@ class Runner:
         self.out = out  # a writable for one line per attempt, or None
         self.stop_requested = False
         self.deadlines = Deadlines()
+        self.heartbeat = Heartbeat(self.owner)
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -161,10 +173,11 @@ class Runner:
 
     # --- the tick ----------------------------------------------------------------------
 
-    def tick(self, only=None, force=False, extra=None, dry_run=False) -> TickReport:
+    def tick(self, only=None, force=False, extra=None, dry_run=False, specs=None) -> TickReport:
         """Run every due job (or only the named ones) once. ``force`` runs them even
-        if nothing is due; ``dry_run`` reports what would run and writes nothing."""
-        specs = load_jobs()
+        if nothing is due; ``dry_run`` reports what would run and writes nothing.
+        ``specs``: the registry, if the caller has validated it already."""
+        specs = load_jobs() if specs is None else list(specs)
         if only:
             by_name = {spec.name: spec for spec in specs}
             specs = [by_name[name] for name in only]
@@ -218,6 +231,7 @@ class Runner:
                 else:
                     self._run_job(spec, forced, extra or {}, report)
         finally:
+            self.heartbeat.stop()
             self.deadlines.uninstall()
         return report
 
@@ -327,25 +341,26 @@ class Runner:
         if not self._claim(spec, force):
             return  # another runner has it, or it ran since this tick looked
         released = False
+        self.heartbeat.watch(spec.name)
         try:
-            with Heartbeat(spec.name, self.owner):
-                job = Job.objects.get(name=spec.name)
-                if job.taken_over_from:
-                    self._close_abandoned_attempts(job)
-                slots = self._slots(spec, job, timezone.now(), force)
-                slot = next(slots, None)
-                while slot is not None and not self.stop_requested:
-                    waiting = self._dependencies_met(spec, slot)
-                    if waiting:
-                        report.held.append((spec.name, waiting))
-                        self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
-                        break
-                    following = next(slots, None)
-                    go_on, released = self._run_slot(spec, job, slot, extra, report, last=following is None)
-                    if not go_on:
-                        break
-                    slot = following
+            job = Job.objects.get(name=spec.name)
+            if job.taken_over_from:
+                self._close_abandoned_attempts(job)
+            slots = self._slots(spec, job, timezone.now(), force)
+            slot = next(slots, None)
+            while slot is not None and not self.stop_requested:
+                waiting = self._dependencies_met(spec, slot)
+                if waiting:
+                    report.held.append((spec.name, waiting))
+                    self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
+                    break
+                following = next(slots, None)
+                go_on, released = self._run_slot(spec, job, slot, extra, report, last=following is None)
+                if not go_on:
+                    break
+                slot = following
         finally:
+            self.heartbeat.watch(None)
             if not released:
                 self._release(spec.name)
 

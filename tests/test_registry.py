@@ -27,6 +27,7 @@ MISTAKES = [
     ({"cmd": "boom", "last_success": True}, "boom", "last_success", "does not accept --last-success"),
     ({"cmd": "record", "depends_on": ["ghost"]}, "record", "depends_on", "unknown job 'ghost'"),
     ({"frequency": "1h"}, "#0", "cmd", "required"),
+    ({"cmd": "record", "cron": ["0", "3", "*", "*", "*"]}, "record", "cron", "must be a string"),
 ]
 
 

@@ -98,7 +98,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Named after the database, so test runs against different files do not collide.
     _db = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_db.stem if _db.stem != ':memory:' else 'memory'}.sqlite3")}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # WAL: readers do not block the writer, and a commit costs one fsync, not several;
+    # IMMEDIATE: a writing transaction takes the lock at BEGIN instead of failing later.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 
 USE_TZ = True
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")

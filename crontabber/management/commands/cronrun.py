@@ -43,7 +43,7 @@ class Command(BaseCommand):
         runner = Runner(out=self.stdout)
         previous = self._install_signal_handlers(runner) if not dry_run else {}
         try:
-            report = runner.tick(only=jobs, force=force, extra=extra, dry_run=dry_run)
+            report = runner.tick(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values())
         except DatabaseError as error:
             raise database_error(error) from None
         finally:
