@@ -347,16 +347,18 @@ def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
     except Exception as error:  # croniter raises several unrelated types
         raise ScheduleError(f"{expression!r} is not a valid cron expression: {error}") from None
 
-    def values(field):
-        return frozenset() if field == ["*"] else frozenset(field)
+    def values(field, every=()):
+        return frozenset(every) if field == ["*"] else frozenset(field)
 
     minutes, hours, dom, months, dow = expanded
     schedule = CronSchedule(
         minutes=tuple(range(60)) if minutes == ["*"] else tuple(sorted(minutes)),
         hours=tuple(range(24)) if hours == ["*"] else tuple(sorted(hours)),
-        days_of_month=values(dom),
+        # croniter also writes '*' for a day field that only covers every day ("0/1"
+        # beside "1,*/2"); spelled out, it still takes part in the OR of the day fields.
+        days_of_month=values(dom, range(1, 32)),
         months=values(months),
-        days_of_week=values(dow),
+        days_of_week=values(dow, range(7)),
         nth_weekday={day: frozenset(ns) for day, ns in nth.items()},
         days_and=fields[2].startswith("*") or fields[4].startswith("*"),
         real_time=fields[0].startswith("*") or fields[1].startswith("*"),
@@ -391,7 +393,7 @@ def build_schedule(
         where = f" at {wall:%H:%M}" if wall else ""
         return CalendarSchedule(days, wall, tz, f"every {frequency.strip()}{where} {tz.key}")
     if wall is not None:
-        raise ScheduleError(f"'time' needs a frequency in whole days, not {frequency!r}")
+        raise ScheduleError(f"'time' needs a frequency in whole days ('1d', '7d'), not {frequency!r}")
     return IntervalSchedule(step, f"every {frequency.strip()}")
 
 
