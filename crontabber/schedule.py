@@ -365,8 +365,8 @@ def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
         zone=zone,
         description=f"cron {text} {zone.key}",
     )
-    probe = datetime(2026, 1, 1, tzinfo=UTC)
-    if schedule.next_after(probe) is None:
+    # Every day has at least one matching time, so a matching day is enough to know.
+    if next(schedule._days(date(2026, 1, 1), 1), None) is None:
         raise ScheduleError(f"{expression!r} never matches a real date")
     return schedule
 
