@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres postgres chromium check bench clean
+.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ run: $(STAMP)
 	$(PY) webapp/manage.py migrate --noinput
 	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
-# The whole suite on SQLite, then on PostgreSQL (started if it is not running).
-test: test-sqlite test-postgres
+# Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running).
+test: lint test-sqlite test-postgres
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh .ci/run
 
 test-sqlite: $(STAMP) chromium
 	DATABASE_URL=sqlite:///var/crontabber.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)

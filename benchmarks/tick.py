@@ -303,9 +303,7 @@ def in_process(env, scenario, n, runs, timeout) -> dict:
         str(ROOT),
     ]
     try:
-        done = subprocess.run(
-            argv, check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run(argv, check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise Failed(f"in-process {scenario} N={n}: still running after {timeout:.0f} s") from None
     if done.returncode != 0:
@@ -318,10 +316,8 @@ def in_process(env, scenario, n, runs, timeout) -> dict:
 
 def worker(scenario: str, n: int, runs: int) -> None:
     sys.path.insert(0, str(ROOT))
-    if ROOT != Path(__file__).resolve().parent.parent:  # see LAUNCH
-        sys.meta_path[:] = [
-            f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
-        ]
+    if Path(__file__).resolve().parent.parent != ROOT:  # see LAUNCH
+        sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
     import collections
 
     import django
@@ -462,10 +458,7 @@ def machine() -> list[str]:
         f"- date: {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- host: {platform.platform()}, {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))})"
         + (f", {cpu}" if cpu else ""),
-        (
-            f"- Python {platform.python_version()}, Django {django.get_version()}, "
-            f"SQLite {sqlite3.sqlite_version}"
-        ),
+        (f"- Python {platform.python_version()}, Django {django.get_version()}, SQLite {sqlite3.sqlite_version}"),
     ]
     try:
         import psycopg
@@ -499,9 +492,7 @@ def code_version() -> str:
         return str(ROOT)
     if not commit:
         return f"{ROOT} (not a git checkout)"
-    return f"{ROOT} at {commit}" + (
-        " with uncommitted changes to crontabber/, webapp/ or tests/" if dirty else ""
-    )
+    return f"{ROOT} at {commit}" + (" with uncommitted changes to crontabber/, webapp/ or tests/" if dirty else "")
 
 
 def loadavg() -> str:
@@ -584,9 +575,7 @@ def plain_table(rows) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *data, strict=True)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     out += [
-        "  ".join(
-            x.rjust(w) if i >= 3 else x.ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True))
-        )
+        "  ".join(x.rjust(w) if i >= 3 else x.ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True)))
         for row in data
     ]
     return "\n".join(out)
@@ -760,9 +749,7 @@ def benchmark(args) -> int:
                         "query_counts": inproc["queries"],
                     }
                     rows.append(row)
-                    raw.append(
-                        {"db": dbname, "n": n, "scenario": scenario, "wall": series, "in_process": inproc}
-                    )
+                    raw.append({"db": dbname, "n": n, "scenario": scenario, "wall": series, "in_process": inproc})
                     print(
                         f"  cronrun {cw:.3f} s (spread {spread(series['cronrun']['wall'])}), "
                         f"check {kw:.3f} s "
@@ -799,15 +786,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--sizes", default="10,100,1000", help="numbers of jobs, comma-separated (default 10,100,1000)"
-    )
-    parser.add_argument(
-        "--runs", type=int, default=5, help="timed processes of each kind per case (default 5)"
-    )
-    parser.add_argument(
-        "--inproc-runs", type=int, default=5, help="warm in-process ticks with nothing due (default 5)"
-    )
+    parser.add_argument("--sizes", default="10,100,1000", help="numbers of jobs, comma-separated (default 10,100,1000)")
+    parser.add_argument("--runs", type=int, default=5, help="timed processes of each kind per case (default 5)")
+    parser.add_argument("--inproc-runs", type=int, default=5, help="warm in-process ticks with nothing due (default 5)")
     parser.add_argument(
         "--inproc-due-runs",
         type=int,
@@ -815,9 +796,7 @@ def main(argv=None) -> int:
         help="in-process ticks with all due, after a warm-up tick (default 1: seconds each at N=1000)",
     )
     parser.add_argument("--db", default="sqlite,postgres", help="sqlite, postgres or both (default both)")
-    parser.add_argument(
-        "--scenarios", default="none,all", help="none (nothing due), all (all due) or both (default)"
-    )
+    parser.add_argument("--scenarios", default="none,all", help="none (nothing due), all (all due) or both (default)")
     parser.add_argument(
         "--registry",
         choices=("mixed", "frequency"),
@@ -836,12 +815,8 @@ def main(argv=None) -> int:
         default=90,
         help="seconds one series of runs may take; past 3 runs it stops short of it (default 90)",
     )
-    parser.add_argument(
-        "--timeout", type=float, default=120, help="seconds any one process may take (default 120)"
-    )
-    parser.add_argument(
-        "--profile", action="store_true", help="also cProfile cronrun and check at the largest size"
-    )
+    parser.add_argument("--timeout", type=float, default=120, help="seconds any one process may take (default 120)")
+    parser.add_argument("--profile", action="store_true", help="also cProfile cronrun and check at the largest size")
     parser.add_argument(
         "--root",
         type=Path,
@@ -860,7 +835,7 @@ def main(argv=None) -> int:
     if args.worker:
         worker(args.worker, args.n, args.runs)
         return 0
-    if ROOT != Path(__file__).resolve().parent.parent:
+    if Path(__file__).resolve().parent.parent != ROOT:
         boot_dir = tempfile.mkdtemp(prefix="crontabber-bench-boot-")
         (Path(boot_dir) / "boot.py").write_text(BOOT)
         LAUNCH.append(str(Path(boot_dir) / "boot.py"))

@@ -29,9 +29,14 @@ from .schedule import ScheduleError, build_override, format_instant, parse_insta
 
 NOT_IN_REGISTRY = "not in registry"
 STATUS_COLOURS = {
-    "ok": "#2e7d32", "running": "#1565c0", "failing": "#c62828", "overdue": "#ef6c00",
-    "disabled": "#757575", NOT_IN_REGISTRY: "#757575", "registry error": "#c62828",
-}  # fmt: skip
+    "ok": "#2e7d32",
+    "running": "#1565c0",
+    "failing": "#c62828",
+    "overdue": "#ef6c00",
+    "disabled": "#757575",
+    NOT_IN_REGISTRY: "#757575",
+    "registry error": "#c62828",
+}
 PRE = '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; margin: 0">{}</pre>'
 ENABLED_CHOICES = [("", "Registry decides"), ("True", "Enabled (override)"), ("False", "Disabled (override)")]
 OVERRIDE_HELP = "Use daily times like 03:00,15:30 or one interval like 30m, 2h or 1d (not both)."
@@ -76,13 +81,17 @@ def clean_override(text: str, zone: str) -> str:
 
 class JobForm(forms.ModelForm):
     enabled_override = forms.NullBooleanField(
-        required=False, label="Enabled", widget=forms.Select(choices=ENABLED_CHOICES),
+        required=False,
+        label="Enabled",
+        widget=forms.Select(choices=ENABLED_CHOICES),
         help_text="Enable or disable the job whatever the registry says, or let the registry decide.",
-    )  # fmt: skip
+    )
     schedule_override = forms.CharField(
-        required=False, max_length=200, label="Schedule override",
+        required=False,
+        max_length=200,
+        label="Schedule override",
         help_text="Replaces the registry's schedule while set; empty: the registry's schedule. " + OVERRIDE_HELP,
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Job
@@ -90,16 +99,15 @@ class JobForm(forms.ModelForm):
 
     def clean_schedule_override(self):
         spec = (registry() or {}).get(self.instance.name)
-        return clean_override(
-            self.cleaned_data["schedule_override"], spec.zone if spec else settings.TIME_ZONE
-        )
+        return clean_override(self.cleaned_data["schedule_override"], spec.zone if spec else settings.TIME_ZONE)
 
 
 class MarkSuccessForm(forms.Form):
     mark_time = forms.CharField(
-        required=False, label="Slot to mark",
+        required=False,
+        label="Slot to mark",
         help_text="ISO 8601, such as 2026-05-01T03:00 (read in TIME_ZONE when it has no offset); empty: now.",
-    )  # fmt: skip
+    )
 
     def clean_mark_time(self):
         now = timezone.now()
@@ -117,9 +125,10 @@ class MarkSuccessForm(forms.Form):
 
 class UnlockForm(forms.Form):
     force = forms.BooleanField(
-        required=False, label="Also release claims that have not expired",
+        required=False,
+        label="Also release claims that have not expired",
         help_text="Their runner may still be running the job: it would then run twice at once.",
-    )  # fmt: skip
+    )
 
 
 class ProblemFilter(admin.SimpleListFilter):
@@ -127,8 +136,12 @@ class ProblemFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("errors", "failing (errors)"), ("claimed", "claimed by a runner"),
-                ("overridden", "overridden by an operator"), ("requested", "run requested")]  # fmt: skip
+        return [
+            ("errors", "failing (errors)"),
+            ("claimed", "claimed by a runner"),
+            ("overridden", "overridden by an operator"),
+            ("requested", "run requested"),
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -167,17 +180,45 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     actions = ["run_now", "reset", "mark_success", "unlock", "enable", "disable", "registry_decides"]
     readonly_fields = (
-        "name", "status", "registry_schedule", "schedule_shown", "logs", "run_requested", "first_run", "last_run",
-        "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error", "claimed_by",
-        "claimed_at", "claim_expires", "taken_over_from",
-    )  # fmt: skip
+        "name",
+        "status",
+        "registry_schedule",
+        "schedule_shown",
+        "logs",
+        "run_requested",
+        "first_run",
+        "last_run",
+        "last_success",
+        "last_skipped",
+        "next_slot",
+        "next_run",
+        "error_count",
+        "last_error",
+        "claimed_by",
+        "claimed_at",
+        "claim_expires",
+        "taken_over_from",
+    )
     fieldsets = [
         (None, {"fields": ["name", "status", "registry_schedule", "schedule_shown", "logs"]}),
         ("Operator's controls", {"fields": ["enabled_override", "schedule_override", "run_requested"]}),
-        ("State", {"fields": ["first_run", "last_run", "last_success", "last_skipped", "next_slot", "next_run",
-                              "error_count", "last_error"]}),
+        (
+            "State",
+            {
+                "fields": [
+                    "first_run",
+                    "last_run",
+                    "last_success",
+                    "last_skipped",
+                    "next_slot",
+                    "next_run",
+                    "error_count",
+                    "last_error",
+                ]
+            },
+        ),
         ("Claim", {"fields": ["claimed_by", "claimed_at", "claim_expires", "taken_over_from"]}),
-    ]  # fmt: skip
+    ]
     EDITABLE = ("enabled_override", "schedule_override")
 
     # --- permissions: jobs come from the registry; operators change only the controls ---
@@ -190,11 +231,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @staticmethod
     def can_hold(request) -> bool:
-        return (
-            request.user.is_active
-            and request.user.is_staff
-            and request.user.has_perm("crontabber.change_control")
-        )
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("crontabber.change_control")
 
     # --- the verdict of each row ------------------------------------------------------
 
@@ -226,8 +263,13 @@ class JobAdmin(admin.ModelAdmin):
             note = " (enabled by an operator)" if job.enabled_override else " (disabled by an operator)"
         if status == "running":
             note = f" ({job.claimed_by})"
-        return format_html('<strong class="job-status status-{}" style="color: {}">{}</strong>{}',
-                           status.replace(" ", "-"), STATUS_COLOURS.get(status, "inherit"), status, note)  # fmt: skip
+        return format_html(
+            '<strong class="job-status status-{}" style="color: {}">{}</strong>{}',
+            status.replace(" ", "-"),
+            STATUS_COLOURS.get(status, "inherit"),
+            status,
+            note,
+        )
 
     @admin.display(description="registry schedule")
     def registry_schedule(self, job):
@@ -250,10 +292,19 @@ class JobAdmin(admin.ModelAdmin):
         try:
             overridden = build_override(job.schedule_override, spec.zone).description
         except ScheduleError as error:
-            return format_html('{} <em style="color: {}">(override {!r} ignored: {})</em>', spec.schedule.description,
-                               STATUS_COLOURS["failing"], job.schedule_override, error)  # fmt: skip
-        return format_html('<strong class="overridden" title="registry: {}">{}</strong> <em>(overridden; registry: {})</em>',
-                           spec.schedule.description, overridden, spec.schedule.description)  # fmt: skip
+            return format_html(
+                '{} <em style="color: {}">(override {!r} ignored: {})</em>',
+                spec.schedule.description,
+                STATUS_COLOURS["failing"],
+                job.schedule_override,
+                error,
+            )
+        return format_html(
+            '<strong class="overridden" title="registry: {}">{}</strong> <em>(overridden; registry: {})</em>',
+            spec.schedule.description,
+            overridden,
+            spec.schedule.description,
+        )
 
     @admin.display(description="last success", ordering="last_success")
     def last_success_shown(self, job):
@@ -266,8 +317,11 @@ class JobAdmin(admin.ModelAdmin):
         if job._health is not None and job.next_run and job.schedule != job._health.schedule:
             shown = format_html("{} <em>(the new schedule applies from the next tick)</em>", shown)
         if job.run_requested:
-            return format_html("<strong>run requested</strong> for the next tick (asked {})<br>{}",
-                               when(job.run_requested), shown)  # fmt: skip
+            return format_html(
+                "<strong>run requested</strong> for the next tick (asked {})<br>{}",
+                when(job.run_requested),
+                shown,
+            )
         return shown
 
     @admin.display(description="errors", ordering="error_count")
@@ -294,8 +348,10 @@ class JobAdmin(admin.ModelAdmin):
         shown = {None: "registry decides", True: "enabled", False: "disabled"}
         changes = []
         if "enabled_override" in form.changed_data:
-            changes.append(f"enabled: {shown[form.initial.get('enabled_override')]} -> "
-                           f"{shown[form.cleaned_data['enabled_override']]}")  # fmt: skip
+            changes.append(
+                f"enabled: {shown[form.initial.get('enabled_override')]} -> "
+                f"{shown[form.cleaned_data['enabled_override']]}"
+            )
         if "schedule_override" in form.changed_data:
             before = form.initial.get("schedule_override") or "none"
             after = form.cleaned_data["schedule_override"] or "none (the registry's schedule)"
@@ -309,8 +365,11 @@ class JobAdmin(admin.ModelAdmin):
             load_jobs()
         except RegistryError as error:
             self.message_user(request, f"{error}: statuses are unknown until it is fixed", messages.ERROR)
-        extra_context = {**(extra_context or {}), "control": Control.objects.filter(pk=1).first() or Control(),
-                         "can_hold": self.can_hold(request)}  # fmt: skip
+        extra_context = {
+            **(extra_context or {}),
+            "control": Control.objects.filter(pk=1).first() or Control(),
+            "can_hold": self.can_hold(request),
+        }
         return super().changelist_view(request, extra_context)
 
     def get_urls(self):
@@ -330,18 +389,18 @@ class JobAdmin(admin.ModelAdmin):
             control, changed = repair.hold_all(by=who)
             if changed:
                 self.log_change(request, control, "Held all jobs: no runner starts any job until released")
-                self.message_user(
-                    request, "All jobs are held: no runner starts any job until you release them."
-                )
+                self.message_user(request, "All jobs are held: no runner starts any job until you release them.")
             else:
-                self.message_user(
-                    request, f"All jobs were already held by {control.held_by}.", messages.WARNING
-                )
+                self.message_user(request, f"All jobs were already held by {control.held_by}.", messages.WARNING)
         else:
             before, changed = repair.release_all()
             if changed:
-                self.log_change(request, Control.get(), f"Released the hold on all jobs (held by {before.held_by} "
-                                                        f"since {format_instant(before.held_since)})")  # fmt: skip
+                self.log_change(
+                    request,
+                    Control.get(),
+                    f"Released the hold on all jobs (held by {before.held_by} "
+                    f"since {format_instant(before.held_since)})",
+                )
                 self.message_user(request, "Released: jobs run again from the next tick.")
             else:
                 self.message_user(request, "Jobs were not held.", messages.WARNING)
@@ -359,25 +418,27 @@ class JobAdmin(admin.ModelAdmin):
         """(jobs in the registry with their specs, names not in it). A broken registry: none."""
         specs = registry()
         if specs is None:
-            self.message_user(
-                request, "The registry has a mistake; fix it first (manage.py check).", messages.ERROR
-            )
+            self.message_user(request, "The registry has a mistake; fix it first (manage.py check).", messages.ERROR)
             return [], []
         jobs = list(queryset)
         known = [(job, specs[job.name]) for job in jobs if job.name in specs]
         missing = [job.name for job in jobs if job.name not in specs]
         if missing:
-            self.message_user(
-                request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING
-            )
+            self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
         return known, missing
 
     def _confirm(self, request, queryset, action, title, intro, form=None, submit="Confirm"):
         context = {
             **self.admin_site.each_context(request),
-            "title": title, "intro": intro, "opts": self.model._meta, "queryset": queryset, "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "form": form, "submit": submit,
-        }  # fmt: skip
+            "title": title,
+            "intro": intro,
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "form": form,
+            "submit": submit,
+        }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/crontabber/job/confirm_action.html", context)
 
@@ -395,19 +456,24 @@ class JobAdmin(admin.ModelAdmin):
         note = " All jobs are held: they run once the hold is released." if held else ""
         running = [job.name for job, _ in known if repair.is_running(job, now)]
         if running:
-            note += (f" Running now: {', '.join(running)}; the attempt under way serves the request "
-                     "(a request is cleared when any attempt ends).")  # fmt: skip
+            note += (
+                f" Running now: {', '.join(running)}; the attempt under way serves the request "
+                "(a request is cleared when any attempt ends)."
+            )
         self.message_user(request, f"Queued to run on the next tick: {names}.{note}")
 
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):
         if "apply" not in request.POST:
             return self._confirm(
-                request, queryset, "reset", "Reset jobs?",
+                request,
+                queryset,
+                "reset",
+                "Reset jobs?",
                 "Each job forgets its state (next slot, last success, errors) and runs on the next tick as if new; "
                 "a backfill job starts over from then, so the slots it missed are not run. The log is kept.",
                 submit="Yes, reset",
-            )  # fmt: skip
+            )
         try:
             jobs = repair.reset([job.name for job in queryset])
         except repair.RepairError as error:
@@ -416,20 +482,22 @@ class JobAdmin(admin.ModelAdmin):
         for job in jobs.values():
             self.log_change(request, job, "Reset: state forgotten; runs on the next tick as a new job")
         if jobs:
-            self.message_user(
-                request, f"Reset: {', '.join(sorted(jobs))}; each runs on the next tick as a new job."
-            )
+            self.message_user(request, f"Reset: {', '.join(sorted(jobs))}; each runs on the next tick as a new job.")
 
     @admin.action(description="Mark success (without running)", permissions=["change"])
     def mark_success(self, request, queryset):
         form = MarkSuccessForm(request.POST if "apply" in request.POST else None)
         if not form.is_bound or not form.is_valid():
             return self._confirm(
-                request, queryset, "mark_success", "Mark jobs as succeeded?",
+                request,
+                queryset,
+                "mark_success",
+                "Mark jobs as succeeded?",
                 "Records a success of the given slot without running the command, so the slots before it are not "
                 "backfilled, and clears the errors. The log gets a row saying you marked it.",
-                form=form, submit="Mark succeeded",
-            )  # fmt: skip
+                form=form,
+                submit="Mark succeeded",
+            )
         known, _ = self._split(request, queryset)
         if not known:
             return
@@ -440,23 +508,36 @@ class JobAdmin(admin.ModelAdmin):
             self.message_user(request, str(error), messages.ERROR)
             return
         for job in done:
-            self.log_change(request, job, f"Marked succeeded at {format_instant(job.last_success)} without running; "
-                                          f"next run {format_instant(job.next_run)}")  # fmt: skip
-        self.message_user(request, "; ".join(
-            f"{job.name}: marked succeeded at {format_instant(job.last_success)}, next run {format_instant(job.next_run)}"
-            for job in done))  # fmt: skip
+            self.log_change(
+                request,
+                job,
+                f"Marked succeeded at {format_instant(job.last_success)} without running; "
+                f"next run {format_instant(job.next_run)}",
+            )
+        self.message_user(
+            request,
+            "; ".join(
+                f"{job.name}: marked succeeded at {format_instant(job.last_success)}, "
+                f"next run {format_instant(job.next_run)}"
+                for job in done
+            ),
+        )
 
     @admin.action(description="Unlock: release a dead runner's claim", permissions=["change"])
     def unlock(self, request, queryset):
         form = UnlockForm(request.POST if "apply" in request.POST else None)
         if not form.is_bound or not form.is_valid():
             return self._confirm(
-                request, queryset, "unlock", "Release the jobs' claims?",
+                request,
+                queryset,
+                "unlock",
+                "Release the jobs' claims?",
                 "For a runner that died holding a job: its claim is released, its unfinished attempts are recorded "
                 "as interrupted and their slots run again. A claim that has not expired may belong to a runner "
                 "that is still running the job.",
-                form=form, submit="Release the claims",
-            )  # fmt: skip
+                form=form,
+                submit="Release the claims",
+            )
         who = f"{request.user.get_username()} in the admin"
         try:
             released = repair.unlock(
@@ -474,17 +555,17 @@ class JobAdmin(admin.ModelAdmin):
         jobs = {job.name: job for job in queryset}
         for claim in released:
             self.log_change(request, jobs[claim.name], f"Unlocked: released the claim of {claim.claimed_by}")
-        self.message_user(request, "; ".join(f"{claim.name}: released the claim of {claim.claimed_by}"
-                                             for claim in released))  # fmt: skip
+        self.message_user(
+            request,
+            "; ".join(f"{claim.name}: released the claim of {claim.claimed_by}" for claim in released),
+        )
 
     def _set_enabled(self, request, queryset, value, message):
         jobs = [job for job in queryset if job.enabled_override is not value]
         Job.objects.filter(pk__in=[job.pk for job in jobs]).update(enabled_override=value)
         for job in jobs:
             self.log_change(request, job, message)
-        self.message_user(
-            request, f"{message}: {', '.join(job.name for job in jobs)}." if jobs else "Nothing changed."
-        )
+        self.message_user(request, f"{message}: {', '.join(job.name for job in jobs)}." if jobs else "Nothing changed.")
 
     @admin.action(description="Enable (override the registry)", permissions=["change"])
     def enable(self, request, queryset):
@@ -522,8 +603,20 @@ class LogAdmin(admin.ModelAdmin):
     list_select_related = ("job",)
     show_full_result_count = False  # no COUNT(*) of a large table on every page
     show_facets = admin.ShowFacets.NEVER  # nor a COUNT per filter choice
-    fields = ("job_link", "slot", "started_at", "duration_shown", "outcome_shown", "attempt", "host", "pid",
-              "error_type", "error_value", "traceback_shown", "output_shown")  # fmt: skip
+    fields = (
+        "job_link",
+        "slot",
+        "started_at",
+        "duration_shown",
+        "outcome_shown",
+        "attempt",
+        "host",
+        "pid",
+        "error_type",
+        "error_value",
+        "traceback_shown",
+        "output_shown",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -552,8 +645,12 @@ class LogAdmin(admin.ModelAdmin):
     @admin.display(description="outcome", ordering="outcome")
     def outcome_shown(self, log):
         colour = {"success": "#2e7d32", "failure": "#c62828", "timeout": "#c62828", "running": "#1565c0"}
-        return format_html('<strong class="outcome-{}" style="color: {}">{}</strong>', log.outcome,
-                           colour.get(log.outcome, "inherit"), log.outcome)  # fmt: skip
+        return format_html(
+            '<strong class="outcome-{}" style="color: {}">{}</strong>',
+            log.outcome,
+            colour.get(log.outcome, "inherit"),
+            log.outcome,
+        )
 
     @admin.display(description="duration", ordering="duration")
     def duration_shown(self, log):

@@ -178,7 +178,11 @@ def _failure(error: BaseException, value: str, outcome: str = Log.FAILURE) -> At
 
 def _stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:
     if kind is JobTimeout:
-        return Attempt(Log.TIMEOUT, error_type="Timeout", error_value=f"stopped after {elapsed:.1f} s (timeout {timeout} s)")
+        return Attempt(
+            Log.TIMEOUT,
+            error_type="Timeout",
+            error_value=f"stopped after {elapsed:.1f} s (timeout {timeout} s)",
+        )
     return Attempt(Log.INTERRUPTED, error_type="Interrupted", error_value=reason or "the runner was stopped")
 
 
@@ -216,9 +220,15 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
     started = CLOCK["now"]()
     child = subprocess.Popen(
-        child_command(cmd, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        text=True, errors="replace", env=env, start_new_session=True,
-    )  # fmt: skip
+        child_command(cmd, argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        env=env,
+        start_new_session=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
     reader.start()
@@ -248,8 +258,12 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
         attempt = Attempt(Log.SKIPPED, error_value=output.rsplit("\n", 1)[-1].removeprefix("SkipRun: "))
     else:
         last = output.rsplit("\n", 1)[-1] if output else ""
-        attempt = Attempt(Log.FAILURE, error_type="ExitStatus", error_value=f"exit status {child.returncode}: {last}",
-                          traceback=output)  # fmt: skip
+        attempt = Attempt(
+            Log.FAILURE,
+            error_type="ExitStatus",
+            error_value=f"exit status {child.returncode}: {last}",
+            traceback=output,
+        )
     attempt.duration, attempt.output = duration, output
     return attempt
 

@@ -33,9 +33,15 @@ class JobHealth:
 
     def as_dict(self):
         iso = lambda t: t.isoformat() if t else None  # noqa: E731
-        return {"name": self.name, "status": self.status, "schedule": self.schedule, "next_run": iso(self.next_run),
-                "last_success": iso(self.last_success), "error_count": self.error_count,
-                "last_error": self.last_error or None}  # fmt: skip
+        return {
+            "name": self.name,
+            "status": self.status,
+            "schedule": self.schedule,
+            "next_run": iso(self.next_run),
+            "last_success": iso(self.last_success),
+            "error_count": self.error_count,
+            "last_error": self.last_error or None,
+        }
 
 
 def effective_spec(spec: JobSpec, job: Job | None) -> JobSpec:
@@ -64,10 +70,14 @@ def job_status(spec: JobSpec, job: Job | None, now: datetime) -> str:
 def job_health(spec: JobSpec, job: Job | None, now: datetime) -> JobHealth:
     spec = effective_spec(spec, job)
     return JobHealth(
-        name=spec.name, status=job_status(spec, job, now), schedule=spec.schedule.description,
-        next_run=job.next_run if job else None, last_success=job.last_success if job else None,
-        error_count=job.error_count if job else 0, last_error=job.last_error if job else "",
-    )  # fmt: skip
+        name=spec.name,
+        status=job_status(spec, job, now),
+        schedule=spec.schedule.description,
+        next_run=job.next_run if job else None,
+        last_success=job.last_success if job else None,
+        error_count=job.error_count if job else 0,
+        last_error=job.last_error if job else "",
+    )
 
 
 @dataclass
@@ -120,5 +130,10 @@ def report(names=None, now=None) -> Report:
     if control and control.hold_all:
         problems.append(f"all jobs are held by {control.held_by or 'an operator'}")
         code = max(code, WARNING)
-    return Report(jobs=jobs, last_tick=last_tick, hold_all=bool(control and control.hold_all), code=code,
-                  problems=problems)  # fmt: skip
+    return Report(
+        jobs=jobs,
+        last_tick=last_tick,
+        hold_all=bool(control and control.hold_all),
+        code=code,
+        problems=problems,
+    )

@@ -12,7 +12,10 @@ class Job(models.Model):
     last_success = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest success.")
     next_slot = models.DateTimeField(null=True, blank=True, help_text="Oldest slot not yet handled.")
     next_run = models.DateTimeField(
-        null=True, blank=True, db_index=True, help_text="When the job is next due (later than next_slot while backing off)."
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the job is next due (later than next_slot while backing off).",
     )
     error_count = models.PositiveIntegerField(default=0, help_text="Consecutive failed attempts.")
     last_error = models.TextField(blank=True)
@@ -20,17 +23,25 @@ class Job(models.Model):
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_expires = models.DateTimeField(null=True, blank=True)
-    taken_over_from = models.CharField(max_length=200, blank=True, help_text="The expired claim the latest claim replaced.")
+    taken_over_from = models.CharField(
+        max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
+    )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
-        null=True, blank=True, help_text="Enable or disable the job regardless of the registry; empty: the registry decides."
+        null=True,
+        blank=True,
+        help_text="Enable or disable the job regardless of the registry; empty: the registry decides.",
     )
     schedule_override = models.CharField(
-        max_length=200, blank=True,
-        help_text="Replaces the registry's schedule while set: times 'HH:MM,HH:MM' or an interval such as '30m', '2h', '1d'.",
-    )  # fmt: skip
-    run_requested = models.DateTimeField(null=True, blank=True, help_text="Run on the next tick, whatever the schedule.")
+        max_length=200,
+        blank=True,
+        help_text="Replaces the registry's schedule while set: "
+        "times 'HH:MM,HH:MM' or an interval such as '30m', '2h', '1d'.",
+    )
+    run_requested = models.DateTimeField(
+        null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -47,7 +58,13 @@ class Log(models.Model):
     """One attempt to run one slot of one job."""
 
     RUNNING = "running"  # not terminal: the attempt has started and not yet ended
-    SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED = "success", "failure", "timeout", "skipped", "interrupted"
+    SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED = (
+        "success",
+        "failure",
+        "timeout",
+        "skipped",
+        "interrupted",
+    )
     OUTCOMES = [(o, o) for o in (RUNNING, SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED)]
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")

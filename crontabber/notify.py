@@ -31,8 +31,16 @@ from django.core.mail import EmailMessage, get_connection
 
 from . import signals
 from .models import Log
-from .schedule import CalendarSchedule, CronSchedule, IntervalSchedule, Schedule, UnionSchedule, format_instant
-from .schedule import _MACROS, _single_values_for_croniter  # the cron text as crontabber reads it
+from .schedule import (  # the cron text as crontabber reads it
+    _MACROS,
+    CalendarSchedule,
+    CronSchedule,
+    IntervalSchedule,
+    Schedule,
+    UnionSchedule,
+    _single_values_for_croniter,
+    format_instant,
+)
 
 logger = logging.getLogger("crontabber")
 # The runner logs one line per failed attempt here; the attempt itself is captured below.
@@ -83,13 +91,24 @@ def sentry_capture_failure(sender, spec, job, log, attempt, previous_error_count
     with sentry_sdk.new_scope() as scope:
         for key, value in attempt_tags(spec, log).items():
             scope.set_tag(key, value)
-        scope.set_context("crontabber", {
-            "job": spec.name, "command": " ".join([spec.cmd, *spec.cmd_args]), "slot": format_instant(log.slot),
-            "attempt": log.attempt, "outcome": attempt.outcome, "duration": round(attempt.duration, 3),
-            "error": f"{attempt.error_type}: {attempt.error_value}", "consecutive_errors": job.error_count,
-            "next_run": format_instant(job.next_run) if job.next_run else None, "host": log.host, "pid": log.pid,
-            "log_id": log.pk, "output": attempt.output,
-        })  # fmt: skip
+        scope.set_context(
+            "crontabber",
+            {
+                "job": spec.name,
+                "command": " ".join([spec.cmd, *spec.cmd_args]),
+                "slot": format_instant(log.slot),
+                "attempt": log.attempt,
+                "outcome": attempt.outcome,
+                "duration": round(attempt.duration, 3),
+                "error": f"{attempt.error_type}: {attempt.error_value}",
+                "consecutive_errors": job.error_count,
+                "next_run": format_instant(job.next_run) if job.next_run else None,
+                "host": log.host,
+                "pid": log.pid,
+                "log_id": log.pk,
+                "output": attempt.output,
+            },
+        )
         scope.set_transaction_name(f"crontabber {spec.name}")
         if attempt.exception is not None:
             sentry_sdk.capture_exception(attempt.exception)
@@ -162,8 +181,11 @@ def monitor_config(spec) -> dict | None:
         return None
     source = spec.schedule.parts[0] if isinstance(spec.schedule, UnionSchedule) else spec.schedule
     zone = getattr(source, "zone", None)  # an interval of real time has none: the registry's
-    config = {"schedule": schedule, "timezone": zone.key if zone else spec.zone,
-              "checkin_margin": checkin_margin()}  # fmt: skip
+    config = {
+        "schedule": schedule,
+        "timezone": zone.key if zone else spec.zone,
+        "checkin_margin": checkin_margin(),
+    }
     if spec.timeout:
         config["max_runtime"] = math.ceil(spec.timeout / 60)
     return config
@@ -189,8 +211,9 @@ def sentry_attempt_started(sender, spec, job, log, **kwargs):
     if crons_enabled(spec.name):
         from sentry_sdk.crons import capture_checkin
 
-        check_in_id = capture_checkin(monitor_slug=monitor_slug(spec.name), status="in_progress",
-                                      monitor_config=monitor_config(spec))  # fmt: skip
+        check_in_id = capture_checkin(
+            monitor_slug=monitor_slug(spec.name), status="in_progress", monitor_config=monitor_config(spec)
+        )
         if check_in_id:
             _open_checkins[log.pk] = check_in_id
 
@@ -202,9 +225,13 @@ def sentry_checkin_finished(sender, spec, job, log, attempt, **kwargs):
     from sentry_sdk.crons import capture_checkin
 
     # skipped: ok (the slot is handled); failure, timeout, interrupted: error.
-    capture_checkin(monitor_slug=monitor_slug(spec.name), check_in_id=check_in_id,
-                    status="ok" if attempt.handled else "error", duration=attempt.duration,
-                    monitor_config=monitor_config(spec))  # fmt: skip
+    capture_checkin(
+        monitor_slug=monitor_slug(spec.name),
+        check_in_id=check_in_id,
+        status="ok" if attempt.handled else "error",
+        duration=attempt.duration,
+        monitor_config=monitor_config(spec),
+    )
 
 
 # --- e-mail ------------------------------------------------------------------------------
@@ -225,8 +252,9 @@ def _short(instant) -> str:
 
 def _failure_series(job, log, count: int) -> tuple:
     """(when the first of the ``count`` failed attempts before ``log`` started, the last one's error)."""
-    failed = Log.objects.filter(job_id=job.pk, outcome__in=(Log.FAILURE, Log.TIMEOUT),
-                                started_at__lte=log.started_at, id__lt=log.pk).order_by("-started_at", "-id")
+    failed = Log.objects.filter(
+        job_id=job.pk, outcome__in=(Log.FAILURE, Log.TIMEOUT), started_at__lte=log.started_at, id__lt=log.pk
+    ).order_by("-started_at", "-id")
     last = failed.values_list("error_type", "error_value").first()
     first = failed.values_list("started_at", flat=True)[count - 1 : count]
     error = f"{last[0]}: {last[1]}".splitlines()[0] if last else ""

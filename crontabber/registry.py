@@ -13,12 +13,33 @@ from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
-from .schedule import Schedule, ScheduleError, build_override, build_schedule, parse_frequency, parse_time, parse_zone
+from .schedule import (
+    Schedule,
+    ScheduleError,
+    build_override,
+    build_schedule,
+    parse_frequency,
+    parse_time,
+    parse_zone,
+)
 
 KNOWN_KEYS = {
-    "name", "cmd", "cmd_args", "frequency", "time", "cron", "timezone", "enabled",
-    "backfill", "last_success", "max_backfill", "timeout", "depends_on", "process", "notify_on_success",
-}  # fmt: skip
+    "name",
+    "cmd",
+    "cmd_args",
+    "frequency",
+    "time",
+    "cron",
+    "timezone",
+    "enabled",
+    "backfill",
+    "last_success",
+    "max_backfill",
+    "timeout",
+    "depends_on",
+    "process",
+    "notify_on_success",
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +58,7 @@ class JobSpec:
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
 
-    def with_overrides(self, enabled: bool | None, schedule: str) -> "JobSpec":
+    def with_overrides(self, enabled: bool | None, schedule: str) -> JobSpec:
         """This job as an operator changed it (admin): enabled or not, another schedule.
         A schedule override that no longer parses is ignored (and logged by the caller)."""
         changes = {}

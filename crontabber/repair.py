@@ -21,9 +21,15 @@ from .schedule import truncate_to_minute
 
 # What a reset forgets: the job runs on the next tick as if new.
 FORGOTTEN = dict(
-    schedule="", first_run=None, last_run=None, last_success=None, next_slot=None, next_run=None,
-    error_count=0, last_error="",
-)  # fmt: skip
+    schedule="",
+    first_run=None,
+    last_run=None,
+    last_success=None,
+    next_slot=None,
+    next_run=None,
+    error_count=0,
+    last_error="",
+)
 
 
 class RepairError(Exception):
@@ -44,15 +50,21 @@ def reset(names, now: datetime | None = None) -> dict[str, Job]:
         jobs = {job.name: job for job in Job.objects.select_for_update().filter(name__in=list(names))}
         running = [job for job in jobs.values() if is_running(job, now)]
         if running:
-            raise RepairError("cannot reset a running job: " + ", ".join(
-                f"{job.name} (claimed by {job.claimed_by} since {job.claimed_at:%Y-%m-%d %H:%M:%S}Z)"
-                for job in running) + "; nothing was changed")  # fmt: skip
+            raise RepairError(
+                "cannot reset a running job: "
+                + ", ".join(
+                    f"{job.name} (claimed by {job.claimed_by} since {job.claimed_at:%Y-%m-%d %H:%M:%S}Z)"
+                    for job in running
+                )
+                + "; nothing was changed"
+            )
         Job.objects.filter(name__in=jobs).update(**FORGOTTEN)
     return jobs
 
 
-def mark_success(specs: list[JobSpec], marked: datetime, now: datetime | None = None,
-                 by: str = "cronmarksuccess") -> list[Job]:  # fmt: skip
+def mark_success(
+    specs: list[JobSpec], marked: datetime, now: datetime | None = None, by: str = "cronmarksuccess"
+) -> list[Job]:
     """Record a success of slot ``marked`` for each job without running it, so the slots
     before it are not backfilled; clears the errors. Each gets a Log row saying ``by``
     whom it was marked. The job's next slot follows ``marked`` on its effective schedule
@@ -66,8 +78,9 @@ def mark_success(specs: list[JobSpec], marked: datetime, now: datetime | None = 
                 defaults={"first_run": truncate_to_minute(now), "schedule": spec.schedule.description},
             )
             if is_running(job, now):
-                raise RepairError(f"cannot mark {spec.name}: it is running (claimed by {job.claimed_by}); "
-                                  "nothing was changed")  # fmt: skip
+                raise RepairError(
+                    f"cannot mark {spec.name}: it is running (claimed by {job.claimed_by}); nothing was changed"
+                )
             schedule = effective_spec(spec, job).schedule
             job.first_run = job.first_run or truncate_to_minute(now)
             job.schedule = schedule.description
@@ -76,13 +89,26 @@ def mark_success(specs: list[JobSpec], marked: datetime, now: datetime | None = 
             job.next_run = job.next_slot
             job.error_count = 0
             job.last_error = ""
-            job.save(update_fields=["first_run", "schedule", "last_success", "next_slot", "next_run",
-                                    "error_count", "last_error"])  # fmt: skip
+            job.save(
+                update_fields=[
+                    "first_run",
+                    "schedule",
+                    "last_success",
+                    "next_slot",
+                    "next_run",
+                    "error_count",
+                    "last_error",
+                ]
+            )
             Log.objects.create(
-                job=job, slot=marked, started_at=now, duration=0, outcome=Log.SUCCESS,
+                job=job,
+                slot=marked,
+                started_at=now,
+                duration=0,
+                outcome=Log.SUCCESS,
                 output=f"marked as succeeded by {by}; the command did not run",
                 host=socket.gethostname()[:200],
-            )  # fmt: skip
+            )
             done.append(job)
     return done
 
@@ -94,8 +120,13 @@ class Released:
     claimed_at: datetime | None
 
 
-def unlock(names, force: bool = False, now: datetime | None = None, by: str = "cronunlock",
-           force_hint: str = "use --force to release anyway") -> list[Released]:  # fmt: skip
+def unlock(
+    names,
+    force: bool = False,
+    now: datetime | None = None,
+    by: str = "cronunlock",
+    force_hint: str = "use --force to release anyway",
+) -> list[Released]:
     """Release the named jobs' claims (a runner that died holding them); their unfinished
     attempts end as interrupted and their slots run again. A claim that has not expired
     (its runner may be alive) refuses the whole repair unless ``force``. Returns the
@@ -108,16 +139,16 @@ def unlock(names, force: bool = False, now: datetime | None = None, by: str = "c
             held = ", ".join(
                 f"{job.name} (held by {job.claimed_by} until {job.claim_expires:%H:%M:%S}Z)" for job in live
             )
-            raise RepairError(f"claim not expired, its runner may still be running: {held}; {force_hint}; "
-                              "nothing was changed")  # fmt: skip
+            raise RepairError(
+                f"claim not expired, its runner may still be running: {held}; {force_hint}; nothing was changed"
+            )
         for job in jobs:
             Log.objects.filter(job=job, outcome=Log.RUNNING).update(
-                outcome=Log.INTERRUPTED, error_type="Unlocked",
+                outcome=Log.INTERRUPTED,
+                error_type="Unlocked",
                 error_value=f"claim of {job.claimed_by} released by {by}",
-            )  # fmt: skip
-        Job.objects.filter(pk__in=[job.pk for job in jobs]).update(
-            claimed_by="", claimed_at=None, claim_expires=None
-        )
+            )
+        Job.objects.filter(pk__in=[job.pk for job in jobs]).update(claimed_by="", claimed_at=None, claim_expires=None)
     return [Released(job.name, job.claimed_by, job.claimed_at) for job in jobs]
 
 
@@ -126,9 +157,7 @@ def hold_all(by: str, now: datetime | None = None) -> tuple[Control, bool]:
     row and whether this call set the hold (False: it was already held, by whoever holds it)."""
     now = now or timezone.now()
     Control.get()
-    changed = Control.objects.filter(pk=1, hold_all=False).update(
-        hold_all=True, held_by=by[:150], held_since=now
-    )
+    changed = Control.objects.filter(pk=1, hold_all=False).update(hold_all=True, held_by=by[:150], held_since=now)
     return Control.objects.get(pk=1), bool(changed)
 
 

@@ -120,8 +120,16 @@ class TickReport:
 
 
 # What one tick reads of every job, in one query.
-ROW_FIELDS = ("name", "next_run", "schedule", "claimed_by", "claim_expires", "enabled_override",
-              "schedule_override", "run_requested")  # fmt: skip
+ROW_FIELDS = (
+    "name",
+    "next_run",
+    "schedule",
+    "claimed_by",
+    "claim_expires",
+    "enabled_override",
+    "schedule_override",
+    "run_requested",
+)
 
 
 def purge_due(control: Control, now: datetime) -> bool:
@@ -135,8 +143,9 @@ def purge_old_logs(now: datetime) -> int:
     batch = setting("CRONTABBER_LOG_PURGE_BATCH", 1000)
     deleted = 0
     for _ in range(10):
-        ids = list(Log.objects.filter(started_at__lt=cutoff).exclude(outcome=Log.RUNNING)
-                   .values_list("pk", flat=True)[:batch])  # fmt: skip
+        ids = list(
+            Log.objects.filter(started_at__lt=cutoff).exclude(outcome=Log.RUNNING).values_list("pk", flat=True)[:batch]
+        )
         if ids:
             deleted += Log.objects.filter(pk__in=ids)._raw_delete(Log.objects.db)
         if len(ids) < batch:
@@ -199,8 +208,12 @@ class Runner:
                 spec = self._effective(spec, row)
             if row is None or row[1] is None:  # never seen, or reset: starts as new
                 next_run = spec.schedule.first_slot(now)
-                fresh = dict(schedule=spec.schedule.description, first_run=truncate_to_minute(now),
-                             next_slot=next_run, next_run=next_run)  # fmt: skip
+                fresh = dict(
+                    schedule=spec.schedule.description,
+                    first_run=truncate_to_minute(now),
+                    next_slot=next_run,
+                    next_run=next_run,
+                )
                 if dry_run:
                     pass
                 elif row is None:
@@ -322,8 +335,14 @@ class Runner:
         if not force:
             query = query.filter(next_run__lte=now)
         # taken_over_from is set first: the SET list reads the old claimed_by everywhere.
-        return bool(query.update(taken_over_from=F("claimed_by"), claimed_by=self.owner, claimed_at=now,
-                                 claim_expires=now + lease()))  # fmt: skip
+        return bool(
+            query.update(
+                taken_over_from=F("claimed_by"),
+                claimed_by=self.owner,
+                claimed_at=now,
+                claim_expires=now + lease(),
+            )
+        )
 
     def _release(self, name: str) -> None:
         Job.objects.filter(name=name, claimed_by=self.owner).update(claimed_by="", claimed_at=None, claim_expires=None)
@@ -333,9 +352,10 @@ class Runner:
         attempts end as interrupted, and their slots run again."""
         logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
         Log.objects.filter(job=job, outcome=Log.RUNNING).update(
-            outcome=Log.INTERRUPTED, error_type="Abandoned",
+            outcome=Log.INTERRUPTED,
+            error_type="Abandoned",
             error_value=f"runner {job.taken_over_from} stopped without finishing (its claim expired)",
-        )  # fmt: skip
+        )
 
     def _run_job(self, spec: JobSpec, force: bool, extra: dict, report: TickReport) -> None:
         if not self._claim(spec, force):
@@ -368,8 +388,16 @@ class Runner:
         """Run one slot and record it. Returns (may go on to the next slot, claim released)."""
         started_at = timezone.now()
         argv = command_arguments(spec, slot, job.last_success, extra)
-        log = Log.objects.create(job=job, slot=slot, started_at=started_at, duration=0, outcome=Log.RUNNING,
-                                 attempt=job.error_count + 1, host=self.host[:200], pid=self.pid)  # fmt: skip
+        log = Log.objects.create(
+            job=job,
+            slot=slot,
+            started_at=started_at,
+            duration=0,
+            outcome=Log.RUNNING,
+            attempt=job.error_count + 1,
+            host=self.host[:200],
+            pid=self.pid,
+        )
         self._send(signals.attempt_started, spec=spec, job=job, log=log)
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
         run = run_in_child if spec.process else run_in_process
@@ -377,14 +405,26 @@ class Runner:
         report.results.append(SlotResult(spec.name, slot, attempt))
         self.say(f"{spec.name} {format_instant(slot)}: {attempt.outcome} ({attempt.duration:.2f} s)\n")
         if attempt.is_error:
-            failure_logger.error("%s: slot %s %s: %s: %s", spec.name, format_instant(slot), attempt.outcome,
-                                 attempt.error_type, attempt.error_value)  # fmt: skip
+            failure_logger.error(
+                "%s: slot %s %s: %s: %s",
+                spec.name,
+                format_instant(slot),
+                attempt.outcome,
+                attempt.error_type,
+                attempt.error_value,
+            )
         previous_errors = job.error_count
         release = last or not attempt.handled or self.stop_requested
         kept = self._record(spec, job, log, attempt, release)
         if kept:
-            self._send(signals.attempt_finished, spec=spec, job=job, log=log, attempt=attempt,
-                       previous_error_count=previous_errors)  # fmt: skip
+            self._send(
+                signals.attempt_finished,
+                spec=spec,
+                job=job,
+                log=log,
+                attempt=attempt,
+                previous_error_count=previous_errors,
+            )
         return kept and attempt.handled and not self.stop_requested, release and kept
 
     def _send(self, signal, **kwargs) -> None:
@@ -418,17 +458,28 @@ class Runner:
         run_requested = F("run_requested")
         if attempt.outcome != Log.INTERRUPTED:
             run_requested = Case(When(run_requested__lte=log.started_at, then=None), default=F("run_requested"))
-        claim = dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(
-            claim_expires=now + lease())  # fmt: skip
-        log.duration, log.outcome, log.error_type = attempt.duration, attempt.outcome, attempt.error_type[:200]
+        claim = (
+            dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(claim_expires=now + lease())
+        )
+        log.duration, log.outcome, log.error_type = (
+            attempt.duration,
+            attempt.outcome,
+            attempt.error_type[:200],
+        )
         log.error_value, log.traceback, log.output = attempt.error_value, attempt.traceback, attempt.output
         with transaction.atomic():
             log.save(update_fields=["duration", "outcome", "error_type", "error_value", "traceback", "output"])
             kept = Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(
-                last_run=job.last_run, last_success=job.last_success, last_skipped=job.last_skipped,
-                next_slot=job.next_slot, next_run=job.next_run, error_count=job.error_count,
-                last_error=job.last_error, run_requested=run_requested, **claim,
-            )  # fmt: skip
+                last_run=job.last_run,
+                last_success=job.last_success,
+                last_skipped=job.last_skipped,
+                next_slot=job.next_slot,
+                next_run=job.next_run,
+                error_count=job.error_count,
+                last_error=job.last_error,
+                run_requested=run_requested,
+                **claim,
+            )
         if not kept:
             logger.error("%s: lost the claim to another runner; its state is left to it", spec.name)
         return bool(kept)

@@ -18,12 +18,12 @@ read in the schedule's zone, with these DST rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-UTC = timezone.utc
+UTC = UTC
 MINUTE = timedelta(minutes=1)
 _FREQUENCY = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -40,8 +40,8 @@ _MACROS = {
 # A range in one term of a field: "5-5", "MON-FRI/2" (names are read by _field_value).
 _RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
 _NAMES = {
-    3: "jan feb mar apr may jun jul aug sep oct nov dec".split(),
-    4: "sun mon tue wed thu fri sat".split(),
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
 # How far a search for the next matching day may look before the cron expression
 # is declared unsatisfiable (Feb 29 on a Monday recurs within 28 years).
@@ -91,10 +91,8 @@ def _exists(wall: datetime, zone: ZoneInfo) -> bool:
 
 
 def _is_ambiguous(wall: datetime, zone: ZoneInfo) -> bool:
-    return (
-        wall.replace(tzinfo=zone, fold=0).utcoffset()
-        != wall.replace(tzinfo=zone, fold=1).utcoffset()
-        and _exists(wall, zone)
+    return wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset() and _exists(
+        wall, zone
     )
 
 
@@ -235,8 +233,10 @@ class CronSchedule(Schedule):
     def _day_matches(self, day: date) -> bool:
         if self.months and day.month not in self.months:
             return False
-        dom_ok = not self.days_of_month or day.day in self.days_of_month or (
-            "l" in self.days_of_month and (day + timedelta(days=1)).month != day.month
+        dom_ok = (
+            not self.days_of_month
+            or day.day in self.days_of_month
+            or ("l" in self.days_of_month and (day + timedelta(days=1)).month != day.month)
         )
         dow = (day.weekday() + 1) % 7
         nth = self.nth_weekday.get(dow)

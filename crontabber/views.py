@@ -47,6 +47,12 @@ def health_view(request):
 
 
 def _critical(now, problem: str) -> JsonResponse:
-    body = {"status": "critical", "checked_at": now.isoformat(), "last_tick": None, "hold_all": None,
-            "problems": [_one_line(problem)], "jobs": []}  # fmt: skip
+    body = {
+        "status": "critical",
+        "checked_at": now.isoformat(),
+        "last_tick": None,
+        "hold_all": None,
+        "problems": [_one_line(problem)],
+        "jobs": [],
+    }
     return JsonResponse(body, status=503)

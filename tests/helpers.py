@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.db import connection
@@ -13,7 +13,7 @@ from crontabber.models import Job, Log
 from crontabber.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(text: str) -> datetime:
@@ -60,5 +60,9 @@ def manage(*args, env, timeout=60):
     """Run webapp/manage.py in a child process; returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, str(ROOT / "webapp" / "manage.py"), *args],
-        env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

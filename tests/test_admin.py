@@ -22,9 +22,15 @@ pytestmark = pytest.mark.django_db
 REGISTRY = [
     {"name": "good", "cmd": "record", "frequency": "1h"},
     {"name": "bad", "cmd": "boom", "frequency": "1h"},
-    {"name": "berlin", "cmd": "record", "cmd_args": ["--label", "b"], "frequency": "1d", "time": "03:00",
-     "timezone": "Europe/Berlin"},
-]  # fmt: skip
+    {
+        "name": "berlin",
+        "cmd": "record",
+        "cmd_args": ["--label", "b"],
+        "frequency": "1d",
+        "time": "03:00",
+        "timezone": "Europe/Berlin",
+    },
+]
 JOBS = reverse("admin:crontabber_job_changelist")
 LOGS = reverse("admin:crontabber_log_changelist")
 HOLD = reverse("admin:crontabber_job_hold")
@@ -94,8 +100,9 @@ def said(response):
 
 def make_due(name):
     """Move the job's grid back one step, so its next slot is due now."""
-    Job.objects.filter(name=name).update(next_slot=F("first_run") - timedelta(hours=1),
-                                         next_run=F("first_run") - timedelta(hours=1))  # fmt: skip
+    Job.objects.filter(name=name).update(
+        next_slot=F("first_run") - timedelta(hours=1), next_run=F("first_run") - timedelta(hours=1)
+    )
 
 
 # --- permissions -----------------------------------------------------------------------
@@ -149,14 +156,9 @@ def test_log_rows_are_read_only_even_for_a_superuser(ticked):
     log = Log.objects.filter(job__name="bad").first()
     detail = client.get(reverse("admin:crontabber_log_change", args=[log.pk]))
     assert detail.status_code == 200 and "RuntimeError" in text(detail) and 'name="_save"' not in text(detail)
-    assert (
-        client.post(reverse("admin:crontabber_log_change", args=[log.pk]), {"outcome": "success"}).status_code
-        == 403
-    )
+    assert client.post(reverse("admin:crontabber_log_change", args=[log.pk]), {"outcome": "success"}).status_code == 403
     assert client.get(reverse("admin:crontabber_log_add")).status_code == 403
-    assert (
-        client.post(reverse("admin:crontabber_log_delete", args=[log.pk]), {"post": "yes"}).status_code == 403
-    )
+    assert client.post(reverse("admin:crontabber_log_delete", args=[log.pk]), {"post": "yes"}).status_code == 403
     client.post(LOGS, {"action": "delete_selected", "_selected_action": [log.pk], "post": "yes"})
     assert Log.objects.get(pk=log.pk).outcome == "failure"
 
@@ -164,10 +166,7 @@ def test_log_rows_are_read_only_even_for_a_superuser(ticked):
 def test_jobs_cannot_be_added_or_deleted_here(operator):
     assert operator.get(reverse("admin:crontabber_job_add")).status_code == 403
     assert (
-        operator.post(
-            reverse("admin:crontabber_job_delete", args=[job("good").pk]), {"post": "yes"}
-        ).status_code
-        == 403
+        operator.post(reverse("admin:crontabber_job_delete", args=[job("good").pk]), {"post": "yes"}).status_code == 403
     )
     assert Job.objects.filter(name="good").exists()
 
@@ -188,9 +187,7 @@ def test_the_job_list_shows_status_schedule_errors_and_a_link_to_the_logs(operat
     link = f"{LOGS}?job__id__exact={job('bad').pk}"
     assert link.replace("&", "&amp;") in page
     logs = operator.get(link)
-    assert "RuntimeError: boom" in text(logs) and {
-        log.job.name for log in logs.context["cl"].result_list
-    } == {"bad"}
+    assert "RuntimeError: boom" in text(logs) and {log.job.name for log in logs.context["cl"].result_list} == {"bad"}
 
 
 def test_a_broken_override_is_shown_as_ignored_and_a_disabled_job_as_disabled(operator):
@@ -240,8 +237,9 @@ def test_reset_asks_first_then_forgets_the_state(operator):
 
 
 def test_a_running_job_is_not_reset(operator):
-    Job.objects.filter(name="bad").update(claimed_by="h:1:x", claimed_at=timezone.now(),
-                                          claim_expires=timezone.now() + timedelta(minutes=5))  # fmt: skip
+    Job.objects.filter(name="bad").update(
+        claimed_by="h:1:x", claimed_at=timezone.now(), claim_expires=timezone.now() + timedelta(minutes=5)
+    )
     response = act(operator, "reset", "good", "bad", apply="yes")
     assert "cannot reset a running job: bad (claimed by h:1:x" in said(response)
     assert job("bad").error_count == 1 and job("good").next_run is not None and not entries()
@@ -260,9 +258,7 @@ def test_mark_success_at_a_time(operator):
     assert state.last_success == marked and state.error_count == 0
     assert state.next_run == state.first_run + timedelta(hours=1)
     assert "bad: marked succeeded at" in said(response)
-    assert (
-        Log.objects.filter(job=state, output__contains="marked as succeeded by op in the admin").count() == 1
-    )
+    assert Log.objects.filter(job=state, output__contains="marked as succeeded by op in the admin").count() == 1
     [(user, _, message)] = entries(state)
     assert user == "op" and message.startswith("Marked succeeded at ")
 
@@ -276,9 +272,7 @@ def test_mark_success_follows_the_schedule_override(operator):
 
 def test_unlock_refuses_a_live_claim_unless_forced(operator):
     now = timezone.now()
-    Job.objects.filter(name="good").update(
-        claimed_by="h:1:x", claimed_at=now, claim_expires=now + timedelta(minutes=5)
-    )
+    Job.objects.filter(name="good").update(claimed_by="h:1:x", claimed_at=now, claim_expires=now + timedelta(minutes=5))
     Log.objects.create(job=job("good"), slot=now, started_at=now, duration=0, outcome="running")
     page = act(operator, "unlock", "good")
     assert "Release the jobs" in text(page)
@@ -318,13 +312,16 @@ def form(**values):
     return {"enabled_override": "", "schedule_override": "", **values}
 
 
-@pytest.mark.parametrize("value, message", [
-    ("25:99", "is not a time like"),
-    ("03:00,2h", "mixes times and an interval"),
-    ("30m,2h", "one interval, not several"),
-    ("often", "is not a frequency like"),
-    ("0m", "is not a frequency like"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("25:99", "is not a time like"),
+        ("03:00,2h", "mixes times and an interval"),
+        ("30m,2h", "one interval, not several"),
+        ("often", "is not a frequency like"),
+        ("0m", "is not a frequency like"),
+    ],
+)
 def test_a_bad_schedule_override_is_refused_with_a_clear_error(operator, value, message):
     response = operator.post(change_url("berlin"), form(schedule_override=value))
     assert response.status_code == 200 and message in text(response)
@@ -408,9 +405,5 @@ def test_the_control_row_is_read_only_and_its_history_lists_holds_and_releases(o
 
 def test_run_now_on_a_running_job_says_the_attempt_under_way_serves_it(operator):
     now = timezone.now()
-    Job.objects.filter(name="good").update(
-        claimed_by="h:1:x", claimed_at=now, claim_expires=now + timedelta(minutes=5)
-    )
-    assert "Running now: good; the attempt under way serves the request" in said(
-        act(operator, "run_now", "good")
-    )
+    Job.objects.filter(name="good").update(claimed_by="h:1:x", claimed_at=now, claim_expires=now + timedelta(minutes=5))
+    assert "Running now: good; the attempt under way serves the request" in said(act(operator, "run_now", "good"))

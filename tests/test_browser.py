@@ -21,15 +21,24 @@ from crontabber.models import Control, Job, Log
 from crontabber.runner import Runner
 
 CHROMIUM = os.environ.get("CRONTABBER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')"
-)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')")
 if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package (`make chromium`, as root) "
-                "to run the browser tests", allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install Debian's chromium package (`make chromium`, as root) "
+        "to run the browser tests",
+        allow_module_level=True,
+    )
 
 expect = sync_api.expect
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,9 +81,7 @@ def page(browser):
 @pytest.fixture
 def operator(db):
     user = User.objects.create_user("operator", password="s3cret-pass", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="crontabber", codename__in=PERMISSIONS)
-    )
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="crontabber", codename__in=PERMISSIONS))
     return user
 
 
@@ -82,9 +89,7 @@ def row(page, name):
     return page.locator("#result_list tbody tr", has_text=name)
 
 
-def test_operator_logs_in_sees_a_failing_job_runs_it_now_holds_and_releases(
-    live_server, page, operator, jobs
-):
+def test_operator_logs_in_sees_a_failing_job_runs_it_now_holds_and_releases(live_server, page, operator, jobs):
     started = time.monotonic()
     jobs(REGISTRY)
     Runner().tick()  # nightly-export fails; the others succeed
@@ -157,8 +162,9 @@ def test_a_view_only_user_sees_the_jobs_but_no_controls(live_server, page, jobs)
     jobs(REGISTRY)
     Runner().tick()
     viewer = User.objects.create_user("viewer", password="s3cret-pass", is_staff=True)
-    viewer.user_permissions.set(Permission.objects.filter(content_type__app_label="crontabber",
-                                                          codename__in=["view_job", "view_log"]))  # fmt: skip
+    viewer.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="crontabber", codename__in=["view_job", "view_log"])
+    )
     page.goto(f"{live_server.url}/admin/login/?next=/admin/crontabber/job/")
     page.fill("#id_username", "viewer")
     page.fill("#id_password", "s3cret-pass")

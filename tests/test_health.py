@@ -49,11 +49,21 @@ def test_healthy_jobs_answer_200_with_each_jobs_status(registry, client):
     assert status == 200
     assert body["status"] == "ok" and body["problems"] == [] and body["hold_all"] is False
     assert body["last_tick"] == "2026-05-01T11:00:00+00:00" and body["checked_at"] == "2026-05-01T11:05:00+00:00"
-    assert {job["name"]: job["status"] for job in body["jobs"]} == {"hourly": "ok", "skip": "ok", "off": "disabled"}
+    assert {job["name"]: job["status"] for job in body["jobs"]} == {
+        "hourly": "ok",
+        "skip": "ok",
+        "off": "disabled",
+    }
     hourly = body["jobs"][0]
-    assert hourly == {"name": "hourly", "status": "ok", "schedule": "cron 0 * * * * UTC",
-                      "next_run": "2026-05-01T12:00:00+00:00", "last_success": "2026-05-01T11:00:00+00:00",
-                      "error_count": 0, "last_error": None}  # fmt: skip
+    assert hourly == {
+        "name": "hourly",
+        "status": "ok",
+        "schedule": "cron 0 * * * * UTC",
+        "next_run": "2026-05-01T12:00:00+00:00",
+        "last_success": "2026-05-01T11:00:00+00:00",
+        "error_count": 0,
+        "last_error": None,
+    }
 
 
 def test_a_running_job_is_running(registry, client):
@@ -71,8 +81,9 @@ def test_a_failing_job_is_a_warning_then_critical_and_503(registry, client):
     assert status == 503 and body["status"] == "warning"
     assert body["jobs"][0]["status"] == "failing" and body["jobs"][0]["error_count"] == 1
     assert body["jobs"][0]["last_error"] == "CommandError: failing on purpose for 2026-05-01T12:00:00+00:00"
-    assert body["problems"] == ["hourly failed 1 time(s) in a row: CommandError: failing on purpose for "
-                                "2026-05-01T12:00:00+00:00"]  # fmt: skip
+    assert body["problems"] == [
+        "hourly failed 1 time(s) in a row: CommandError: failing on purpose for 2026-05-01T12:00:00+00:00"
+    ]
     Job.objects.filter(name="hourly").update(error_count=3)
     status, body = get_health(client, at("2026-05-01 12:01"))
     assert status == 503 and body["status"] == "critical"
@@ -110,8 +121,7 @@ def test_a_broken_registry_is_critical_in_one_line(jobs, client):
     jobs([{"name": "x", "cmd": "no-such-command"}])
     status, body = get_health(client)
     assert status == 503 and body["status"] == "critical" and body["jobs"] == []
-    assert body["problems"] == ["crontabber registry: job 'x': key 'cmd': unknown management command "
-                                "'no-such-command'"]  # fmt: skip
+    assert body["problems"] == ["crontabber registry: job 'x': key 'cmd': unknown management command 'no-such-command'"]
 
 
 def test_no_jobs_and_no_ticks_is_healthy(jobs, client):
@@ -157,8 +167,13 @@ def check(*args, when=at("2026-05-01 11:05")):
 def test_check_ok(registry):
     code, lines = check()
     assert code == 0
-    assert lines == ["CRONTABBER OK - 3 jobs", "last tick: 2026-05-01T11:00:00+00:00", "hourly: ok", "skip: ok",
-                     "off: disabled"]  # fmt: skip
+    assert lines == [
+        "CRONTABBER OK - 3 jobs",
+        "last tick: 2026-05-01T11:00:00+00:00",
+        "hourly: ok",
+        "skip: ok",
+        "off: disabled",
+    ]
 
 
 def test_check_warning_then_critical(registry):
@@ -166,8 +181,10 @@ def test_check_warning_then_critical(registry):
     tick(at("2026-05-01 12:00"))
     code, lines = check(when=at("2026-05-01 12:01"))
     assert code == 1
-    assert lines[0] == ("CRONTABBER WARNING - hourly failed 1 time(s) in a row: CommandError: failing on purpose "
-                        "for 2026-05-01T12:00:00+00:00")  # fmt: skip
+    assert lines[0] == (
+        "CRONTABBER WARNING - hourly failed 1 time(s) in a row: CommandError: failing on purpose "
+        "for 2026-05-01T12:00:00+00:00"
+    )
     assert "hourly: failing, 1 error(s) in a row: CommandError: failing on purpose" in lines[2]
     code, lines = check(when=at("2026-05-01 13:30"))
     assert code == 2
@@ -177,8 +194,10 @@ def test_check_warning_then_critical(registry):
 def test_check_names_limit_it_and_json(registry):
     control.FAILING.add("*")
     tick(at("2026-05-01 12:00"))
-    assert check("skip", when=at("2026-05-01 12:01")) == (0, ["CRONTABBER OK - 1 job",
-                                                              "last tick: 2026-05-01T12:00:00+00:00", "skip: ok"])
+    assert check("skip", when=at("2026-05-01 12:01")) == (
+        0,
+        ["CRONTABBER OK - 1 job", "last tick: 2026-05-01T12:00:00+00:00", "skip: ok"],
+    )
     code, lines = check("--format=json", when=at("2026-05-01 12:01"))
     body = json.loads("\n".join(lines))
     assert code == 1 and body["status"] == "warning" and [j["status"] for j in body["jobs"]][0] == "failing"
@@ -236,5 +255,6 @@ def test_a_database_error_is_critical_without_its_details_on_the_web(registry, c
     assert "10.0.0.5" not in json.dumps(body) and "10.0.0.5" in caplog.text  # logged for the operators
     code, lines = check()
     assert code == 2
-    assert lines == ['CRONTABBER CRITICAL - database error: connection to server at "10.0.0.5", port 5432 failed: '
-                     "timeout"]  # fmt: skip
+    assert lines == [
+        'CRONTABBER CRITICAL - database error: connection to server at "10.0.0.5", port 5432 failed: timeout'
+    ]

@@ -46,8 +46,13 @@ def stub(tmp_path):
 
 
 def start_loop(env):
-    return subprocess.Popen(["bash", str(LOOP)], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        ["bash", str(LOOP)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_a_failing_tick_is_logged_and_the_loop_goes_on(stub):
@@ -89,8 +94,13 @@ def test_a_signal_during_the_sleep_ends_the_loop_at_once(stub):
 
 
 def test_a_bad_interval_is_refused():
-    result = subprocess.run(["bash", str(LOOP)], env={**os.environ, "CRONTABBER_INTERVAL": "5m"},
-                            capture_output=True, text=True, timeout=10)  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(LOOP)],
+        env={**os.environ, "CRONTABBER_INTERVAL": "5m"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert result.returncode == 2 and "whole seconds" in result.stderr
 
 

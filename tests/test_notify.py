@@ -60,9 +60,13 @@ def sentry():
     would turn the runner's error line into a second event if nothing stopped it)."""
     transport = MemoryTransport()
     sentry_sdk.init(
-        dsn="https://public@sentry.invalid/1", transport=transport, default_integrations=False,
-        auto_enabling_integrations=False, integrations=[LoggingIntegration()], environment="test",
-    )  # fmt: skip
+        dsn="https://public@sentry.invalid/1",
+        transport=transport,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        integrations=[LoggingIntegration()],
+        environment="test",
+    )
     try:
         yield transport
     finally:
@@ -80,8 +84,12 @@ def test_an_in_process_failure_is_captured_once_with_its_exception_and_tags(jobs
     (exception,) = event["exception"]["values"]
     assert exception["type"] == "RuntimeError" and exception["value"] == "boom"
     assert exception["stacktrace"]["frames"][-1]["function"] == "handle"  # the job's own code
-    assert event["tags"] == {"crontabber.job": "bad", "crontabber.slot": "2026-05-01T10:00:00+00:00",
-                             "crontabber.attempt": "1", "crontabber.outcome": "failure"}  # fmt: skip
+    assert event["tags"] == {
+        "crontabber.job": "bad",
+        "crontabber.slot": "2026-05-01T10:00:00+00:00",
+        "crontabber.attempt": "1",
+        "crontabber.outcome": "failure",
+    }
     context = event["contexts"]["crontabber"]
     assert "about to fail" in context["output"] and context["error"] == "RuntimeError: boom"
     assert event["transaction"] == "crontabber bad" and event["environment"] == "test"
@@ -95,7 +103,12 @@ def test_an_in_process_failure_is_captured_once_with_its_exception_and_tags(jobs
 
 
 def test_a_success_or_a_skip_sends_no_event(jobs, sentry):
-    jobs([{"name": "ok", "cmd": "chatty", "frequency": "1h"}, {"name": "skip", "cmd": "skipper", "frequency": "1h"}])
+    jobs(
+        [
+            {"name": "ok", "cmd": "chatty", "frequency": "1h"},
+            {"name": "skip", "cmd": "skipper", "frequency": "1h"},
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     assert sentry.items == []
 
@@ -126,10 +139,13 @@ def test_a_child_process_failure_is_one_message_event_with_its_output(jobs, sent
 
 def test_the_child_process_prints_an_uncaught_error_without_calling_sys_excepthook():
     """So an SDK initialised in the child (SENTRY_DSN) does not report the error a second time."""
-    code = ("import sys; sys.excepthook = lambda *a: print('EXCEPTHOOK', file=sys.stderr)\n"
-            "from crontabber.child import main; sys.exit(main(['boom']))")  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True,
-                            timeout=60, cwd=ROOT)  # fmt: skip
+    code = (
+        "import sys; sys.excepthook = lambda *a: print('EXCEPTHOOK', file=sys.stderr)\n"
+        "from crontabber.child import main; sys.exit(main(['boom']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert result.returncode == 1
     assert "EXCEPTHOOK" not in result.stderr
     assert result.stderr.rstrip().endswith("RuntimeError: boom") and "Traceback" in result.stderr
@@ -144,19 +160,28 @@ def test_nothing_is_sent_and_nothing_breaks_without_an_initialised_sdk(jobs):
 
 def test_the_webapp_initialises_sentry_with_the_django_integration_when_sentry_dsn_is_set():
     # Without a DSN nothing imports the SDK (a fifth of a second on every tick and child).
-    bare = subprocess.run([sys.executable, "-c", "import django, sys; django.setup(); print('sentry_sdk' in sys.modules)"],
-                          env={**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings"}, capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    bare = subprocess.run(
+        [sys.executable, "-c", "import django, sys; django.setup(); print('sentry_sdk' in sys.modules)"],
+        env={**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert bare.stdout.split() == ["False"], bare.stderr
-    code = ("import django, sentry_sdk; django.setup(); client = sentry_sdk.get_client()\n"
-            "print(client.is_active(), 'django' in client.integrations, client.dsn)")  # fmt: skip
+    code = (
+        "import django, sentry_sdk; django.setup(); client = sentry_sdk.get_client()\n"
+        "print(client.is_active(), 'django' in client.integrations, client.dsn)"
+    )
     env = {**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings"}
-    without = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                             cwd=ROOT)  # fmt: skip
+    without = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert without.stdout.split() == ["False", "False", "None"], without.stderr
     env["SENTRY_DSN"] = "https://public@sentry.invalid/1"
-    with_dsn = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                              cwd=ROOT)  # fmt: skip
+    with_dsn = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert with_dsn.stdout.split() == ["True", "True", "https://public@sentry.invalid/1"], with_dsn.stderr
 
 
@@ -172,14 +197,28 @@ def test_check_ins_are_off_by_default(jobs, sentry):
 def test_each_attempt_checks_in_progress_then_ok_or_error(jobs, sentry, settings):
     settings.CRONTABBER_SENTRY_CRONS = True
     settings.CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES = 7
-    jobs([{"name": "Hourly Report", "cmd": "record", "cron": "@hourly", "timeout": 90, "timezone": "Europe/Berlin"}])
+    jobs(
+        [
+            {
+                "name": "Hourly Report",
+                "cmd": "record",
+                "cron": "@hourly",
+                "timeout": 90,
+                "timezone": "Europe/Berlin",
+            }
+        ]
+    )
     tick(at("2026-05-01 09:30"))  # first seen
     tick(at("2026-05-01 10:00"))
     control.FAILING.add("*")
     tick(at("2026-05-01 11:00"))
     started, ok, started_again, error = sentry.checkins
-    config = {"schedule": {"type": "crontab", "value": "0 * * * *"}, "timezone": "Europe/Berlin",
-              "checkin_margin": 7, "max_runtime": 2}  # fmt: skip
+    config = {
+        "schedule": {"type": "crontab", "value": "0 * * * *"},
+        "timezone": "Europe/Berlin",
+        "checkin_margin": 7,
+        "max_runtime": 2,
+    }
     assert started["monitor_slug"] == "hourly-report" and started["status"] == "in_progress"
     assert started["monitor_config"] == config and started["environment"] == "test"
     assert ok["status"] == "ok" and ok["check_in_id"] == started["check_in_id"] and ok["duration"] >= 0
@@ -191,7 +230,12 @@ def test_each_attempt_checks_in_progress_then_ok_or_error(jobs, sentry, settings
 
 def test_a_skip_checks_in_ok_and_the_setting_may_name_the_jobs(jobs, sentry, settings):
     settings.CRONTABBER_SENTRY_CRONS = ["s"]
-    jobs([{"name": "s", "cmd": "skipper", "frequency": "30m"}, {"name": "other", "cmd": "noop", "frequency": "30m"}])
+    jobs(
+        [
+            {"name": "s", "cmd": "skipper", "frequency": "30m"},
+            {"name": "other", "cmd": "noop", "frequency": "30m"},
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     assert [(c["monitor_slug"], c["status"], c["monitor_config"]["schedule"]) for c in sentry.checkins] == [
         ("s", "in_progress", {"type": "interval", "value": 30, "unit": "minute"}),
@@ -199,18 +243,36 @@ def test_a_skip_checks_in_ok_and_the_setting_may_name_the_jobs(jobs, sentry, set
     ]
 
 
-@pytest.mark.parametrize("entry, schedule, zone", [
-    ({"cron": "*/5 * * * *"}, {"type": "crontab", "value": "*/5 * * * *"}, "UTC"),
-    ({"cron": "@daily", "timezone": "America/New_York"}, {"type": "crontab", "value": "0 0 * * *"}, "America/New_York"),
-    ({"cron": "0 0 * * 6-6"}, {"type": "crontab", "value": "0 0 * * 6"}, "UTC"),  # croniter reads 6-6 as every day
-    ({"frequency": "5m"}, {"type": "interval", "value": 5, "unit": "minute"}, "UTC"),
-    ({"frequency": "90m"}, {"type": "interval", "value": 90, "unit": "minute"}, "UTC"),
-    ({"frequency": "2h"}, {"type": "interval", "value": 2, "unit": "hour"}, "UTC"),
-    ({"frequency": "1d", "time": "03:30", "timezone": "Europe/Berlin"}, {"type": "crontab", "value": "30 3 * * *"},
-     "Europe/Berlin"),
-    ({"frequency": "1d"}, {"type": "interval", "value": 1, "unit": "day"}, "UTC"),  # at the first run's time
-    ({"frequency": "3d", "time": "04:00"}, {"type": "interval", "value": 3, "unit": "day"}, "UTC"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "entry, schedule, zone",
+    [
+        ({"cron": "*/5 * * * *"}, {"type": "crontab", "value": "*/5 * * * *"}, "UTC"),
+        (
+            {"cron": "@daily", "timezone": "America/New_York"},
+            {"type": "crontab", "value": "0 0 * * *"},
+            "America/New_York",
+        ),
+        (
+            {"cron": "0 0 * * 6-6"},
+            {"type": "crontab", "value": "0 0 * * 6"},
+            "UTC",
+        ),  # croniter reads 6-6 as every day
+        ({"frequency": "5m"}, {"type": "interval", "value": 5, "unit": "minute"}, "UTC"),
+        ({"frequency": "90m"}, {"type": "interval", "value": 90, "unit": "minute"}, "UTC"),
+        ({"frequency": "2h"}, {"type": "interval", "value": 2, "unit": "hour"}, "UTC"),
+        (
+            {"frequency": "1d", "time": "03:30", "timezone": "Europe/Berlin"},
+            {"type": "crontab", "value": "30 3 * * *"},
+            "Europe/Berlin",
+        ),
+        (
+            {"frequency": "1d"},
+            {"type": "interval", "value": 1, "unit": "day"},
+            "UTC",
+        ),  # at the first run's time
+        ({"frequency": "3d", "time": "04:00"}, {"type": "interval", "value": 3, "unit": "day"}, "UTC"),
+    ],
+)
 def test_monitor_config_follows_the_registry_entry(jobs, entry, schedule, zone):
     jobs([{"name": "j", "cmd": "record", **entry}])
     (spec,) = load_jobs()
@@ -227,12 +289,15 @@ def test_monitor_config_of_an_operators_override_and_the_margin_setting(jobs, se
     assert notify.monitor_config(spec.with_overrides(None, "13:00,18:30")) is None  # no crontab says just that
 
 
-@pytest.mark.parametrize("name, slug", [
-    ("hourly-report", "hourly-report"),
-    ("Hourly Report (EU)", "hourly-report-eu"),
-    ("a.b/c_d", "a-b-c_d"),
-    ("...", "job"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, slug",
+    [
+        ("hourly-report", "hourly-report"),
+        ("Hourly Report (EU)", "hourly-report-eu"),
+        ("a.b/c_d", "a-b-c_d"),
+        ("...", "job"),
+    ],
+)
 def test_monitor_slug(name, slug):
     assert notify.monitor_slug(name) == slug
 
@@ -298,12 +363,14 @@ def test_a_timeout_is_mailed_as_timed_out(jobs, mailto):
 
 
 def test_notify_on_success_mails_a_success_with_output_only(jobs, mailto):
-    jobs([
-        {"name": "talk", "cmd": "chatty", "frequency": "1h", "notify_on_success": True},
-        {"name": "quiet", "cmd": "noop", "frequency": "1h", "notify_on_success": True},
-        {"name": "unasked", "cmd": "chatty", "frequency": "1h"},
-        {"name": "skip", "cmd": "skipper", "frequency": "1h", "notify_on_success": True},
-    ])  # fmt: skip
+    jobs(
+        [
+            {"name": "talk", "cmd": "chatty", "frequency": "1h", "notify_on_success": True},
+            {"name": "quiet", "cmd": "noop", "frequency": "1h", "notify_on_success": True},
+            {"name": "unasked", "cmd": "chatty", "frequency": "1h"},
+            {"name": "skip", "cmd": "skipper", "frequency": "1h", "notify_on_success": True},
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     (message,) = mail.outbox
     assert message.subject == "[site] crontabber: talk succeeded (slot 2026-05-01 10:00Z)"
@@ -334,7 +401,12 @@ class BrokenBackend(BaseEmailBackend):
 
 def test_a_mail_that_cannot_be_sent_is_logged_and_the_runner_goes_on(jobs, mailto, caplog):
     mailto.EMAIL_BACKEND = "tests.test_notify.BrokenBackend"
-    jobs([{"name": "bad", "cmd": "boom", "frequency": "1h"}, {"name": "next", "cmd": "record", "frequency": "1h"}])
+    jobs(
+        [
+            {"name": "bad", "cmd": "boom", "frequency": "1h"},
+            {"name": "next", "cmd": "record", "frequency": "1h"},
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     assert outcomes("bad") == [(at("2026-05-01 10:00"), "failure")]
     assert outcomes("next") == [(at("2026-05-01 10:00"), "success")]

@@ -28,9 +28,18 @@ if connection.vendor == "postgresql":
 # What a build from a fresh clone sees: the tree without local state (and without the
 # build/ and *.egg-info/ an in-tree build would reuse, stale files included).
 LOCAL_STATE = shutil.ignore_patterns(
-    ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-    ".hypothesis", ".pytest_cache", ".ruff_cache",
-)  # fmt: skip
+    ".git",
+    ".venv",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "*.pyc",
+    ".hypothesis",
+    ".pytest_cache",
+    ".ruff_cache",
+)
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -55,8 +64,20 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("packaging")
     source = tmp / "src"
     shutil.copytree(ROOT, source, ignore=LOCAL_STATE)
-    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(source)],
-        timeout=300)  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp / "dist"),
+            str(source),
+        ],
+        timeout=300,
+    )
     wheels = list((tmp / "dist").glob("crontabber-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0], source
@@ -80,13 +101,16 @@ def test_the_wheel_holds_the_app_with_its_migrations_and_nothing_else(built):
     assert not [n for n in names if n.startswith(("webapp/", "tests/", "benchmarks/", "docker/", "bin/", "docs/"))]
 
     metadata = zipfile.ZipFile(wheel).read(f"crontabber-{PYPROJECT['project']['version']}.dist-info/METADATA")
-    requires = [line.split(":", 1)[1].strip() for line in metadata.decode().splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line]  # fmt: skip
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in metadata.decode().splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
     # Ranges, so that it installs into existing projects; the exact pins are extras.
     assert {Requirement(r) for r in requires} == {Requirement(r) for r in PYPROJECT["project"]["dependencies"]}
 
 
-HELLO = '''
+HELLO = """
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
@@ -102,7 +126,7 @@ class Command(BaseCommand):
         with open(Path(__file__).resolve().parents[3] / "hello.txt", "a") as out:
             out.write(greeting + "\\n")
         self.stdout.write("said " + greeting)
-'''
+"""
 
 SETTINGS = """
 from pathlib import Path
@@ -136,21 +160,45 @@ def test_an_existing_project_needs_only_installed_apps_and_the_registry(built, t
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], timeout=120)
     python = venv / "bin" / "python"
     # This pip installs into the new environment; pip's cache is reused.
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-         str(wheel), pin("Django"), pin("croniter")], timeout=600)  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            str(wheel),
+            pin("Django"),
+            pin("croniter"),
+        ],
+        timeout=600,
+    )
 
     project = tmp_path / "project"
     make_project(project)
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "VIRTUAL_ENV")}  # fmt: skip
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "VIRTUAL_ENV")
+    }
     env.update(DJANGO_SETTINGS_MODULE="proj_settings", PYTHONNOUSERSITE="1")
 
     def django(*args):
         return run([str(python), "-m", "django", *args], cwd=project, env=env, timeout=120)
 
     # The app comes from the new environment, and the host project and the tests do not.
-    where = run([str(python), "-c", "import crontabber, importlib.util as u; print(crontabber.__file__);"
-                 "print(u.find_spec('webapp'), u.find_spec('tests'))"], cwd=project, env=env)  # fmt: skip
+    where = run(
+        [
+            str(python),
+            "-c",
+            "import crontabber, importlib.util as u; print(crontabber.__file__);"
+            "print(u.find_spec('webapp'), u.find_spec('tests'))",
+        ],
+        cwd=project,
+        env=env,
+    )
     location, others = where.stdout.splitlines()
     assert Path(location).is_relative_to(venv), location
     assert others == "None None"

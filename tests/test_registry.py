@@ -47,12 +47,14 @@ def test_each_mistake_is_a_check_error_naming_job_and_key(jobs, entry, job, key,
 
 
 def test_duplicate_names_and_dependency_cycles_are_errors(jobs):
-    jobs([
-        {"cmd": "record"},
-        {"cmd": "record", "frequency": "1h"},
-        {"name": "a", "cmd": "noop", "depends_on": ["b"]},
-        {"name": "b", "cmd": "noop", "depends_on": ["a"]},
-    ])  # fmt: skip
+    jobs(
+        [
+            {"cmd": "record"},
+            {"cmd": "record", "frequency": "1h"},
+            {"name": "a", "cmd": "noop", "depends_on": ["b"]},
+            {"name": "b", "cmd": "noop", "depends_on": ["a"]},
+        ]
+    )
     messages = [error.msg for error in check_registry()]
     assert any("job 'record': key 'name': duplicate job name" in m for m in messages)
     assert any("key 'depends_on': cycle: a -> b -> a" in m for m in messages)
@@ -64,10 +66,12 @@ def test_the_registry_must_be_a_list(jobs):
 
 
 def test_one_command_scheduled_twice_under_two_names(jobs):
-    jobs([
-        {"name": "record-blue", "cmd": "record", "cmd_args": ["--colour", "blue"]},
-        {"name": "record-red", "cmd": "record", "cmd_args": ["--colour", "red"], "frequency": "2h"},
-    ])  # fmt: skip
+    jobs(
+        [
+            {"name": "record-blue", "cmd": "record", "cmd_args": ["--colour", "blue"]},
+            {"name": "record-red", "cmd": "record", "cmd_args": ["--colour", "red"], "frequency": "2h"},
+        ]
+    )
     assert check_registry() == []
     assert [spec.name for spec in load_jobs()] == ["record-blue", "record-red"]
 
@@ -77,7 +81,12 @@ def test_defaults(jobs, settings):
     jobs([{"cmd": "record", "time": "02:00"}])
     (spec,) = load_jobs()
     assert (spec.name, spec.enabled, spec.backfill, spec.last_success, spec.cmd_args) == (
-        "record", True, False, False, ())  # fmt: skip
+        "record",
+        True,
+        False,
+        False,
+        (),
+    )
     assert spec.schedule.description == "every 1d at 02:00 Europe/Berlin"
 
 

@@ -123,8 +123,18 @@ def test_last_success_jobs_get_the_slot_of_their_last_success(jobs):
 
 
 def test_run_time_and_last_success_are_iso_8601_with_offset(jobs, caplog):
-    jobs([{"name": "j", "cmd": "record", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
-           "backfill": True, "last_success": True}])  # fmt: skip
+    jobs(
+        [
+            {
+                "name": "j",
+                "cmd": "record",
+                "cron": "30 2 * * *",
+                "timezone": "Europe/Berlin",
+                "backfill": True,
+                "last_success": True,
+            }
+        ]
+    )
     caplog.set_level(logging.INFO, logger="crontabber")
     tick(at("2026-03-27 00:00"))
     tick(at("2026-03-30 12:00"))
@@ -145,7 +155,12 @@ def test_output_goes_to_the_logger_line_by_line_and_its_tail_is_kept(jobs, caplo
 
 
 def test_a_job_that_raises_does_not_stop_the_others(jobs):
-    jobs([{"name": "bad", "cmd": "boom", "frequency": "1h"}, {"name": "good", "cmd": "record", "frequency": "1h"}])
+    jobs(
+        [
+            {"name": "bad", "cmd": "boom", "frequency": "1h"},
+            {"name": "good", "cmd": "record", "frequency": "1h"},
+        ]
+    )
     tick(at("2026-05-01 10:00"))
     failed = Log.objects.get(job__name="bad")
     assert failed.outcome == "failure"
@@ -160,16 +175,27 @@ def test_a_job_stuck_ongoing_for_a_day_and_ten_minutes_is_taken_over(jobs, caplo
     tick(at("2026-05-01 10:00"))
     stuck_since = at("2026-05-01 11:00")
     Job.objects.filter(name="j").update(
-        claimed_by="deadhost:4242:cafe", claimed_at=stuck_since, claim_expires=stuck_since + timedelta(minutes=5)
+        claimed_by="deadhost:4242:cafe",
+        claimed_at=stuck_since,
+        claim_expires=stuck_since + timedelta(minutes=5),
     )
-    Log.objects.create(job=job("j"), slot=stuck_since, started_at=stuck_since, duration=0, outcome="running",
-                       host="deadhost", pid=4242)  # fmt: skip
+    Log.objects.create(
+        job=job("j"),
+        slot=stuck_since,
+        started_at=stuck_since,
+        duration=0,
+        outcome="running",
+        host="deadhost",
+        pid=4242,
+    )
     tick(stuck_since + timedelta(days=1, minutes=10))
     assert len(control.CALLS) == 2
     assert "took over the claim of deadhost:4242:cafe" in caplog.text
     assert job("j").claimed_by == ""
     abandoned = Log.objects.get(host="deadhost")
-    assert abandoned.outcome == "interrupted" and "deadhost:4242:cafe stopped without finishing" in abandoned.error_value
+    assert (
+        abandoned.outcome == "interrupted" and "deadhost:4242:cafe stopped without finishing" in abandoned.error_value
+    )
     assert outcomes("j")[-1] == (at("2026-05-02 11:00"), "success")
 
 
@@ -211,11 +237,18 @@ def test_a_schedule_change_in_the_registry_realigns_the_next_slot(jobs):
 
 
 def test_depends_on_holds_a_slot_until_the_dependency_has_succeeded_for_it(jobs):
-    jobs([
-        {"name": "report", "cmd": "record", "cmd_args": ["--label", "report"], "cron": "0 * * * *",
-         "depends_on": ["load"]},
-        {"name": "load", "cmd": "record", "cmd_args": ["--label", "load"], "cron": "0 * * * *"},
-    ])  # fmt: skip
+    jobs(
+        [
+            {
+                "name": "report",
+                "cmd": "record",
+                "cmd_args": ["--label", "report"],
+                "cron": "0 * * * *",
+                "depends_on": ["load"],
+            },
+            {"name": "load", "cmd": "record", "cmd_args": ["--label", "load"], "cron": "0 * * * *"},
+        ]
+    )
     tick(at("2026-05-01 09:59"))
     tick(at("2026-05-01 10:00"))
     assert [call["label"] for call in control.CALLS] == ["load", "report"], "dependencies run first"
@@ -252,8 +285,12 @@ def test_cronrun_force_runs_a_job_that_is_not_due_and_job_arg_passes_options(job
 
 
 def test_cronrun_dry_run_prints_the_plan_and_changes_nothing(jobs, capsys):
-    jobs([{"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True},
-          {"name": "daily", "cmd": "record", "frequency": "1d"}])  # fmt: skip
+    jobs(
+        [
+            {"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True},
+            {"name": "daily", "cmd": "record", "frequency": "1d"},
+        ]
+    )
     tick(at("2026-05-01 00:00"))
     before = list(Job.objects.values())
     logs = Log.objects.count()
@@ -279,11 +316,14 @@ def test_cronrun_dry_run_on_an_empty_database_creates_no_rows(jobs, capsys):
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--job", "nope"], "unknown job 'nope'"),
-    (["--force"], "need --job"),
-    (["--job", "a", "--job-arg", "novalue"], "not NAME=VALUE"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--job", "nope"], "unknown job 'nope'"),
+        (["--force"], "need --job"),
+        (["--job", "a", "--job-arg", "novalue"], "not NAME=VALUE"),
+    ],
+)
 def test_cronrun_rejects_bad_arguments_without_changing_anything(jobs, args, message):
     jobs([{"name": "a", "cmd": "record", "frequency": "5m"}])
     with pytest.raises(CommandError, match=message):
@@ -296,5 +336,10 @@ def test_a_schedule_change_keeps_a_backfill_jobs_backlog(jobs):
     tick(at("2026-05-01 00:00"))
     jobs([{"name": "j", "cmd": "record", "cron": "*/30 * * * *", "backfill": True}])
     tick(at("2026-05-01 02:10"))
-    assert run_times() == [at("2026-05-01 00:00"), at("2026-05-01 00:30"), at("2026-05-01 01:00"),
-                           at("2026-05-01 01:30"), at("2026-05-01 02:00")]  # fmt: skip
+    assert run_times() == [
+        at("2026-05-01 00:00"),
+        at("2026-05-01 00:30"),
+        at("2026-05-01 01:00"),
+        at("2026-05-01 01:30"),
+        at("2026-05-01 02:00"),
+    ]

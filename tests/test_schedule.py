@@ -47,8 +47,10 @@ def test_hour_frequency_keeps_real_spacing_through_dst():
     ],
 )
 def test_daily_job_at_a_wall_time_runs_once_on_each_dst_change_day(zone, day, wall, expected_utc):
-    for schedule in (build_schedule(frequency="1d", at=wall, zone=zone),
-                     build_schedule(cron=f"{wall[3:]} {int(wall[:2])} * * *", zone=zone)):  # fmt: skip
+    for schedule in (
+        build_schedule(frequency="1d", at=wall, zone=zone),
+        build_schedule(cron=f"{wall[3:]} {int(wall[:2])} * * *", zone=zone),
+    ):
         start = at(day + " 00:00") - timedelta(days=2)
         slots = take(schedule, start, 5)
         local_days = [slot.astimezone(schedule.zone).date() for slot in slots]
@@ -61,7 +63,11 @@ def test_daily_frequency_without_time_keeps_the_first_runs_wall_time():
     anchor = at("2026-03-06 15:00")  # 10:00 EST
     slots = take(schedule, anchor, 4, anchor=anchor)
     assert [s.astimezone(schedule.zone).strftime("%d %H:%M") for s in slots] == [
-        "07 10:00", "08 10:00", "09 10:00", "10 10:00"]  # fmt: skip
+        "07 10:00",
+        "08 10:00",
+        "09 10:00",
+        "10 10:00",
+    ]
     assert slots[1] - slots[0] == timedelta(hours=23)  # the short day
 
 
@@ -83,7 +89,9 @@ def test_cron_with_wildcard_hour_keeps_real_spacing_in_repeated_and_skipped_hour
 
 def test_cron_names_macros_and_day_fields():
     assert take(build_schedule(cron="0 9 * * MON-FRI"), at("2026-11-20 10:00"), 2) == [
-        at("2026-11-23 09:00"), at("2026-11-24 09:00")]  # fmt: skip
+        at("2026-11-23 09:00"),
+        at("2026-11-24 09:00"),
+    ]
     assert take(build_schedule(cron="@monthly"), at("2026-11-20 10:00"), 1) == [at("2026-12-01 00:00")]
     # Day of month OR day of week when both are restricted (classic cron).
     either = take(build_schedule(cron="0 0 1 * FRI"), at("2026-11-26 00:00"), 3)

@@ -13,20 +13,26 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from crontabber.schedule import build_schedule
 
-UTC = timezone.utc
+UTC = UTC
 MINUTE = timedelta(minutes=1)
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC")
 # Dates on which the zones above change their clocks in 2026; used as ordinary days in
 # zones without DST so that their checks run on the same calendar.
-OTHER_ZONES_CHANGE_DAYS = (date(2026, 3, 8), date(2026, 3, 29), date(2026, 4, 5), date(2026, 10, 4),
-                           date(2026, 10, 25), date(2026, 11, 1))  # fmt: skip
+OTHER_ZONES_CHANGE_DAYS = (
+    date(2026, 3, 8),
+    date(2026, 3, 29),
+    date(2026, 4, 5),
+    date(2026, 10, 4),
+    date(2026, 10, 25),
+    date(2026, 11, 1),
+)
 
 
 @dataclass(frozen=True)
@@ -135,20 +141,35 @@ def checked_walls(zone_name: str, forward: bool) -> list[datetime]:
     changes = [t for t in changes_in(zone_name) if t.forward == forward]
     if changes:
         return [wall for change in changes for wall in change.walls()]
-    return [datetime.combine(day, time(hour, minute)) for day in OTHER_ZONES_CHANGE_DAYS
-            for hour in range(4) for minute in range(0, 60, 15)]  # fmt: skip
+    return [
+        datetime.combine(day, time(hour, minute))
+        for day in OTHER_ZONES_CHANGE_DAYS
+        for hour in range(4)
+        for minute in range(0, 60, 15)
+    ]
 
 
 @pytest.mark.parametrize(
     "zone_name, expected",
     [
-        ("Europe/Berlin", ["2026-03-29T01:00 +1h", "2026-10-25T01:00 -1h", "2027-03-28T01:00 +1h",
-                           "2027-10-31T01:00 -1h"]),  # fmt: skip
-        ("America/New_York", ["2026-03-08T07:00 +1h", "2026-11-01T06:00 -1h", "2027-03-14T07:00 +1h",
-                              "2027-11-07T06:00 -1h"]),  # fmt: skip
+        (
+            "Europe/Berlin",
+            ["2026-03-29T01:00 +1h", "2026-10-25T01:00 -1h", "2027-03-28T01:00 +1h", "2027-10-31T01:00 -1h"],
+        ),
+        (
+            "America/New_York",
+            ["2026-03-08T07:00 +1h", "2026-11-01T06:00 -1h", "2027-03-14T07:00 +1h", "2027-11-07T06:00 -1h"],
+        ),
         # Lord Howe moves its clocks by 30 minutes, at 02:00 local time.
-        ("Australia/Lord_Howe", ["2026-04-04T15:00 -30m", "2026-10-03T15:30 +30m", "2027-04-03T15:00 -30m",
-                                 "2027-10-02T15:30 +30m"]),  # fmt: skip
+        (
+            "Australia/Lord_Howe",
+            [
+                "2026-04-04T15:00 -30m",
+                "2026-10-03T15:30 +30m",
+                "2027-04-03T15:00 -30m",
+                "2027-10-02T15:30 +30m",
+            ],
+        ),
         ("Asia/Kolkata", []),
         ("UTC", []),
     ],
@@ -172,8 +193,11 @@ def test_a_wall_time_that_happens_twice_runs_once_at_its_first_occurrence(zone_n
         assert occurrences(wall, zone)[0] == first  # the brute-force reading agrees with the zone data
         assert first == wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
         for schedule in fixed_time_schedules(wall, zone_name):
-            on_the_day = [s for s in slots_between(schedule, *day_bounds(wall.date(), zone))
-                          if s.astimezone(zone).date() == wall.date()]  # fmt: skip
+            on_the_day = [
+                s
+                for s in slots_between(schedule, *day_bounds(wall.date(), zone))
+                if s.astimezone(zone).date() == wall.date()
+            ]
             assert on_the_day == [first], (str(schedule), wall)
     if changes_in(zone_name):
         # In a zone with DST, these wall times really did happen twice.
@@ -193,8 +217,11 @@ def test_a_wall_time_that_does_not_happen_runs_at_the_first_valid_instant_after_
             assert not occurrences(wall, zone)
             assert expected == changes[wall.date()].instant
         for schedule in fixed_time_schedules(wall, zone_name):
-            on_the_day = [s for s in slots_between(schedule, *day_bounds(wall.date(), zone))
-                          if s.astimezone(zone).date() == wall.date()]  # fmt: skip
+            on_the_day = [
+                s
+                for s in slots_between(schedule, *day_bounds(wall.date(), zone))
+                if s.astimezone(zone).date() == wall.date()
+            ]
             assert on_the_day == [expected], (str(schedule), wall)
 
 
@@ -207,17 +234,24 @@ def test_skipped_wall_times_that_land_on_the_same_instant_run_once(zone_name):
         # Every 10 minutes through the skipped hour and the next: "0-50/10 2,3 * * *" in
         # Berlin, whose 02:00 to 02:50 and 03:00 all run once, at 03:00.
         schedule = build_schedule(cron=f"0-50/10 {','.join(map(str, hours))} * * *", zone=zone_name)
-        slots = [s for s in slots_between(schedule, *day_bounds(change.day, zone))
-                 if s.astimezone(zone).date() == change.day]  # fmt: skip
-        expected = sorted({first_instant_showing(datetime.combine(change.day, time(h, m)), zone)
-                           for h in hours for m in range(0, 60, 10)})  # fmt: skip
+        slots = [
+            s for s in slots_between(schedule, *day_bounds(change.day, zone)) if s.astimezone(zone).date() == change.day
+        ]
+        expected = sorted(
+            {
+                first_instant_showing(datetime.combine(change.day, time(h, m)), zone)
+                for h in hours
+                for m in range(0, 60, 10)
+            }
+        )
         assert slots == expected
         assert slots.count(change.instant) == 1
     # A fixed-time job whose every wall time is real is untouched in any zone.
     schedule = build_schedule(cron="0-50/10 12 * * *", zone=zone_name)
     noon = datetime.combine(date(2026, 6, 1), time(12), tzinfo=zone).astimezone(UTC)
     assert slots_between(schedule, noon - MINUTE, noon + timedelta(hours=1)) == [
-        noon + k * timedelta(minutes=10) for k in range(6)]  # fmt: skip
+        noon + k * timedelta(minutes=10) for k in range(6)
+    ]
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
@@ -227,8 +261,10 @@ def test_a_daily_job_runs_once_on_every_calendar_day_of_two_years(zone_name, wal
     start = datetime(2026, 1, 1, tzinfo=zone).astimezone(UTC) - MINUTE
     end = datetime(2028, 1, 1, tzinfo=zone).astimezone(UTC) - MINUTE
     hour, minute = map(int, wall.split(":"))
-    for schedule in (build_schedule(frequency="1d", at=wall, zone=zone_name),
-                     build_schedule(cron=f"{minute} {hour} * * *", zone=zone_name)):  # fmt: skip
+    for schedule in (
+        build_schedule(frequency="1d", at=wall, zone=zone_name),
+        build_schedule(cron=f"{minute} {hour} * * *", zone=zone_name),
+    ):
         slots = slots_between(schedule, start, end)
         days = [slot.astimezone(zone).date() for slot in slots]
         assert days == [date(2026, 1, 1) + timedelta(days=k) for k in range(730)], str(schedule)
@@ -241,7 +277,8 @@ STEP_FREQUENCIES = ["1m", "5m", "15m", "30m", "45m", "1h", "90m", "2h", "7h", "2
 def test_minute_and_hour_frequencies_keep_real_elapsed_spacing(zone_name):
     zone = ZoneInfo(zone_name)
     around = [change.instant for change in changes_in(zone_name)] or [
-        datetime.combine(day, time(2), tzinfo=zone).astimezone(UTC) for day in OTHER_ZONES_CHANGE_DAYS]
+        datetime.combine(day, time(2), tzinfo=zone).astimezone(UTC) for day in OTHER_ZONES_CHANGE_DAYS
+    ]
     for frequency in STEP_FREQUENCIES:
         schedule = build_schedule(frequency=frequency, zone=zone_name)
         step = schedule.step
@@ -254,8 +291,17 @@ def test_minute_and_hour_frequencies_keep_real_elapsed_spacing(zone_name):
 
 # Cron jobs whose minute or hour field starts with '*': each matching wall time runs as it
 # really passes (twice in a repeated hour, never in a skipped one).
-REAL_TIME_CRONS = ["* * * * *", "*/5 * * * *", "*/15 * * * *", "*/30 * * * *", "0 * * * *",
-                   "30 * * * *", "10,40 */2 * * *", "*/20 1-3 * * *", "45 * * * *"]  # fmt: skip
+REAL_TIME_CRONS = [
+    "* * * * *",
+    "*/5 * * * *",
+    "*/15 * * * *",
+    "*/30 * * * *",
+    "0 * * * *",
+    "30 * * * *",
+    "10,40 */2 * * *",
+    "*/20 1-3 * * *",
+    "45 * * * *",
+]
 
 
 def _matcher(cron: str):
@@ -285,7 +331,8 @@ def test_wildcard_cron_runs_at_each_matching_wall_time_as_it_really_passes(zone_
     for day in days:
         start, end = day_bounds(day, zone)
         assert slots_between(schedule, start - MINUTE, end - MINUTE) == instants_showing(
-            _matcher(cron), start, end, zone), (cron, day)  # fmt: skip
+            _matcher(cron), start, end, zone
+        ), (cron, day)
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
@@ -293,7 +340,6 @@ def test_wildcard_cron_runs_at_each_matching_wall_time_as_it_really_passes(zone_
 def test_wildcard_cron_spacing_through_clock_changes(zone_name, cron):
     """Real elapsed spacing: a step that divides the clock change keeps its spacing; only
     Lord Howe's 30-minute change can leave a gap, for a job at one minute of each hour."""
-    zone = ZoneInfo(zone_name)
     schedule = build_schedule(cron=cron, zone=zone_name)
     step = timedelta(hours=1) if cron.startswith("0 ") else timedelta(minutes=int(cron.split()[0][2:]))
     for change in changes_in(zone_name) or []:

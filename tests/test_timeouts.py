@@ -18,10 +18,18 @@ def child_database(monkeypatch):
 
 
 def test_an_in_process_job_past_its_timeout_is_stopped_and_the_tick_goes_on(jobs):
-    jobs([
-        {"name": "hung", "cmd": "work", "cmd_args": ["--seconds", "30"], "frequency": "1h", "timeout": 0.5},
-        {"name": "next", "cmd": "record", "frequency": "1h"},
-    ])  # fmt: skip
+    jobs(
+        [
+            {
+                "name": "hung",
+                "cmd": "work",
+                "cmd_args": ["--seconds", "30"],
+                "frequency": "1h",
+                "timeout": 0.5,
+            },
+            {"name": "next", "cmd": "record", "frequency": "1h"},
+        ]
+    )
     call_command("cronrun")
     hung = Log.objects.get(job__name="hung")
     assert hung.outcome == "timeout" and 0.4 < hung.duration < 5
@@ -44,11 +52,13 @@ def test_a_child_process_job_past_its_timeout_is_terminated_then_killed(jobs, se
 
 
 def test_a_child_process_job_reports_success_skip_and_failure(jobs, child_database):
-    jobs([
-        {"name": "ok", "cmd": "chatty", "frequency": "1h", "process": True},
-        {"name": "skip", "cmd": "skipper", "frequency": "1h", "process": True},
-        {"name": "bad", "cmd": "boom", "frequency": "1h", "process": True},
-    ])  # fmt: skip
+    jobs(
+        [
+            {"name": "ok", "cmd": "chatty", "frequency": "1h", "process": True},
+            {"name": "skip", "cmd": "skipper", "frequency": "1h", "process": True},
+            {"name": "bad", "cmd": "boom", "frequency": "1h", "process": True},
+        ]
+    )
     call_command("cronrun")
     logs = {log.job.name: log for log in Log.objects.select_related("job")}
     assert logs["ok"].outcome == "success" and "line 2" in logs["ok"].output
@@ -65,4 +75,3 @@ def test_the_registry_accepts_process_and_timeout(jobs):
     assert check_registry() == []
     jobs([{"cmd": "record", "timeout": -1, "process": "yes"}])
     assert {e.msg.split(":")[1].strip() for e in check_registry()} == {"key 'timeout'", "key 'process'"}
-

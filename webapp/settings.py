@@ -97,7 +97,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     (BASE_DIR / "var").mkdir(exist_ok=True)
     # Named after the database, so test runs against different files do not collide.
     _db = Path(DATABASES["default"]["NAME"])
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{_db.stem if _db.stem != ':memory:' else 'memory'}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / "var" / f"test-{_db.stem if _db.stem != ':memory:' else 'memory'}.sqlite3")
+    }
     # WAL: readers do not block the writer, and a commit costs one fsync, not several;
     # IMMEDIATE: a writing transaction takes the lock at BEGIN instead of failing later.
     DATABASES["default"]["OPTIONS"] = {
@@ -162,8 +164,7 @@ if SENTRY_DSN:
         send_default_pii=False,
     )
 CRONTABBER_SENTRY_CRONS = env_flag("CRONTABBER_SENTRY_CRONS")
-CRONTABBER_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("CRONTABBER_NOTIFY_EMAILS", "").split(",")
-                            if a.strip()]
+CRONTABBER_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("CRONTABBER_NOTIFY_EMAILS", "").split(",") if a.strip()]
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "root@localhost")

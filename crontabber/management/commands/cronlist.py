@@ -32,9 +32,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME", help="only these jobs")
         parser.add_argument("--format", choices=["table", "json"], default="table")
-        parser.add_argument("--check", action="store_true",
-                            help="the health verdict for Nagios: a summary line first, exit status 0 OK, "
-                                 "1 WARNING, 2 CRITICAL")  # fmt: skip
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="the health verdict for Nagios: a summary line first, exit status 0 OK, 1 WARNING, 2 CRITICAL",
+        )
 
     def handle(self, *args, names=(), format="table", check=False, **options):
         if check:
@@ -79,16 +81,34 @@ class Command(BaseCommand):
         def when(value):
             return short(datetime.fromisoformat(value)) if value else "-"
 
-        header = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "ERRORS",
-                  "RUNNING")  # fmt: skip
+        header = (
+            "NAME",
+            "SCHEDULE",
+            "LAST RUN",
+            "LAST SUCCESS",
+            "LAST SKIPPED",
+            "NEXT RUN",
+            "ERRORS",
+            "RUNNING",
+        )
         lines = [header]
         for e in entries:
             next_run = when(e["next_run"]) if e["enabled"] else "disabled"
             if e["enabled"] and e["first_run"] is None:
                 next_run = "next tick (new)"
             running = f"since {when(e['ongoing'])} by {e['claimed_by']}" if e["ongoing"] else "-"
-            lines.append((e["name"], e["schedule"], when(e["last_run"]), when(e["last_success"]),
-                          when(e["last_skipped"]), next_run, str(e["error_count"]), running))  # fmt: skip
+            lines.append(
+                (
+                    e["name"],
+                    e["schedule"],
+                    when(e["last_run"]),
+                    when(e["last_success"]),
+                    when(e["last_skipped"]),
+                    next_run,
+                    str(e["error_count"]),
+                    running,
+                )
+            )
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         for line in lines:
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
@@ -129,8 +149,18 @@ class Command(BaseCommand):
     def _broken(self, problem, format):
         """No verdict can be reached (registry, database): CRITICAL, since no job runs either."""
         if format == "json":
-            self.stdout.write(json.dumps({"status": "critical", "last_tick": None, "hold_all": None,
-                                          "problems": [problem], "jobs": []}, indent=2))  # fmt: skip
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "status": "critical",
+                        "last_tick": None,
+                        "hold_all": None,
+                        "problems": [problem],
+                        "jobs": [],
+                    },
+                    indent=2,
+                )
+            )
             return self._exit(health.CRITICAL)
         return self._verdict(health.CRITICAL, problem, [])
 

@@ -15,25 +15,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME")
         parser.add_argument("--all", action="store_true", dest="all_jobs", help="every job in the registry")
-        parser.add_argument("--time", metavar="ISO8601",
-                            help="the slot to mark (default now); a time without offset is read in TIME_ZONE")  # fmt: skip
+        parser.add_argument(
+            "--time",
+            metavar="ISO8601",
+            help="the slot to mark (default now); a time without offset is read in TIME_ZONE",
+        )
 
     def handle(self, *args, names=(), all_jobs=False, time=None, **options):
         registry = registry_or_error()
         now = timezone.now()
         try:
-            marked = (
-                parse_instant(time, timezone.get_default_timezone()) if time else now.replace(microsecond=0)
-            )
+            marked = parse_instant(time, timezone.get_default_timezone()) if time else now.replace(microsecond=0)
         except ScheduleError as error:
             raise CommandError(f"--time: {error}") from None
         if marked > now:
             raise CommandError(f"--time {format_instant(marked)} is in the future")
         selected = select_names(names, all_jobs, set(registry))
         try:
-            done = repair.mark_success(
-                [registry[name] for name in selected], marked, now, by="cronmarksuccess"
-            )
+            done = repair.mark_success([registry[name] for name in selected], marked, now, by="cronmarksuccess")
         except repair.RepairError as error:
             raise CommandError(str(error)) from None
         except DatabaseError as error:

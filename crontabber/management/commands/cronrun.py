@@ -20,12 +20,24 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--job", action="append", dest="jobs", metavar="NAME",
-                            help="run only this job (repeatable); exit status 1 if it fails")  # fmt: skip
+        parser.add_argument(
+            "--job",
+            action="append",
+            dest="jobs",
+            metavar="NAME",
+            help="run only this job (repeatable); exit status 1 if it fails",
+        )
         parser.add_argument("--force", action="store_true", help="with --job: run now whatever the schedule")
-        parser.add_argument("--job-arg", action="append", default=[], metavar="NAME=VALUE",
-                            help="with --job: pass --NAME=VALUE to the command (repeatable)")  # fmt: skip
-        parser.add_argument("--dry-run", action="store_true", help="print which jobs and slots would run; change nothing")
+        parser.add_argument(
+            "--job-arg",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="with --job: pass --NAME=VALUE to the command (repeatable)",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print which jobs and slots would run; change nothing"
+        )
 
     def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, **options):
         registry = registry_or_error()
@@ -54,8 +66,10 @@ class Command(BaseCommand):
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal; unfinished slots run on the next tick")
         if jobs and report.failed:
-            raise CommandError(f"{len(report.failed)} run(s) did not succeed: "
-                               + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed))  # fmt: skip
+            raise CommandError(
+                f"{len(report.failed)} run(s) did not succeed: "
+                + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed)
+            )
 
     def _print_plan(self, report):
         if report.held_all:

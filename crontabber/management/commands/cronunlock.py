@@ -35,7 +35,9 @@ class Command(BaseCommand):
         for name in selected:
             claim = unlocked.get(name)
             if claim:
-                self.stdout.write(f"{name}: released the claim of {claim.claimed_by}, held since "
-                                  f"{claim.claimed_at:%Y-%m-%d %H:%M:%S}Z")  # fmt: skip
+                self.stdout.write(
+                    f"{name}: released the claim of {claim.claimed_by}, held since "
+                    f"{claim.claimed_at:%Y-%m-%d %H:%M:%S}Z"
+                )
             elif not all_jobs:
                 self.stdout.write(f"{name}: not claimed; nothing to release")

@@ -14,9 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--colour", default="")
 
     def handle(self, *args, run_time=None, last_success=None, label="", colour="", **options):
-        control.CALLS.append(
-            {"label": label, "run_time": run_time, "last_success": last_success, "colour": colour}
-        )
+        control.CALLS.append({"label": label, "run_time": run_time, "last_success": last_success, "colour": colour})
         key = run_time.isoformat() if run_time else "*"
         if key in control.FAILING or "*" in control.FAILING:
             raise CommandError(f"failing on purpose for {key}")
