@@ -1,12 +1,15 @@
-"""The engine: find due jobs, claim each, run its slots, record every attempt.
+"""The engine: find due jobs, claim them, run their slots, record every attempt.
 
-One tick costs one query when nothing is due, whatever the number of jobs. A due job
-costs a claim (one conditional UPDATE), a fresh read, and per slot one Log INSERT plus
-one Job UPDATE in a transaction, then the release.
+A tick with nothing due costs three queries whatever the number of jobs (the control row,
+its last-tick stamp, the jobs). Due jobs are claimed a few at a time (one conditional
+UPDATE and one read per batch); each attempt writes its Log row as it starts; outcomes
+and job states are written in one transaction per batch of quick attempts, or at once
+for an attempt that took real time or failed.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
@@ -54,48 +57,49 @@ def command_arguments(spec: JobSpec, slot: datetime, last_success: datetime | No
 
 
 class Heartbeat:
-    """One thread per runner (with its own database connection) that renews the claim
-    of the job the runner is running, every third of the lease: a long job keeps its
-    claim, and a dead runner's claim expires within one lease."""
+    """One thread per runner (with its own database connection) that renews every claim
+    the runner holds, every third of the lease: a long job keeps its claim, and a dead
+    runner's claims expire within one lease."""
 
     def __init__(self, owner: str):
         self.owner = owner
-        self.job: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, name: str | None) -> None:
-        self.job = name
-        if name is not None and self._thread is None:
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="crontabber-heartbeat", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        self.job = None
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=10)
             self._thread = None
-            self._stop.clear()
 
     def _run(self) -> None:
         interval = lease().total_seconds() / 3
         try:
             while not self._stop.wait(interval):
-                name = self.job
-                if name is None:
-                    continue
                 try:
-                    renewed = Job.objects.filter(name=name, claimed_by=self.owner).update(
-                        claim_expires=timezone.now() + lease()
-                    )
-                    if not renewed and self.job == name:
-                        logger.error("%s: lost the claim while running", name)
+                    Job.objects.filter(claimed_by=self.owner).update(claim_expires=timezone.now() + lease())
                 except Exception:  # the next beat may succeed; the lease covers a few misses
-                    logger.exception("%s: could not renew the claim", name)
+                    logger.exception("could not renew the claims of %s", self.owner)
                     close_old_connections()
         finally:
             connection.close()
+
+
+@dataclass
+class Pending:
+    """A finished attempt not yet written: outcomes are written in batches."""
+
+    spec: JobSpec
+    job: Job
+    log: Log
+    attempt: Attempt
+    previous_errors: int
 
 
 @dataclass
@@ -118,6 +122,16 @@ class TickReport:
     def failed(self) -> list[SlotResult]:
         return [r for r in self.results if not r.attempt.handled]
 
+
+# How much work to claim at once (seconds of expected run time), and at most how many jobs.
+BATCH_SECONDS = 0.25
+MAX_BATCH = 50
+QUICK_SECONDS = 0.05  # attempts shorter than this have their outcome written in batches
+LOG_FIELDS = ["duration", "outcome", "error_type", "error_value", "traceback", "output"]
+JOB_FIELDS = [
+    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error",
+    "run_requested", "claimed_by", "claimed_at", "claim_expires",
+]  # fmt: skip
 
 # What one tick reads of every job, in one query.
 ROW_FIELDS = (
@@ -234,17 +248,14 @@ class Runner:
             Job.objects.bulk_create(new_jobs, ignore_conflicts=True)
         if not due:
             return report
+        if dry_run:
+            for spec, forced in self._in_dependency_order(due):
+                self._plan_dry(spec, now, forced, report)
+            return report
         self.deadlines.install()
         try:
-            for spec, forced in self._in_dependency_order(due):
-                if self.stop_requested:
-                    break
-                if dry_run:
-                    self._plan_dry(spec, now, forced, report)
-                else:
-                    self._run_job(spec, forced, extra or {}, report)
+            self._run_due(self._in_dependency_order(due), extra or {}, report)
         finally:
-            self.heartbeat.stop()
             self.deadlines.uninstall()
         return report
 
@@ -327,25 +338,59 @@ class Runner:
         waiting = [dep for dep in spec.depends_on if not successes.get(dep) or successes[dep] < slot]
         return f"waiting for {', '.join(waiting)} to succeed for {format_instant(slot)}" if waiting else ""
 
-    def _claim(self, spec: JobSpec, force: bool) -> bool:
-        """One atomic statement: the job becomes ours if nobody holds a live claim on it
-        (and, unless forced, it is still due). The old holder, if any, is kept."""
-        now = timezone.now()
-        query = Job.objects.filter(Q(claimed_by="") | Q(claim_expires__lt=now), name=spec.name)
-        if not force:
-            query = query.filter(next_run__lte=now)
-        # taken_over_from is set first: the SET list reads the old claimed_by everywhere.
-        return bool(
-            query.update(
-                taken_over_from=F("claimed_by"),
-                claimed_by=self.owner,
-                claimed_at=now,
-                claim_expires=now + lease(),
-            )
-        )
+    def _run_due(self, due: list[tuple[JobSpec, bool]], extra: dict, report: TickReport) -> None:
+        """Claim due jobs a few at a time, as many as take about BATCH_SECONDS to run (one
+        job while jobs are slow, so runners share the work; dozens when they are quick, so
+        a claim is one statement for many), run them, and write their outcomes in batches."""
+        queue = collections.deque(due)
+        batch_size = 1
+        self._pending, self._pending_since, self._held, self._lost = [], None, set(), set()
+        self.heartbeat.start()
+        try:
+            while queue and not self.stop_requested:
+                batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
+                started, attempts_before = CLOCK["now"](), len(report.results)
+                claimed = self._claim(batch)
+                for spec, forced in batch:
+                    if spec.name in claimed and not self.stop_requested:
+                        self._run_claimed(spec, forced, claimed[spec.name], extra, report)
+                self._flush()
+                self._release_held()
+                ran = len(report.results) - attempts_before
+                if ran:
+                    per_attempt = max((CLOCK["now"]() - started) / ran, 0.001)
+                    batch_size = max(1, min(MAX_BATCH, int(BATCH_SECONDS / per_attempt)))
+        finally:
+            try:
+                self._flush()
+            finally:
+                self._release_held()
+                self.heartbeat.stop()
 
-    def _release(self, name: str) -> None:
-        Job.objects.filter(name=name, claimed_by=self.owner).update(claimed_by="", claimed_at=None, claim_expires=None)
+    def _claim(self, batch: list[tuple[JobSpec, bool]]) -> dict[str, Job]:
+        """One atomic statement: each job of the batch becomes ours if nobody holds a live
+        claim on it and it is still due (or forced); then one read of those we got. The
+        old holder of an expired claim is kept in taken_over_from."""
+        now = timezone.now()
+        names = [spec.name for spec, _ in batch]
+        forced = [spec.name for spec, is_forced in batch if is_forced]
+        free = Q(claimed_by="") | Q(claim_expires__lt=now)
+        due = Q(next_run__lte=now) | Q(name__in=forced)
+        # taken_over_from is set first: the SET list reads the old claimed_by everywhere.
+        claimed = Job.objects.filter(free, due, name__in=names).update(
+            taken_over_from=F("claimed_by"), claimed_by=self.owner, claimed_at=now, claim_expires=now + lease()
+        )
+        if not claimed:
+            return {}
+        jobs = {job.name: job for job in Job.objects.filter(name__in=names, claimed_by=self.owner)}
+        self._held.update(jobs)
+        return jobs
+
+    def _release_held(self) -> None:
+        """Release the claims still held: jobs that stopped early or waited on a dependency."""
+        if self._held:
+            Job.objects.filter(claimed_by=self.owner).update(claimed_by="", claimed_at=None, claim_expires=None)
+            self._held.clear()
 
     def _close_abandoned_attempts(self, job: Job) -> None:
         """We took the job over from a runner whose claim expired: its unfinished
@@ -357,35 +402,28 @@ class Runner:
             error_value=f"runner {job.taken_over_from} stopped without finishing (its claim expired)",
         )
 
-    def _run_job(self, spec: JobSpec, force: bool, extra: dict, report: TickReport) -> None:
-        if not self._claim(spec, force):
-            return  # another runner has it, or it ran since this tick looked
-        released = False
-        self.heartbeat.watch(spec.name)
-        try:
-            job = Job.objects.get(name=spec.name)
-            if job.taken_over_from:
-                self._close_abandoned_attempts(job)
-            slots = self._slots(spec, job, timezone.now(), force)
-            slot = next(slots, None)
-            while slot is not None and not self.stop_requested:
+    def _run_claimed(self, spec: JobSpec, force: bool, job: Job, extra: dict, report: TickReport) -> None:
+        if job.taken_over_from:
+            self._close_abandoned_attempts(job)
+        slots = self._slots(spec, job, timezone.now(), force)
+        slot = next(slots, None)
+        while slot is not None and not self.stop_requested and spec.name not in self._lost:
+            if spec.depends_on:
+                self._flush()  # a dependency's success may still be waiting to be written
                 waiting = self._dependencies_met(spec, slot)
                 if waiting:
                     report.held.append((spec.name, waiting))
                     self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
-                    break
-                following = next(slots, None)
-                go_on, released = self._run_slot(spec, job, slot, extra, report, last=following is None)
-                if not go_on:
-                    break
-                slot = following
-        finally:
-            self.heartbeat.watch(None)
-            if not released:
-                self._release(spec.name)
+                    return
+            following = next(slots, None)
+            attempt = self._attempt(spec, job, slot, extra, report, last=following is None)
+            if not attempt.handled:
+                return
+            slot = following
 
-    def _run_slot(self, spec, job, slot, extra, report, last) -> tuple[bool, bool]:
-        """Run one slot and record it. Returns (may go on to the next slot, claim released)."""
+    def _attempt(self, spec, job, slot, extra, report, last) -> Attempt:
+        """Run one slot. Its Log row is written as it starts (so a crash leaves a trace);
+        its outcome and the job's new state are queued for the next write."""
         started_at = timezone.now()
         argv = command_arguments(spec, slot, job.last_success, extra)
         log = Log.objects.create(
@@ -414,27 +452,22 @@ class Runner:
                 attempt.error_value,
             )
         previous_errors = job.error_count
-        release = last or not attempt.handled or self.stop_requested
-        kept = self._record(spec, job, log, attempt, release)
-        if kept:
-            self._send(
-                signals.attempt_finished,
-                spec=spec,
-                job=job,
-                log=log,
-                attempt=attempt,
-                previous_error_count=previous_errors,
-            )
-        return kept and attempt.handled and not self.stop_requested, release and kept
+        self._apply(spec, job, log, attempt, release=last or not attempt.handled or self.stop_requested)
+        self._pending.append(Pending(spec, job, log, attempt, previous_errors))
+        self._pending_since = self._pending_since or CLOCK["now"]()
+        # Only quick attempts wait to be written with others: whatever took real time is
+        # made durable at once, so a crash repeats at most a fraction of a second of work.
+        if (
+            not attempt.handled
+            or attempt.duration >= QUICK_SECONDS
+            or CLOCK["now"]() - self._pending_since >= BATCH_SECONDS
+            or len(self._pending) >= 200
+        ):
+            self._flush()
+        return attempt
 
-    def _send(self, signal, **kwargs) -> None:
-        for receiver, error in signal.send_robust(sender=Job, **kwargs):
-            if isinstance(error, Exception):
-                logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
-
-    def _record(self, spec: JobSpec, job: Job, log: Log, attempt: Attempt, release: bool) -> bool:
-        """Finish the attempt's Log row and write the job's new state together. False if
-        this runner no longer holds the claim (the state is then the new holder's)."""
+    def _apply(self, spec: JobSpec, job: Job, log: Log, attempt: Attempt, release: bool) -> None:
+        """The attempt's outcome on its Log row and the job's new state, in memory."""
         now = timezone.now()
         slot = log.slot
         anchor = job.first_run or truncate_to_minute(log.started_at)
@@ -455,34 +488,55 @@ class Runner:
             job.next_run = max(job.next_slot or now, now + retry_delay(job.error_count))
         # An interrupted attempt changes no schedule state: the slot runs again next tick.
         # A finished attempt serves a "run now" requested before it started, not a later one.
-        run_requested = F("run_requested")
+        job.run_requested = F("run_requested")
         if attempt.outcome != Log.INTERRUPTED:
-            run_requested = Case(When(run_requested__lte=log.started_at, then=None), default=F("run_requested"))
-        claim = (
-            dict(claimed_by="", claimed_at=None, claim_expires=None) if release else dict(claim_expires=now + lease())
-        )
-        log.duration, log.outcome, log.error_type = (
-            attempt.duration,
-            attempt.outcome,
-            attempt.error_type[:200],
-        )
+            job.run_requested = Case(When(run_requested__lte=log.started_at, then=None), default=F("run_requested"))
+        if release:
+            job.claimed_by, job.claimed_at, job.claim_expires = "", None, None
+            self._held.discard(job.name)
+        else:
+            job.claim_expires = now + lease()
+        log.duration, log.outcome, log.error_type = attempt.duration, attempt.outcome, attempt.error_type[:200]
         log.error_value, log.traceback, log.output = attempt.error_value, attempt.traceback, attempt.output
+
+    def _flush(self) -> None:
+        """Write the queued outcomes and job states in one transaction, only for jobs this
+        runner still holds; then tell the signal receivers."""
+        pending, self._pending, self._pending_since = self._pending, [], None
+        if not pending:
+            return
+        jobs = list({id(item.job): item.job for item in pending}.values())
+        # Row by row in one transaction: one commit for all, and plain UPDATEs (Django's
+        # bulk_update builds CASE expressions that cost more than the round trips saved).
         with transaction.atomic():
-            log.save(update_fields=["duration", "outcome", "error_type", "error_value", "traceback", "output"])
-            kept = Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(
-                last_run=job.last_run,
-                last_success=job.last_success,
-                last_skipped=job.last_skipped,
-                next_slot=job.next_slot,
-                next_run=job.next_run,
-                error_count=job.error_count,
-                last_error=job.last_error,
-                run_requested=run_requested,
-                **claim,
+            for item in pending:
+                Log.objects.filter(pk=item.log.pk).update(**{f: getattr(item.log, f) for f in LOG_FIELDS})
+            kept = sum(
+                Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(**{f: getattr(job, f) for f in JOB_FIELDS})
+                for job in jobs
             )
-        if not kept:
-            logger.error("%s: lost the claim to another runner; its state is left to it", spec.name)
-        return bool(kept)
+        for job in jobs:
+            job.run_requested = None  # the expression is spent; nothing reads it again
+        if kept < len(jobs):
+            held = set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("claimed_by", "name"))
+            lost = {job.name for job in jobs if (job.claimed_by, job.name) not in held}
+            self._lost.update(lost)
+            logger.error("%s: lost the claim to another runner; its state is left to it", ", ".join(sorted(lost)))
+        for item in pending:
+            if item.job.name not in self._lost:
+                self._send(
+                    signals.attempt_finished,
+                    spec=item.spec,
+                    job=item.job,
+                    log=item.log,
+                    attempt=item.attempt,
+                    previous_error_count=item.previous_errors,
+                )
+
+    def _send(self, signal, **kwargs) -> None:
+        for receiver, error in signal.send_robust(sender=Job, **kwargs):
+            if isinstance(error, Exception):
+                logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
 
     # --- dry run -------------------------------------------------------------------------
 

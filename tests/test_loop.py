@@ -14,11 +14,18 @@ from tests.helpers import ROOT, child_env
 
 LOOP = ROOT / "bin" / "run_crontabber.sh"
 STUB = """#!/usr/bin/env bash
+sleeper=""
+on_term() {
+    [ -n "$sleeper" ] && kill "$sleeper"
+    echo "got TERM" >> "$STUB_LOG"; sleep 0.3; echo "finished" >> "$STUB_LOG"; exit 0
+}
+if [ -n "${STUB_SLEEP:-}" ]; then  # the trap comes first: the test signals once "tick" is logged
+    trap on_term TERM
+fi
 n=$(( $(wc -l < "$STUB_LOG") + 1 ))
 echo "tick $n $*" >> "$STUB_LOG"
 if [ "$n" -eq 2 ]; then echo "tick failed" >&2; exit 3; fi
 if [ -n "${STUB_SLEEP:-}" ]; then
-    trap 'kill "$sleeper"; echo "got TERM" >> "$STUB_LOG"; sleep 0.3; echo "finished" >> "$STUB_LOG"; exit 0' TERM
     sleep "$STUB_SLEEP" & sleeper=$!
     wait "$sleeper"
 fi
