@@ -580,8 +580,21 @@ class JobAdmin(admin.ModelAdmin):
         self._set_enabled(request, queryset, None, "Enabled or not: the registry decides")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows nobody adds, changes or deletes here: the runners write them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Log)
-class LogAdmin(admin.ModelAdmin):
+class LogAdmin(ReadOnlyAdmin):
     """Read-only: the rows are the runners' record of what happened. Nobody adds, edits or
     deletes them here (not even superusers): a deleted `running` row would make its
     runner fail to record the attempt's end, and old rows are purged by the runners
@@ -618,15 +631,6 @@ class LogAdmin(admin.ModelAdmin):
         "output_shown",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="started", ordering="started_at")
     def started(self, log):
@@ -671,19 +675,10 @@ class LogAdmin(admin.ModelAdmin):
 
 
 @admin.register(Control)
-class ControlAdmin(admin.ModelAdmin):
+class ControlAdmin(ReadOnlyAdmin):
     """The shared switches, read-only: hold and release from the job list. Its History
     lists every hold and release, with who and when."""
 
     list_display = ("__str__", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
     fields = ("hold_all", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
