@@ -2,9 +2,10 @@
 
 A tick with nothing due costs three queries whatever the number of jobs (the control row,
 its last-tick stamp, the jobs). Due jobs are claimed a few at a time (one conditional
-UPDATE and one read per batch); each attempt writes its Log row as it starts; outcomes
-and job states are written in one transaction per batch of quick attempts, or at once
-for an attempt that took real time or failed.
+UPDATE and one read per batch), and the Log rows of the batch's first attempts are
+written, as ``running``, by one INSERT before any of them starts; outcomes and job
+states are written in one transaction per batch of quick attempts, or at once for an
+attempt that took real time or failed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
 
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Case, F, Q, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import signals
@@ -126,11 +127,11 @@ class TickReport:
 # How much work to claim at once (seconds of expected run time), and at most how many jobs.
 BATCH_SECONDS = 0.25
 MAX_BATCH = 50
-QUICK_SECONDS = 0.05  # attempts shorter than this have their outcome written in batches
-LOG_FIELDS = ["duration", "outcome", "error_type", "error_value", "traceback", "output"]
+QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
+LOG_FIELDS = ["started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output"]
 JOB_FIELDS = [
     "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error",
-    "run_requested", "claimed_by", "claimed_at", "claim_expires",
+    "claimed_by", "claimed_at", "claim_expires",
 ]  # fmt: skip
 
 # What one tick reads of every job, in one query.
@@ -144,6 +145,26 @@ ROW_FIELDS = (
     "schedule_override",
     "run_requested",
 )
+
+
+def update_rows(model, objs, fields: list[str], set_sql: str = "", where_sql: str = "", extra=None) -> int:
+    """UPDATE each object's row (by primary key) with its values of ``fields``, plus
+    ``set_sql`` and a condition ``where_sql``: one statement sent once per row with
+    executemany (psycopg pipelines it), where the ORM would compile it again for every
+    row. ``extra(obj)`` gives the parameters of ``set_sql`` and of ``where_sql``, as two
+    lists. Returns the number of rows changed."""
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    assignments = ", ".join([f"{quote(column.column)} = %s" for column in columns] + ([set_sql] if set_sql else []))
+    condition = f"{quote(model._meta.pk.column)} = %s" + (f" AND {where_sql}" if where_sql else "")
+    params = []
+    for obj in objs:
+        set_params, where_params = extra(obj) if extra else ([], [])
+        values = [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns]
+        params.append([*values, *set_params, obj.pk, *where_params])
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {condition}", params)
+        return cursor.rowcount
 
 
 def purge_due(control: Control, now: datetime) -> bool:
@@ -345,16 +366,21 @@ class Runner:
         queue = collections.deque(due)
         batch_size = 1
         self._pending, self._pending_since, self._held, self._lost = [], None, set(), set()
+        self._opened, self._served = {}, {}
         self.heartbeat.start()
         try:
             while queue and not self.stop_requested:
                 batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
                 started, attempts_before = CLOCK["now"](), len(report.results)
                 claimed = self._claim(batch)
+                if not claimed and queue:
+                    queue = self._still_claimable(queue)
+                self._open_attempts(batch, claimed)
                 for spec, forced in batch:
                     if spec.name in claimed and not self.stop_requested:
                         self._run_claimed(spec, forced, claimed[spec.name], extra, report)
                 self._flush()
+                self._discard_unstarted()
                 self._release_held()
                 ran = len(report.results) - attempts_before
                 if ran:
@@ -363,6 +389,7 @@ class Runner:
         finally:
             try:
                 self._flush()
+                self._discard_unstarted()
             finally:
                 self._release_held()
                 self.heartbeat.stop()
@@ -384,7 +411,63 @@ class Runner:
             return {}
         jobs = {job.name: job for job in Job.objects.filter(name__in=names, claimed_by=self.owner)}
         self._held.update(jobs)
+        for job in jobs.values():
+            if job.taken_over_from:
+                self._close_abandoned_attempts(job)
         return jobs
+
+    def _open_attempts(self, batch: list[tuple[JobSpec, bool]], claimed: dict[str, Job]) -> None:
+        """The Log rows of the first attempts of the claimed jobs, as ``running``, in one
+        INSERT: a crash from here on leaves a trace, and the slots run again. A row whose
+        attempt never starts (stop requested, claim lost) is deleted at the end of the
+        batch; after a crash it ends as ``interrupted`` like the rest. A job with
+        dependencies may be held instead of run: its row is written when it starts."""
+        if not connection.features.can_return_rows_from_bulk_insert:
+            return  # no ids back from a bulk INSERT (MySQL): each attempt writes its own row
+        now = timezone.now()
+        opened = {}
+        for spec, forced in batch:
+            job = claimed.get(spec.name)
+            if job is None or spec.depends_on:
+                continue
+            slots = self._slots(spec, job, now, forced)
+            slot = next(slots, None)
+            if slot is not None:
+                opened[spec.name] = (self._new_log(job, slot, now), chain([slot], slots))
+        if opened:
+            Log.objects.bulk_create([log for log, _ in opened.values()])
+            self._opened = opened
+
+    def _new_log(self, job: Job, slot: datetime, started_at: datetime) -> Log:
+        return Log(
+            job=job,
+            slot=slot,
+            started_at=started_at,
+            duration=0,
+            outcome=Log.RUNNING,
+            attempt=job.error_count + 1,
+            host=self.host[:200],
+            pid=self.pid,
+        )
+
+    def _discard_unstarted(self) -> None:
+        """Delete the Log rows opened for attempts that did not start."""
+        if self._opened:
+            ids = [log.pk for log, _ in self._opened.values()]
+            self._opened = {}
+            Log.objects.filter(pk__in=ids, outcome=Log.RUNNING)._raw_delete(Log.objects.db)
+
+    def _still_claimable(self, queue: collections.deque) -> collections.deque:
+        """The queued jobs nobody else holds and that are still due: one read when a claim
+        came back empty, so a runner behind others skips their jobs at once instead of
+        losing the race for each of them in turn."""
+        now = timezone.now()
+        names = [spec.name for spec, _ in queue]
+        forced = [spec.name for spec, is_forced in queue if is_forced]
+        free = Q(claimed_by="") | Q(claim_expires__lt=now)
+        due = Q(next_run__lte=now) | Q(name__in=forced)
+        open_names = set(Job.objects.filter(free, due, name__in=names).values_list("name", flat=True))
+        return collections.deque(item for item in queue if item[0].name in open_names)
 
     def _release_held(self) -> None:
         """Release the claims still held: jobs that stopped early or waited on a dependency."""
@@ -403,9 +486,9 @@ class Runner:
         )
 
     def _run_claimed(self, spec: JobSpec, force: bool, job: Job, extra: dict, report: TickReport) -> None:
-        if job.taken_over_from:
-            self._close_abandoned_attempts(job)
-        slots = self._slots(spec, job, timezone.now(), force)
+        log, slots = self._opened.pop(spec.name, (None, None))
+        if slots is None:
+            slots = self._slots(spec, job, timezone.now(), force)
         slot = next(slots, None)
         while slot is not None and not self.stop_requested and spec.name not in self._lost:
             if spec.depends_on:
@@ -416,26 +499,21 @@ class Runner:
                     self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
                     return
             following = next(slots, None)
-            attempt = self._attempt(spec, job, slot, extra, report, last=following is None)
+            attempt = self._attempt(spec, job, slot, extra, report, last=following is None, log=log)
             if not attempt.handled:
                 return
-            slot = following
+            slot, log = following, None
 
-    def _attempt(self, spec, job, slot, extra, report, last) -> Attempt:
-        """Run one slot. Its Log row is written as it starts (so a crash leaves a trace);
-        its outcome and the job's new state are queued for the next write."""
+    def _attempt(self, spec, job, slot, extra, report, last, log=None) -> Attempt:
+        """Run one slot. Its Log row exists before it starts (opened with its batch, or
+        written here), so a crash leaves a trace; its outcome and the job's new state are
+        queued for the next write."""
         started_at = timezone.now()
         argv = command_arguments(spec, slot, job.last_success, extra)
-        log = Log.objects.create(
-            job=job,
-            slot=slot,
-            started_at=started_at,
-            duration=0,
-            outcome=Log.RUNNING,
-            attempt=job.error_count + 1,
-            host=self.host[:200],
-            pid=self.pid,
-        )
+        if log is None:
+            log = self._new_log(job, slot, started_at)
+            log.save(force_insert=True)
+        log.started_at = started_at
         self._send(signals.attempt_started, spec=spec, job=job, log=log)
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
         run = run_in_child if spec.process else run_in_process
@@ -488,9 +566,8 @@ class Runner:
             job.next_run = max(job.next_slot or now, now + retry_delay(job.error_count))
         # An interrupted attempt changes no schedule state: the slot runs again next tick.
         # A finished attempt serves a "run now" requested before it started, not a later one.
-        job.run_requested = F("run_requested")
         if attempt.outcome != Log.INTERRUPTED:
-            job.run_requested = Case(When(run_requested__lte=log.started_at, then=None), default=F("run_requested"))
+            self._served[job.pk] = max(self._served.get(job.pk, log.started_at), log.started_at)
         if release:
             job.claimed_by, job.claimed_at, job.claim_expires = "", None, None
             self._held.discard(job.name)
@@ -506,17 +583,25 @@ class Runner:
         if not pending:
             return
         jobs = list({id(item.job): item.job for item in pending}.values())
-        # Row by row in one transaction: one commit for all, and plain UPDATEs (Django's
-        # bulk_update builds CASE expressions that cost more than the round trips saved).
+        served, self._served = self._served, {}
+        quote = connection.ops.quote_name
+        requested = Job._meta.get_field("run_requested")
         with transaction.atomic():
-            for item in pending:
-                Log.objects.filter(pk=item.log.pk).update(**{f: getattr(item.log, f) for f in LOG_FIELDS})
-            kept = sum(
-                Job.objects.filter(pk=job.pk, claimed_by=self.owner).update(**{f: getattr(job, f) for f in JOB_FIELDS})
-                for job in jobs
+            update_rows(Log, [item.log for item in pending], LOG_FIELDS)
+            # Only where the claim is still ours. A finished attempt serves a "run now"
+            # requested before it started (served: that start), not one requested later.
+            kept = update_rows(
+                Job,
+                jobs,
+                JOB_FIELDS,
+                set_sql=f"{quote(requested.column)} = CASE WHEN {quote(requested.column)} <= %s THEN NULL "
+                f"ELSE {quote(requested.column)} END",
+                where_sql=f"{quote('claimed_by')} = %s",
+                extra=lambda job: ([requested.get_db_prep_save(served.get(job.pk), connection)], [self.owner]),
             )
         for job in jobs:
-            job.run_requested = None  # the expression is spent; nothing reads it again
+            if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:
+                job.run_requested = None
         if kept < len(jobs):
             held = set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("claimed_by", "name"))
             lost = {job.name for job in jobs if (job.claimed_by, job.name) not in held}

@@ -185,3 +185,16 @@ def test_run_now_requested_while_the_job_runs_is_kept_for_the_next_tick(jobs):
     assert job("j").run_requested == at("2026-05-01 10:10:30")
     tick(at("2026-05-01 10:11"))
     assert len(control.CALLS) == 2 and job("j").run_requested is None
+
+
+@pytest.mark.parametrize("count", [100, 400])
+def test_an_all_due_tick_of_quick_jobs_writes_in_batches_not_row_by_row(jobs, count):
+    jobs([{"name": f"j{n}", "cmd": "noop", "frequency": "1h"} for n in range(count)])
+    tick(at("2026-05-01 10:00"))
+    with freeze_time(at("2026-05-01 11:00")), CaptureQueriesContext(connection) as queries:
+        call_command("cronrun")
+    assert Log.objects.filter(outcome="success").count() == 2 * count
+    # Claims, the running rows, outcomes and job states: six statements per batch of up to
+    # 50 jobs (batches are sized by time: smaller on a slow machine), where writing row by
+    # row would take at least three per job.
+    assert len(queries) < count / 2, [q["sql"][:80] for q in queries]

@@ -6,9 +6,13 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from freezegun import freeze_time
 
+from crontabber import signals
 from crontabber.models import Job, Log
-from crontabber.runner import retry_delay
+from crontabber.runner import Runner, retry_delay
 from tests.helpers import at, job, outcomes, tick
 from tests.jobs import control
 
@@ -210,6 +214,21 @@ def test_a_live_claim_is_respected(jobs):
     assert job("j").claimed_by == "otherhost:1:beef"
 
 
+def test_a_runner_behind_another_skips_the_jobs_it_holds_in_one_read(jobs):
+    jobs([{"name": f"j{n:02}", "cmd": "record", "frequency": "1h"} for n in range(40)])
+    tick(at("2026-05-01 10:00"))
+    taken = [f"j{n:02}" for n in range(38)]
+    Job.objects.filter(name__in=taken).update(
+        claimed_by="otherhost:1:beef", claimed_at=at("2026-05-01 11:00"), claim_expires=at("2026-05-01 11:05")
+    )
+    with CaptureQueriesContext(connection) as queries:
+        tick(at("2026-05-01 11:01"))
+    assert [o for o in outcomes("j39") if o[1] == "success"][-1][0] == at("2026-05-01 11:00")
+    assert len(outcomes("j00")) == 1 and len(outcomes("j38")) == 2
+    claims = [q for q in queries if q["sql"].startswith('UPDATE "crontabber_job" SET "taken_over_from"')]
+    assert len(claims) <= 3, len(claims)  # the first claim loses, one read skips the other 37
+
+
 def test_skip_run_is_recorded_as_skipped_and_counts_as_handled(jobs):
     jobs([{"name": "s", "cmd": "skipper", "frequency": "1h"}])
     tick(at("2026-05-01 10:00"))
@@ -343,3 +362,39 @@ def test_a_schedule_change_keeps_a_backfill_jobs_backlog(jobs):
         at("2026-05-01 01:30"),
         at("2026-05-01 02:00"),
     ]
+
+
+def test_attempts_of_a_batch_that_never_start_leave_no_log_row(jobs):
+    jobs([{"name": f"j{n}", "cmd": "record", "frequency": "1h"} for n in range(6)])
+    tick(at("2026-05-01 10:00"))
+    runner, opened = Runner(), []
+
+    def stop_at_j3(sender, spec, **kwargs):
+        if spec.name == "j3":
+            opened.extend(Log.objects.filter(outcome="running").values_list("job__name", flat=True))
+            runner.request_stop("test stop", 60)  # j3 finishes; j4 and j5 never start
+
+    signals.attempt_started.connect(stop_at_j3)
+    try:
+        with freeze_time(at("2026-05-01 11:00")):
+            runner.tick()
+    finally:
+        signals.attempt_started.disconnect(stop_at_j3)
+    second = [(log.job.name, log.outcome) for log in Log.objects.filter(slot=at("2026-05-01 11:00")).order_by("id")]
+    assert {"j3", "j4", "j5"} <= set(opened)  # written with their batch, before any started
+    assert [name for name, _ in second] == ["j0", "j1", "j2", "j3"] and {o for _, o in second} == {"success"}
+    assert not Job.objects.exclude(claimed_by="").exists()
+    tick(at("2026-05-01 11:01"))
+    assert outcomes("j5") == [(at("2026-05-01 10:00"), "success"), (at("2026-05-01 11:00"), "success")]
+
+
+def test_jobs_sharing_a_command_each_get_their_own_arguments_and_the_defaults(jobs):
+    jobs(
+        [
+            {"name": "red", "cmd": "record", "cmd_args": ["--label", "a", "--colour", "red"], "frequency": "1h"},
+            {"name": "plain", "cmd": "record", "frequency": "1h"},
+            {"name": "blue", "cmd": "record", "cmd_args": ["--colour=blue"], "frequency": "1h"},
+        ]
+    )
+    tick(at("2026-05-01 10:00"))
+    assert [(call["label"], call["colour"]) for call in control.CALLS] == [("a", "red"), ("", ""), ("", "blue")]
