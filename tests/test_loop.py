@@ -1,4 +1,5 @@
-"""bin/run_crontabber.sh: ticks, survives a failing tick, stops cleanly on SIGTERM/SIGINT."""
+"""The loops: bin/run_crontabber.sh (a process per tick) and `cronrun --loop` (one
+long-lived process): they tick, survive a failing tick, stop cleanly on SIGTERM/SIGINT."""
 
 import json
 import os
@@ -9,8 +10,8 @@ import time
 
 import pytest
 
-from crontabber.models import Log
-from tests.helpers import ROOT, child_env
+from crontabber.models import Control, Log
+from tests.helpers import ROOT, child_env, manage
 
 LOOP = ROOT / "bin" / "run_crontabber.sh"
 STUB = """#!/usr/bin/env bash
@@ -129,3 +130,65 @@ def test_the_loop_runs_real_ticks(tmp_path):
         loop.send_signal(signal.SIGTERM)
         loop.communicate(timeout=30)
     assert loop.returncode == 0
+
+
+def start_cronrun_loop(env, *args):
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", "--loop", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cronrun_loop_ticks_on_the_clock_and_runs_each_slot_once():
+    registry = json.dumps([{"name": "n", "cmd": "noop", "frequency": "5m"}])
+    loop = start_cronrun_loop(child_env(registry), "--interval", "1", "--max-ticks", "3")
+    _, stderr = loop.communicate(timeout=60)
+    assert loop.returncode == 0, stderr
+    assert Log.objects.filter(job__name="n", outcome="success").count() == 1  # the first tick; then not due
+    last_tick = Control.get().last_tick
+    # The ticks after the first start on a whole second (a multiple of the interval), give or
+    # take the latency of a loaded machine.
+    assert last_tick.timestamp() % 1 < 0.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cronrun_loop_stops_at_once_on_sigterm_between_ticks():
+    registry = json.dumps([{"name": "n", "cmd": "noop", "frequency": "5m"}])
+    loop = start_cronrun_loop(child_env(registry), "--interval", "600")
+    try:
+        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30)
+        started = time.monotonic()
+        loop.send_signal(signal.SIGTERM)
+        _, stderr = loop.communicate(timeout=10)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+    assert loop.returncode == 0 and time.monotonic() - started < 5
+    assert "stopped on a signal" in stderr and "Traceback" not in stderr
+
+
+def test_cronrun_loop_survives_a_database_that_is_down_and_says_so_in_one_line():
+    env = child_env("[]", DATABASE_URL="postgres://postgres@127.0.0.1:9/nowhere")
+    result = manage("cronrun", "--loop", "--interval", "0.1", "--max-ticks", "3", env=env)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("crontabber: database error")]
+    assert len(errors) == 3 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "the last tick failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--loop", "--job", "n"], "not with --job"),
+        (["--loop", "--dry-run"], "not with --job or --dry-run"),
+        (["--interval", "5"], "need --loop"),
+        (["--loop", "--interval", "0"], "from 0.1 to 86400"),
+    ],
+)
+def test_cronrun_loop_refuses_bad_options(args, message):
+    result = manage("cronrun", *args, env=child_env(json.dumps([{"name": "n", "cmd": "noop", "frequency": "5m"}])))
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

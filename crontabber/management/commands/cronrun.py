@@ -1,15 +1,28 @@
+import argparse
 import logging
 import signal
+import threading
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections, connection
 
 from crontabber.runner import Runner
 from crontabber.schedule import format_instant
 
-from ._common import database_error, registry_or_error
+from ._common import database_error, one_line, registry_or_error
+
+
+def interval_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 to 86400")
+    return value
+
 
 logger = logging.getLogger("crontabber")
 
@@ -38,11 +51,39 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="print which jobs and slots would run; change nothing"
         )
+        parser.add_argument(
+            "--loop",
+            action="store_true",
+            help="stay running: tick now, then at every multiple of --interval seconds of the clock",
+        )
+        parser.add_argument(
+            "--interval",
+            type=interval_seconds,
+            default=None,
+            metavar="SECONDS",
+            help="with --loop: seconds between ticks, 0.1 to 86400 (default CRONTABBER_INTERVAL, 300)",
+        )
+        parser.add_argument(
+            "--max-ticks",
+            type=int,
+            default=0,
+            metavar="N",
+            help="with --loop: exit after N ticks (0, the default: never), e.g. to recycle the process",
+        )
 
-    def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, **options):
+    def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, loop=False, **options):
         registry = registry_or_error()
         if (force or job_arg) and not jobs:
             raise CommandError("--force and --job-arg need --job NAME")
+        if loop and (jobs or dry_run):
+            raise CommandError("--loop runs every due job: not with --job or --dry-run")
+        if not loop and (options["interval"] is not None or options["max_ticks"]):
+            raise CommandError("--interval and --max-ticks need --loop")
+        if options["max_ticks"] < 0:
+            raise CommandError("--max-ticks must be 0 or more")
+        if loop:
+            interval = options["interval"] or float(getattr(settings, "CRONTABBER_INTERVAL", 300))
+            return self._loop(registry, interval, options["max_ticks"])
         unknown = [name for name in jobs or [] if name not in registry]
         if unknown:
             raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
@@ -71,6 +112,39 @@ class Command(BaseCommand):
                 + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed)
             )
 
+    def _loop(self, registry, interval: float, max_ticks: int) -> None:
+        """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
+        runners of a deployment tick together and share each tick's work), until a signal
+        or ``max_ticks``. Django starts once, not once per tick. A tick that fails on the
+        database is one line on stderr and the loop goes on; the exit status is 1 if the
+        last tick failed so, else 0."""
+        runner = Runner(out=self.stdout)
+        wake = threading.Event()
+        previous = self._install_signal_handlers(runner, wake)
+        ticks, failed = 0, False
+        try:
+            while not runner.stop_requested:
+                close_old_connections()  # per tick, as per request: CONN_MAX_AGE, broken connections
+                try:
+                    runner.tick(specs=registry.values())
+                    failed = False
+                except DatabaseError as error:
+                    failed = True
+                    self.stderr.write(f"crontabber: database error: {one_line(error)}; next tick in {interval:g} s")
+                    connection.close()
+                close_old_connections()
+                ticks += 1
+                if runner.stop_requested or (max_ticks and ticks >= max_ticks):
+                    break
+                wake.wait(interval - time.time() % interval)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if runner.stop_requested:
+            self.stderr.write("crontabber: stopped on a signal")
+        if failed:
+            raise CommandError("the last tick failed on the database")
+
     def _print_plan(self, report):
         if report.held_all:
             return
@@ -83,7 +157,7 @@ class Command(BaseCommand):
                 through = f" through {format_instant(last)}" if last else " (the rest on later ticks)"
                 self.stdout.write(f"... and more slots of {name}{through}")
 
-    def _install_signal_handlers(self, runner):
+    def _install_signal_handlers(self, runner, wake=None):
         """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
         CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
         its claim released. A second signal, two seconds or more after the first,
@@ -103,6 +177,8 @@ class Command(BaseCommand):
             first_signal.append(now)
             logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
             runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
+            if wake is not None:
+                wake.set()  # a loop sleeping between ticks stops at once
 
         previous = {}
         try:
