@@ -270,6 +270,17 @@ def unbounded_table(results: dict) -> list[str]:
                        "|---|---|---|---|---|---|"]  # fmt: skip
             out.append(f"| {dbname} | {BACKLOGS.get(key, (key,))[0]} | {u['slots']:,} | {f3(median(u['wall']))} | "
                        f"{f1(median(u['rss_mb']))} | {u['traced_mb']:.2f} |")  # fmt: skip
+    for dbname, data in results.items():
+        runs = sorted(data.get("unbounded", {}).values(), key=lambda u: u["slots"])
+        if len(runs) >= 2 and runs[-1]["slots"] > runs[0]["slots"]:
+            slots = runs[-1]["slots"] - runs[0]["slots"]
+            per_slot = (runs[-1]["traced_mb"] - runs[0]["traced_mb"]) * 2**20 / slots
+            seconds = (median(runs[-1]["wall"]) - median(runs[0]["wall"])) / slots
+            year = 365 * 288
+            out.append(f"\n{dbname}: each slot run in one tick adds {per_slot:,.0f} bytes to the tick's peak and "
+                       f"{seconds * 1000:.1f} ms to its time; a year's {year:,} slots in one tick would be about "
+                       f"{per_slot * year / 2**20:,.0f} MB and {seconds * year / 60:,.0f} min: give backfill jobs a "
+                       "`max_backfill`.")  # fmt: skip
     return out
 
 

@@ -19,9 +19,21 @@ Making the jobs due (``--mode``):
 * ``fresh``: before each run the job, Log and Execution rows are deleted, so the N
   runners also race to create the 200 job rows (``bulk_create(ignore_conflicts)``),
   each job running at once on its first tick.
+* ``warm`` (long-lived runners: start-up paid once per process, not per tick): N
+  ``cronrun --loop --interval 1`` processes, which tick at every whole second of
+  wall-clock time, are started with nothing due and left to settle (each has ticked at
+  least twice and uses no CPU between ticks); then, just after a whole second, the jobs
+  are made due exactly as in ``due``, and the next whole second T is the tick that
+  picks them up. Makespan is from T until every job has a terminal Log row and no job
+  a claim (one query every 10 ms); start lag is from T to the first ``work`` start; CPU
+  is the runners' user + system time over that interval (/proc/PID/stat). Then the N
+  processes get SIGTERM: one that does not exit with status 0 (within 30 s) is a
+  failure of the run. ``--mode`` takes a comma-separated list (``due,warm``);
+  ``both`` is ``due,fresh``.
 
-For each measured run the N processes are started back to back (``Popen`` in a loop)
-and waited for (``wait4``, polled every 2 ms, for each child's CPU time):
+For each measured run of ``due`` and ``fresh`` the N processes are started back to back
+(``Popen`` in a loop) and waited for (``wait4``, polled every 2 ms, for each child's CPU
+time):
 
 * **makespan**: from just before the first ``Popen`` to the exit of the last process:
   interpreter and Django start-up included, as an operator pays them;
@@ -51,6 +63,7 @@ Usage (from the checkout, with the project's venv):
 
     .venv/bin/python benchmarks/runners.py                    # 1,2,4 runners, 3 reps, mode due
     .venv/bin/python benchmarks/runners.py --reps 5 --mode both --diagnose
+    .venv/bin/python benchmarks/runners.py --mode due,warm    # one-tick processes, then long-lived loops
     .venv/bin/python benchmarks/runners.py --rev HEAD         # measure a commit, not the working tree
 
 ``--rev REV`` measures ``git archive REV`` exported to a temporary directory (a stable
@@ -74,6 +87,7 @@ import argparse
 import datetime as dt
 import io
 import json
+import math
 import os
 import platform
 import pstats
@@ -92,6 +106,10 @@ CHECKOUT = HERE.parent
 RESULTS = HERE / "results-runners.md"
 TARGET_RATIO = 0.35
 QUIET_CORES = 0.6  # a run is "quiet" when everything else used less than this many CPUs on average
+MODES = ("due", "fresh", "warm")
+LOOP_INTERVAL = 1  # mode warm: `cronrun --loop --interval 1`, every process ticks at each whole second
+STOP_WAIT = 30.0  # mode warm: longest wait for the loops to exit after SIGTERM (s)
+WARM_LABEL = "long-lived `cronrun --loop` runners: start-up paid once per process, not per tick"
 UTC = dt.UTC
 
 
@@ -168,6 +186,15 @@ def run_queue_wait(pid: int | str = "self") -> float:
     (/proc/PID/schedstat, second field; NaN where the kernel does not keep it)."""
     try:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (/proc/PID/stat; NaN once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
 

@@ -486,7 +486,8 @@ class Runner:
         )
 
     def _run_claimed(self, spec: JobSpec, force: bool, job: Job, extra: dict, report: TickReport) -> None:
-        log, slots = self._opened.pop(spec.name, (None, None))
+        # The row opened with the batch stays in _opened (deleted if unused) until it starts.
+        log, slots = self._opened.get(spec.name, (None, None))
         if slots is None:
             slots = self._slots(spec, job, timezone.now(), force)
         slot = next(slots, None)
@@ -499,6 +500,8 @@ class Runner:
                     self.say(f"{spec.name} {format_instant(slot)}: held, {waiting}\n")
                     return
             following = next(slots, None)
+            if log is not None:
+                del self._opened[spec.name]
             attempt = self._attempt(spec, job, slot, extra, report, last=following is None, log=log)
             if not attempt.handled:
                 return
