@@ -21,6 +21,10 @@ and measures
 * **in-process**: the tick alone, ``call_command("cronrun")`` timed in one process
   that is already set up (the first tick of that process, "cold", separately), and
   ``Runner().tick()`` for the nothing-due case;
+* **loop tick** (nothing due): the cost of one more idle tick of a long-lived
+  ``cronrun --loop --interval 0.1``: a process running 21 ticks against one running 1,
+  alternating, the difference of the medians divided by 20 (CPU and wall time; the
+  wall time includes the 0.1 s sleeps, so the CPU time is the figure);
 * **queries**: the SQL statements of one in-process tick, counted with
   ``django.test.utils.CaptureQueriesContext`` (only the main thread's connection:
   a job's heartbeat thread does not beat during a no-op job anyway).
@@ -289,6 +293,30 @@ def wall_series(db, env, n, scenario, runs, timeout, budget) -> dict:
     return series
 
 
+LOOP_TICKS = 21
+
+
+def loop_series(db, env, runs, timeout) -> dict:
+    """``cronrun --loop`` with nothing due: processes of 1 and LOOP_TICKS ticks, alternating;
+    the cost of one more tick is the difference of the medians over LOOP_TICKS - 1."""
+    series = {1: {"wall": [], "cpu": []}, LOOP_TICKS: {"wall": [], "cpu": []}}
+    last = last_log_id(db)
+    for i in range(runs):
+        for ticks in (1, LOOP_TICKS) if i % 2 == 0 else (LOOP_TICKS, 1):
+            argv = manage("cronrun", "--loop", "--interval", "0.1", "--max-ticks", str(ticks))
+            wall, cpu = run_process(argv, env, timeout)
+            series[ticks]["wall"].append(wall)
+            series[ticks]["cpu"].append(cpu)
+    if runs_since(db, last)[0]:
+        raise Failed("cronrun --loop ran a job while none was due")
+    extra = LOOP_TICKS - 1
+    return {
+        "series": series,
+        "tick_cpu": (median(series[LOOP_TICKS]["cpu"]) - median(series[1]["cpu"])) / extra,
+        "tick_wall": (median(series[LOOP_TICKS]["wall"]) - median(series[1]["wall"])) / extra,
+    }
+
+
 def in_process(env, scenario, n, runs, timeout) -> dict:
     argv = [
         sys.executable,
@@ -528,6 +556,8 @@ def table(rows) -> list[str]:
         "Runner.tick ms",
         "in-proc check ms",
         "queries",
+        "loop tick CPU ms",
+        "loop tick wall ms",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -549,6 +579,8 @@ def table(rows) -> list[str]:
                     ms(r["runner_ms"]),
                     ms(r["check_ms"]),
                     r["queries"],
+                    ms(r["loop_cpu_ms"]),
+                    ms(r["loop_wall_ms"]),
                 ]
             )
             + " |"
@@ -604,6 +636,12 @@ def verdicts(rows, sizes) -> list[str]:
                 + ("**met**" if ok else "**not met**")
                 + ("" if ok == cpu_ok else f" on wall time, {'met' if cpu_ok else 'not met'} on CPU time")
             )
+            if not math.isnan(biggest.get("loop_cpu_ms", float("nan"))):
+                lines.append(
+                    f"- {db}: an idle tick of a long-lived `cronrun --loop` at N={biggest['n']}: "
+                    f"{biggest['loop_cpu_ms']:.1f} ms CPU, against {biggest['cronrun_cpu'] * 1000:.0f} ms CPU "
+                    f"for a `cronrun` process ({biggest['cronrun_cpu'] * 1000 / max(biggest['loop_cpu_ms'], 0.01):.0f}x)"
+                )
     return lines
 
 
@@ -637,6 +675,12 @@ def method(args) -> list[str]:
             " `call_command('cronrun')` ticks after the first one (cold, reported apart), then"
             f" {args.inproc_runs} `Runner().tick()` and `call_command('check')` (after one untimed); all due,"
             f" {args.inproc_due_runs} tick(s) after a nothing-due warm-up tick"
+        ),
+        (
+            f"- loop tick (none due): `cronrun --loop --interval 0.1` processes of 1 and {LOOP_TICKS} ticks,"
+            f" alternating, {max(3, args.runs // 2)} of each; (median of {LOOP_TICKS} - median of 1) /"
+            f" {LOOP_TICKS - 1}; the wall figure includes the 0.1 s sleeps (about 0.1 s per tick), the CPU"
+            " figure is the cost"
         ),
         (
             "- queries: `CaptureQueriesContext` around each in-process tick (the main thread's connection;"
@@ -726,8 +770,10 @@ def benchmark(args) -> int:
                         notes.append(f"{label} {scenario}: {series['cut']}")
                     inproc_runs = args.inproc_runs if scenario == "none due" else args.inproc_due_runs
                     inproc = in_process(env, scenario, n, inproc_runs, args.timeout * (inproc_runs + 3))
+                    loop = {"tick_cpu": float("nan"), "tick_wall": float("nan")}
                     if scenario == "none due":
                         push_ahead(db)  # the in-process run left it so; be explicit
+                        loop = loop_series(db, env, max(3, args.runs // 2), args.timeout)
                     cw, kw = median(series["cronrun"]["wall"]), median(series["check"]["wall"])
                     cc, kc = median(series["cronrun"]["cpu"]), median(series["check"]["cpu"])
                     row = {
@@ -747,9 +793,13 @@ def benchmark(args) -> int:
                         "check_ms": 1000 * median(inproc.get("check", [])),
                         "queries": fmt_queries(inproc["queries"]),
                         "query_counts": inproc["queries"],
+                        "loop_cpu_ms": 1000 * loop["tick_cpu"],
+                        "loop_wall_ms": 1000 * loop["tick_wall"],
                     }
                     rows.append(row)
-                    raw.append({"db": dbname, "n": n, "scenario": scenario, "wall": series, "in_process": inproc})
+                    raw.append(
+                        {"db": dbname, "n": n, "scenario": scenario, "wall": series, "in_process": inproc, "loop": loop}
+                    )
                     print(
                         f"  cronrun {cw:.3f} s (spread {spread(series['cronrun']['wall'])}), "
                         f"check {kw:.3f} s "
