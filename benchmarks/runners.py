@@ -328,19 +328,12 @@ class Project:
 # --- one measured run ----------------------------------------------------------------------
 
 
-def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
-    (make_all_due if mode == "due" else make_fresh)(db)
-    busy_before = quiet() if quiet else busy_cores()
-    load_before = os.getloadavg()[0]
-    machine0 = cpu_ticks()[0]
-    got = project.launch(n, timeout)
-    machine_cpu = cpu_ticks()[0] - machine0
-    makespan = max(got["ended"])
+def examine(db: Scratch, jobs: int, pids: list[int], status: list, output: list[str]) -> dict:
+    """What the runners did, from the database: executions per label and per runner, duplicates, problems."""
     execs = db.sql("SELECT label, pid, started, finished FROM testjobs_execution")
     per_label: dict[str, list] = {}
     for label, pid, started, finished in execs:
         per_label.setdefault(label, []).append((started, finished, pid))
-    duplicates = sum(len(v) - 1 for v in per_label.values())
     overlapping = sum(
         1 for v in per_label.values() for a in v for b in v
         if a is not b and a[0] < b[0] and (a[1] is None or b[0] < a[1])
@@ -362,14 +355,34 @@ def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, ti
         problems.append(f"{claims_left} claim(s) left behind")
     if job_rows != jobs:
         problems.append(f"{job_rows} job rows, expected {jobs}")
-    for i, code in enumerate(got["status"]):
+    for i, code in enumerate(status):
         if code != 0:
-            problems.append(f"runner {i} exit status {code}: {got['output'][i][-500:]}")
-    by_pid = {pid: 0 for pid in got["pids"]}
+            problems.append(f"runner {i} exit status {code}: {output[i][-500:]}")
+    by_pid = {pid: 0 for pid in pids}
     for _, pid, _, _ in execs:
         by_pid[pid] = by_pid.get(pid, 0) + 1
-    started = [e[2] for e in execs]
-    finished = [e[3] for e in execs if e[3] is not None]
+    return {
+        "execs": execs,
+        "started": [e[2] for e in execs],
+        "finished": [e[3] for e in execs if e[3] is not None],
+        "jobs_per_runner": [by_pid[pid] for pid in pids],
+        "duplicates": sum(len(v) - 1 for v in per_label.values()),
+        "overlapping_duplicates": overlapping,
+        "log_duplicates": sum(count - 1 for _, count in log_per_job),
+        "problems": problems,
+    }
+
+
+def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
+    (make_all_due if mode == "due" else make_fresh)(db)
+    busy_before = quiet() if quiet else busy_cores()
+    load_before = os.getloadavg()[0]
+    machine0 = cpu_ticks()[0]
+    got = project.launch(n, timeout)
+    machine_cpu = cpu_ticks()[0] - machine0
+    makespan = max(got["ended"])
+    seen = examine(db, jobs, got["pids"], got["status"], got["output"])
+    execs, started, finished = seen["execs"], seen["started"], seen["finished"]
     return {
         "mode": mode,
         "n": n,
@@ -386,12 +399,12 @@ def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, ti
         ],
         "cpu": got["cpu"],
         "queued": got["queued"],
-        "jobs_per_runner": [by_pid[pid] for pid in got["pids"]],
+        "jobs_per_runner": seen["jobs_per_runner"],
         "executions": len(execs),
-        "duplicates": duplicates,
-        "overlapping_duplicates": overlapping,
-        "log_duplicates": sum(count - 1 for _, count in log_per_job),
-        "problems": problems,
+        "duplicates": seen["duplicates"],
+        "overlapping_duplicates": seen["overlapping_duplicates"],
+        "log_duplicates": seen["log_duplicates"],
+        "problems": seen["problems"],
         "load_before": load_before,
         "busy_before": busy_before,
         # CPU seconds of everything else during the run: PostgreSQL and other tenants of the machine
@@ -399,25 +412,216 @@ def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, ti
     }
 
 
+# --- mode warm: long-lived `cronrun --loop` processes ------------------------------------------
+
+# One statement per poll: jobs with a terminal attempt, attempts still running, claims held.
+PROGRESS = (
+    "SELECT (SELECT COUNT(DISTINCT job_id) FROM crontabber_log WHERE outcome <> 'running'), "
+    "(SELECT COUNT(*) FROM crontabber_log WHERE outcome = 'running'), "
+    "(SELECT COUNT(*) FROM crontabber_job WHERE claimed_by <> '')"
+)
+
+
+def sleep_until(instant: float) -> None:
+    """Sleep until the wall-clock time ``instant`` (time.time())."""
+    delay = instant - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+class Loops:
+    """N ``cronrun --loop`` processes started here, their output in files."""
+
+    def __init__(self, project: Project, n: int, tmp: str):
+        self.outs = [open(os.path.join(tmp, f"loop-{i}.out"), "w+") for i in range(n)]
+        argv = project.argv("cronrun", "--loop", "--interval", str(LOOP_INTERVAL))
+        self.procs = []
+        for i in range(n):
+            self.procs.append(subprocess.Popen(argv, env=project.env, cwd=project.root, stdin=subprocess.DEVNULL,
+                                               stdout=self.outs[i], stderr=subprocess.STDOUT))  # fmt: skip
+        self.pids = [p.pid for p in self.procs]
+
+    def output(self, i: int) -> str:
+        self.outs[i].flush()
+        self.outs[i].seek(0)
+        return self.outs[i].read()
+
+    def check_alive(self, what: str) -> None:
+        for i, p in enumerate(self.procs):
+            if p.poll() is not None:
+                raise Failed(f"{len(self.procs)} loop runner(s): runner {i} exited with status {p.returncode} "
+                             f"{what}: {self.output(i)[-1500:]}")  # fmt: skip
+
+    def cpu(self) -> list[float]:
+        return [proc_cpu(pid) for pid in self.pids]
+
+    def settle(self, deadline: float) -> None:
+        """Wait until every process is between ticks: no CPU used from 0.15 s to 0.85 s past a whole second."""
+        while True:
+            self.check_alive("before the measurement")
+            if time.monotonic() > deadline:
+                raise Failed(f"{len(self.procs)} loop runner(s): still busy between ticks at the timeout")
+            now = time.time()
+            start = math.floor(now) + 0.15
+            if start < now:
+                start += 1
+            sleep_until(start)
+            before = self.cpu()
+            sleep_until(start + 0.7)
+            if all(b - a < 0.02 for a, b in zip(before, self.cpu(), strict=True)):  # NaN (gone): not idle
+                return
+
+    def stop(self) -> tuple[list, list[float]]:
+        """SIGTERM to each, wait (at most STOP_WAIT s): exit statuses (None: killed) and seconds to exit."""
+        t0 = time.perf_counter()
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        stopped = [float("nan")] * len(self.procs)
+        status = [None] * len(self.procs)
+        while time.perf_counter() - t0 < STOP_WAIT:
+            for i, p in enumerate(self.procs):
+                if status[i] is None and p.poll() is not None:
+                    status[i], stopped[i] = p.returncode, time.perf_counter() - t0
+            if all(code is not None for code in status):
+                break
+            time.sleep(0.005)
+        return status, stopped
+
+    def close(self) -> None:
+        for p in self.procs:  # only the processes started here
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+        for f in self.outs:
+            f.close()
+
+
+def last_tick_seconds(conn, count: int, loops: Loops, deadline: float) -> None:
+    """Wait until Control.last_tick has advanced into ``count`` new whole seconds (the loops' ticks)."""
+
+    def last():
+        row = conn.execute("SELECT last_tick FROM crontabber_control WHERE id = 1").fetchone()
+        return math.floor(row[0].timestamp()) if row and row[0] else None
+
+    seen = {last()}
+    while len(seen) <= count:
+        loops.check_alive("before the measurement")
+        if time.monotonic() > deadline:
+            raise Failed(f"{len(loops.procs)} loop runner(s): Control.last_tick advanced into {len(seen) - 1} new "
+                         f"second(s) by the timeout, {count} expected")  # fmt: skip
+        time.sleep(0.05)
+        seen.add(last())
+
+
+def warm_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
+    """N long-lived loops, settled with nothing due; the jobs made due just after a whole second; the
+    next whole second T picks them up. Makespan: T to every job with a terminal Log row and no claim."""
+    import psycopg
+
+    push_ahead(db)  # nothing due while the loops start
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="crontabber-runners-") as tmp, \
+            psycopg.connect(db.url, autocommit=True, connect_timeout=10) as conn:  # fmt: skip
+        t0 = time.monotonic()
+        loops = Loops(project, n, tmp)
+        try:
+            deadline = t0 + timeout
+            # Ready: each process idles between ticks, has ticked (two whole seconds), and idles again.
+            loops.settle(deadline)
+            last_tick_seconds(conn, 2, loops, deadline)
+            loops.settle(deadline)
+            ready = time.monotonic() - t0
+            busy_before = quiet() if quiet else busy_cores()
+            load_before = os.getloadavg()[0]
+            loops.check_alive("before the measurement")
+            # Just after a whole second (that second's idle ticks are over): make the jobs due.
+            now = time.time()
+            due_at = math.floor(now) + 0.3
+            if due_at < now:
+                due_at += 1
+            sleep_until(due_at)
+            made0 = time.time()
+            make_all_due(db)
+            made = time.time()
+            tick = math.floor(made0) + LOOP_INTERVAL  # T: the tick that picks them up
+            if made > tick - 0.05:
+                problems.append(f"jobs made due only {tick - made:.3f} s before T")
+            sleep_until(tick - 0.02)
+            cpu0, queued0, machine0 = loops.cpu(), [run_queue_wait(pid) for pid in loops.pids], cpu_ticks()[0]
+            sleep_until(tick)
+            while True:
+                polled = time.time()
+                terminal, running, claims = conn.execute(PROGRESS).fetchone()
+                if terminal >= jobs and not running and not claims:
+                    break
+                if polled > tick + timeout:
+                    raise Failed(f"{n} loop runner(s): {terminal} of {jobs} jobs ended, {running} running, {claims} "
+                                 f"claims held {timeout:.0f} s after T")  # fmt: skip
+                loops.check_alive("during the measurement")
+                time.sleep(0.01)
+            makespan = polled - tick
+            machine_cpu = cpu_ticks()[0] - machine0
+            cpu = [b - a for a, b in zip(cpu0, loops.cpu(), strict=True)]
+            queued = [run_queue_wait(pid) - q for pid, q in zip(loops.pids, queued0, strict=True)]
+            status, stopped = loops.stop()
+            output = [loops.output(i) for i in range(n)]
+        finally:
+            loops.close()
+    for i, code in enumerate(status):
+        if code is None:
+            problems.append(f"runner {i} still running {STOP_WAIT:.0f} s after SIGTERM (killed): {output[i][-500:]}")
+    seen = examine(db, jobs, loops.pids, [0 if code is None else code for code in status], output)
+    execs, started, finished = seen["execs"], seen["started"], seen["finished"]
+    if started and min(started) < tick:
+        problems.append(f"a job started {tick - min(started):.3f} s before T")
+    return {
+        "mode": mode,
+        "n": n,
+        "makespan": makespan,
+        "exec_span": (max(finished) - min(started)) if execs and finished else float("nan"),
+        "start_lag": (min(started) - tick) if execs else float("nan"),
+        "tail": (tick + makespan - max(finished)) if finished else float("nan"),
+        "ready": ready,
+        "ended": stopped,  # each runner: from SIGTERM to its exit
+        "own_tail": [float("nan")] * n,
+        "cpu": cpu,
+        "queued": queued,
+        "jobs_per_runner": seen["jobs_per_runner"],
+        "executions": len(execs),
+        "duplicates": seen["duplicates"],
+        "overlapping_duplicates": seen["overlapping_duplicates"],
+        "log_duplicates": seen["log_duplicates"],
+        "problems": problems + seen["problems"],
+        "load_before": load_before,
+        "busy_before": busy_before,
+        # CPU seconds of everything else from T to the end: PostgreSQL (the poll's backend included) and others
+        "other_cpu": machine_cpu - sum(cpu),
+    }
+
+
 def series(project, db, mode, counts, reps, jobs, timeout, say, quiet=None) -> list[dict]:
-    if mode == "due":
+    # warm: the rows another mode left are as good (every run makes them due the same way)
+    if mode == "due" or (mode == "warm" and db.scalar("SELECT COUNT(*) FROM crontabber_job") != jobs):
         make_fresh(db)
         project.run(project.argv("cronrun"), timeout)  # creates every job row (and runs each once)
         if db.scalar("SELECT COUNT(*) FROM crontabber_job") != jobs:
             raise Failed("the first tick did not create every job")
-    warm = measured_run(project, db, mode, max(counts), jobs, timeout)
+    measure = warm_run if mode == "warm" else measured_run
+    warm = measure(project, db, mode, max(counts), jobs, timeout)
     say(f"[{mode}] warm-up, {max(counts)} runners: {warm['makespan']:.2f} s (not counted)"
         + (f" PROBLEMS: {warm['problems']}" if warm["problems"] else ""))  # fmt: skip
     runs = []
     for rep in range(reps):
         for n in counts if rep % 2 == 0 else list(reversed(counts)):
-            run = measured_run(project, db, mode, n, jobs, timeout, quiet)
+            run = measure(project, db, mode, n, jobs, timeout, quiet)
             run["rep"] = rep
             runs.append(run)
             say(f"[{mode}] rep {rep + 1}/{reps}, {n} runner(s): makespan {run['makespan']:.2f} s, exec span "
                 f"{run['exec_span']:.2f} s, start lag {run['start_lag']:.2f} s, jobs/runner {run['jobs_per_runner']}, "
                 f"CPU {['%.2f' % c for c in run['cpu']]}, run-queue wait {['%.2f' % q for q in run['queued']]}, duplicates {run['duplicates']}, busy CPUs before {run['busy_before']:.2f}, "
                 f"other CPU during {run['other_cpu']:.2f} s"
+                + (f", ready after {run['ready']:.2f} s, exit after SIGTERM {['%.2f' % e for e in run['ended']]}"
+                   if mode == "warm" else "")
                 + (f" PROBLEMS: {run['problems']}" if run["problems"] else ""))  # fmt: skip
     return runs
 
@@ -667,13 +871,31 @@ def code_version(root: Path, rev: str | None) -> str:
 # --- main ------------------------------------------------------------------------------------
 
 
+def parse_modes(text: str) -> list[str]:
+    """``--mode``: one mode or a comma-separated list; ``both`` is due,fresh."""
+    modes = []
+    for name in text.split(","):
+        name = name.strip()
+        for mode in ("due", "fresh") if name == "both" else (name,):
+            if mode not in MODES:
+                raise argparse.ArgumentTypeError(f"unknown mode {name!r}: due, fresh, warm, both or a list of them")
+            if mode not in modes:
+                modes.append(mode)
+    return modes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runners", default="1,2,4", help="runner counts, comma-separated (default 1,2,4)")
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=0.05, help="each job's sleep (default 0.05)")
     parser.add_argument("--reps", type=int, default=3, help="measured runs of each runner count (default 3)")
-    parser.add_argument("--mode", choices=["due", "fresh", "both"], default="due")
+    parser.add_argument(
+        "--mode",
+        type=parse_modes,
+        default="due",
+        help="due, fresh, warm, both (= due,fresh) or a comma-separated list, e.g. due,warm (default due)",
+    )
     parser.add_argument("--diagnose", action="store_true", help="start-up, per-job queries and cost, cProfile")
     parser.add_argument(
         "--pg-url", default=os.environ.get("CRONTABBER_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
@@ -703,7 +925,7 @@ def main() -> int:
     counts = [int(c) for c in args.runners.split(",")]
     if not 1 <= args.reps <= 50 or not all(1 <= c <= 32 for c in counts) or not 1 <= args.jobs <= 10_000:
         parser.error("reps 1-50, runner counts 1-32, jobs 1-10000")
-    modes = ["due", "fresh"] if args.mode == "both" else [args.mode]
+    modes = args.mode
     started = time.time()
 
     def say(text):
@@ -761,7 +983,10 @@ def render(args, counts, modes, results, diagnosis, db, root, load_start, load_e
     out, verdicts, ok, raw = [], [], True, []
     for mode in modes:
         rows = summarise(results[mode], counts)
-        out.append(f"### Mode `{mode}`\n\n{table(rows, jobs, seconds)}\n")
+        tag = f"`{mode}` ({WARM_LABEL})" if mode == "warm" else f"`{mode}`"
+        about = (f"{WARM_LABEL[0].upper()}{WARM_LABEL[1:]}: makespan and start lag from the tick T that picks the "
+                 "jobs up, not from a process start; CPU from T to the end.\n\n" if mode == "warm" else "")  # fmt: skip
+        out.append(f"### Mode `{mode}`\n\n{about}{table(rows, jobs, seconds)}\n")
         quiet_runs = [r for r in results[mode] if r["other_cpu"] / r["makespan"] < QUIET_CORES]
         quiet = summarise(quiet_runs, counts)
         if quiet:
@@ -772,32 +997,32 @@ def render(args, counts, modes, results, diagnosis, db, root, load_start, load_e
             raw.append(f"| {mode} | {r['rep'] + 1} | {r['n']} | {r['makespan']:.2f} | {r['exec_span']:.2f} | "
                        f"{r['start_lag']:.2f} | {sum(r['cpu']):.2f} | {median(r['queued']):.2f} | {r['other_cpu']:.2f} | "
                        f"{r['other_cpu'] / r['makespan']:.2f} | {r['busy_before']:.2f} | "
-                       f"{'/'.join(map(str, r['jobs_per_runner']))} | {'/'.join('%.2f' % e for e in r['ended'])} "
-                       f"| {'/'.join('%.2f' % t for t in r['own_tail'])} | {r['duplicates']} |")  # fmt: skip
+                       f"{'/'.join(map(str, r['jobs_per_runner']))} | {'/'.join(num(e) for e in r['ended'])} "
+                       f"| {'/'.join(num(t) for t in r['own_tail'])} | {r['duplicates']} |")  # fmt: skip
         dups = sum(row["duplicates"] + row["log_duplicates"] for row in rows)
         problems = [p for r in results[mode] for p in r["problems"]]
         four = next((row for row in rows if row["n"] == max(counts)), None)
-        verdicts.append(f"- `{mode}`: duplicates {dups} over {sum(row['runs'] for row in rows)} runs (target 0) — "
+        verdicts.append(f"- {tag}: duplicates {dups} over {sum(row['runs'] for row in rows)} runs (target 0) — "
                         + ("**met**" if dups == 0 else "**missed**"))  # fmt: skip
         if problems:
-            verdicts.append(f"- `{mode}`: problems: {problems}")
+            verdicts.append(f"- {tag}: problems: {problems}")
             ok = False
         if four and four["n"] != 1:
             met = four["ratio"] < TARGET_RATIO
             ok = ok and met and dups == 0
             verdicts.append(
-                f"- `{mode}`: {four['n']} runners / 1 runner, median makespan: {four['ratio']:.2f}x "
+                f"- {tag}: {four['n']} runners / 1 runner, median makespan: {four['ratio']:.2f}x "
                 f"(target < {TARGET_RATIO}x) — " + ("**met**" if met else "**missed**")
                 + f"; exec span only: {four['span_ratio']:.2f}x"
             )  # fmt: skip
             q1 = next((row for row in quiet if row["n"] == 1), None)
             q4 = next((row for row in quiet if row["n"] == four["n"]), None)
             if q1 and q4:
-                verdicts.append(f"- `{mode}`, quiet runs only ({q1['runs']} with 1 runner, {q4['runs']} with {four['n']}): "
+                verdicts.append(f"- {tag}, quiet runs only ({q1['runs']} with 1 runner, {q4['runs']} with {four['n']}): "
                                 f"{q4['makespan'] / q1['makespan']:.2f}x")  # fmt: skip
             two = next((row for row in rows if row["n"] == 2), None)
             if two:
-                verdicts.append(f"- `{mode}`: 2 runners / 1 runner: makespan {two['ratio']:.2f}x, exec span "
+                verdicts.append(f"- {tag}: 2 runners / 1 runner: makespan {two['ratio']:.2f}x, exec span "
                                 f"{two['span_ratio']:.2f}x")  # fmt: skip
     diag = []
     if diagnosis:
@@ -830,12 +1055,13 @@ def render(args, counts, modes, results, diagnosis, db, root, load_start, load_e
             f"walking the same list each job is lost by N - 1 of them"
         )  # fmt: skip
         model = []
-        base_rows = {row["n"]: row for row in summarise(results[modes[0]], counts)}
+        base_mode = next((m for m in modes if m != "warm"), modes[0])  # the model adds start-up: one-tick runners
+        base_rows = {row["n"]: row for row in summarise(results[base_mode], counts)}
         for n in counts:
             predicted = median(st[n]["makespan"]) + jobs * (seconds + overhead_wall) / n
             model.append(f"| {n} | {median(st[n]['makespan']):.2f} | {jobs * (seconds + overhead_wall) / n:.2f} "
                          f"| {predicted:.2f} | {base_rows[n]['makespan']:.2f} |")  # fmt: skip
-        diag.append(f"\n### Model (mode `{modes[0]}`): start-up(N) + jobs x (sleep + per-job overhead) / N\n")
+        diag.append(f"\n### Model (mode `{base_mode}`): start-up(N) + jobs x (sleep + per-job overhead) / N\n")
         diag.append("| runners | start-up s | work / N s | predicted s | measured s |\n|---|---|---|---|---|")
         diag.extend(model)
         diag.append("\n### cProfile of one runner process\n\n```\n" + diagnosis["profile"] + "\n```")
@@ -843,14 +1069,22 @@ def render(args, counts, modes, results, diagnosis, db, root, load_start, load_e
         f'- {jobs} jobs `{{"name": "job-i", "cmd": "work", "cmd_args": ["--label", "job-i", "--seconds", '
         f'"{seconds}"], "frequency": "1d"}}`, settings `tests.settings`; each job runs in the runner\'s process '
         f"(no `process` key) and records its own start and end in `testjobs_execution`",
-        "- runners: `python webapp/manage.py cronrun` processes (one tick each), started back to back by `Popen` and "
-        "waited for with `wait4` (polled every 2 ms)",
+        "- runners (modes `due`, `fresh`): `python webapp/manage.py cronrun` processes (one tick each), started back "
+        "to back by `Popen` and waited for with `wait4` (polled every 2 ms)",
         "- mode `due`: job rows created by one untimed tick; before each run `next_run` = `next_slot` = a week ago, "
         "claims cleared, Log and Execution rows deleted (outside the measurement)",
         "- mode `fresh`: before each run job, Log and Execution rows deleted: the runners also race to create the rows",
+        f"- mode `warm` ({WARM_LABEL}): N `python webapp/manage.py cronrun --loop --interval {LOOP_INTERVAL}` "
+        "processes (each ticks at every whole second) started with nothing due and left to settle (no CPU used "
+        "between ticks, Control.last_tick advanced into two new seconds, no CPU between ticks again); at ~0.3 s past "
+        "a whole second the jobs are made due as in `due`; T = the next whole second. Makespan: T to every job "
+        "with a terminal Log row and no claim left (one query every 10 ms); start lag: T to the first `work` start; "
+        "tail: last `work` finish to the end; CPU, run-queue wait and other CPU over T to the end "
+        "(/proc/PID/stat, /proc/PID/schedstat); then SIGTERM: not exiting with status 0 within "
+        f'{STOP_WAIT:.0f} s is a problem; in the last table "exit s" is each runner\'s time from SIGTERM to exit',
         f"- per mode: one untimed warm-up run with {max(counts)} runners, then {args.reps} repetitions of "
         f"{', '.join(map(str, counts))} runners, alternating order (forward, then reversed); medians",
-        "- makespan: first `Popen` to last exit; exec span: first `work` start to last `work` finish; start lag: first "
+        "- makespan (`due`, `fresh`): first `Popen` to last exit; exec span: first `work` start to last `work` finish; start lag: first "
         "`Popen` to first `work` start; tail: last `work` finish to last exit; CPU: user + system of all runners; "
         f"ideal sleep: {jobs} x {seconds} s / N",
         "- duplicates: Execution rows beyond the first per label (Log: Log rows beyond the first per job); problems: "
