@@ -398,3 +398,22 @@ def test_jobs_sharing_a_command_each_get_their_own_arguments_and_the_defaults(jo
     )
     tick(at("2026-05-01 10:00"))
     assert [(call["label"], call["colour"]) for call in control.CALLS] == [("a", "red"), ("", ""), ("", "blue")]
+
+
+def test_a_runner_that_lost_its_claim_leaves_the_job_to_the_new_holder(jobs, caplog):
+    jobs([{"name": "a", "cmd": "record", "frequency": "1h"}, {"name": "b", "cmd": "record", "frequency": "1h"}])
+    tick(at("2026-05-01 10:00"))
+
+    def steal(sender, spec, **kwargs):  # another runner takes a's claim while a runs
+        if spec.name == "a":
+            Job.objects.filter(name="a").update(claimed_by="thief:1:cafe", claim_expires=at("2026-05-01 12:00"))
+
+    signals.attempt_started.connect(steal)
+    try:
+        tick(at("2026-05-01 11:00"))
+    finally:
+        signals.attempt_started.disconnect(steal)
+    a, b = job("a"), job("b")
+    assert a.claimed_by == "thief:1:cafe" and a.last_success == at("2026-05-01 10:00")  # left alone
+    assert b.claimed_by == "" and b.last_success == at("2026-05-01 11:00")
+    assert "a: lost the claim to another runner" in caplog.text
