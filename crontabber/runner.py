@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import signals
+from .bulk import update_rows
 from .execution import CLOCK, Attempt, Deadlines, run_in_child, run_in_process, setting
 from .models import Control, Job, Log
 from .registry import JobSpec, load_jobs
@@ -126,7 +127,7 @@ class TickReport:
 
 # How much work to claim at once (seconds of expected run time), and at most how many jobs.
 BATCH_SECONDS = 0.25
-MAX_BATCH = 50
+MAX_BATCH = 200
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
 LOG_FIELDS = ["started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output"]
 JOB_FIELDS = [
@@ -145,26 +146,6 @@ ROW_FIELDS = (
     "schedule_override",
     "run_requested",
 )
-
-
-def update_rows(model, objs, fields: list[str], set_sql: str = "", where_sql: str = "", extra=None) -> int:
-    """UPDATE each object's row (by primary key) with its values of ``fields``, plus
-    ``set_sql`` and a condition ``where_sql``: one statement sent once per row with
-    executemany (psycopg pipelines it), where the ORM would compile it again for every
-    row. ``extra(obj)`` gives the parameters of ``set_sql`` and of ``where_sql``, as two
-    lists. Returns the number of rows changed."""
-    quote = connection.ops.quote_name
-    columns = [model._meta.get_field(name) for name in fields]
-    assignments = ", ".join([f"{quote(column.column)} = %s" for column in columns] + ([set_sql] if set_sql else []))
-    condition = f"{quote(model._meta.pk.column)} = %s" + (f" AND {where_sql}" if where_sql else "")
-    params = []
-    for obj in objs:
-        set_params, where_params = extra(obj) if extra else ([], [])
-        values = [column.get_db_prep_save(getattr(obj, column.attname), connection) for column in columns]
-        params.append([*values, *set_params, obj.pk, *where_params])
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {condition}", params)
-        return cursor.rowcount
 
 
 def purge_due(control: Control, now: datetime) -> bool:
@@ -597,10 +578,11 @@ class Runner:
                 Job,
                 jobs,
                 JOB_FIELDS,
-                set_sql=f"{quote(requested.column)} = CASE WHEN {quote(requested.column)} <= %s THEN NULL "
+                row=("run_requested", lambda job: served.get(job.pk)),
+                set_sql=f"{quote(requested.column)} = CASE WHEN {quote(requested.column)} <= {{row}} THEN NULL "
                 f"ELSE {quote(requested.column)} END",
                 where_sql=f"{quote('claimed_by')} = %s",
-                extra=lambda job: ([requested.get_db_prep_save(served.get(job.pk), connection)], [self.owner]),
+                where_params=[self.owner],
             )
         for job in jobs:
             if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:

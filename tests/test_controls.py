@@ -195,6 +195,6 @@ def test_an_all_due_tick_of_quick_jobs_writes_in_batches_not_row_by_row(jobs, co
         call_command("cronrun")
     assert Log.objects.filter(outcome="success").count() == 2 * count
     # Claims, the running rows, outcomes and job states: six statements per batch of up to
-    # 50 jobs (batches are sized by time: smaller on a slow machine), where writing row by
+    # 200 jobs (batches are sized by time: smaller on a slow machine), where writing row by
     # row would take at least three per job.
     assert len(queries) < count / 2, [q["sql"][:80] for q in queries]

@@ -1,0 +1,55 @@
+"""crontabber.bulk.update_rows: many rows in one statement (PostgreSQL) or one executemany."""
+
+import pytest
+from django.db import DataError, connection, transaction
+
+from crontabber.bulk import update_rows
+from crontabber.models import Job
+from tests.helpers import at
+
+pytestmark = pytest.mark.django_db
+
+
+def make_jobs():
+    return [Job.objects.create(name=f"j{n}", claimed_by="me" if n < 3 else "other") for n in range(4)]
+
+
+def test_sets_each_rows_own_values_only_where_the_condition_holds():
+    jobs = make_jobs()
+    for n, job in enumerate(jobs):
+        job.error_count, job.last_error, job.next_run = n, f"error {n}", at(f"2026-05-0{n + 1} 10:00")
+    changed = update_rows(
+        Job, jobs, ["error_count", "last_error", "next_run"], where_sql="claimed_by = %s", where_params=["me"]
+    )
+    assert changed == 3
+    rows = {j.name: (j.error_count, j.last_error, j.next_run) for j in Job.objects.all()}
+    assert rows["j2"] == (2, "error 2", at("2026-05-03 10:00"))
+    assert rows["j3"] == (0, "", None)  # not ours: untouched
+
+
+def test_a_value_per_row_in_an_expression():
+    jobs = make_jobs()
+    Job.objects.update(run_requested=at("2026-05-01 10:00"))
+    served = {jobs[0].pk: at("2026-05-01 10:05"), jobs[1].pk: at("2026-05-01 09:55")}
+    update_rows(
+        Job,
+        jobs,
+        [],
+        row=("run_requested", lambda job: served.get(job.pk)),
+        set_sql="run_requested = CASE WHEN run_requested <= {row} THEN NULL ELSE run_requested END",
+    )
+    left = dict(Job.objects.values_list("name", "run_requested"))
+    assert left == {
+        "j0": None,
+        "j1": at("2026-05-01 10:00"),
+        "j2": at("2026-05-01 10:00"),
+        "j3": at("2026-05-01 10:00"),
+    }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce varchar lengths")
+def test_a_value_too_long_for_its_column_is_refused_not_cut():
+    jobs = make_jobs()
+    jobs[0].claimed_by = "x" * 201
+    with pytest.raises(DataError), transaction.atomic():
+        update_rows(Job, jobs, ["claimed_by"])
