@@ -124,15 +124,18 @@ class Command(BaseCommand):
         ticks, failed = 0, False
         try:
             while not runner.stop_requested:
-                close_old_connections()  # per tick, as per request: CONN_MAX_AGE, broken connections
                 try:
+                    close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
                     runner.tick(specs=registry.values())
+                    close_old_connections()
                     failed = False
                 except DatabaseError as error:
                     failed = True
                     self.stderr.write(f"crontabber: database error: {one_line(error)}; next tick in {interval:g} s")
-                    connection.close()
-                close_old_connections()
+                    try:
+                        connection.close()  # the next tick connects afresh
+                    except DatabaseError:
+                        pass
                 ticks += 1
                 if runner.stop_requested or (max_ticks and ticks >= max_ticks):
                     break
