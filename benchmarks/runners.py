@@ -429,6 +429,16 @@ def sleep_until(instant: float) -> None:
         time.sleep(delay)
 
 
+def sleep_to_fraction(fraction: float) -> float:
+    """Sleep until the next wall-clock instant ``fraction`` s past a whole second; return it."""
+    now = time.time()
+    instant = math.floor(now) + fraction
+    if instant < now:
+        instant += 1
+    sleep_until(instant)
+    return instant
+
+
 class Loops:
     """N ``cronrun --loop`` processes started here, their output in files."""
 
@@ -461,11 +471,7 @@ class Loops:
             self.check_alive("before the measurement")
             if time.monotonic() > deadline:
                 raise Failed(f"{len(self.procs)} loop runner(s): still busy between ticks at the timeout")
-            now = time.time()
-            start = math.floor(now) + 0.15
-            if start < now:
-                start += 1
-            sleep_until(start)
+            start = sleep_to_fraction(0.15)
             before = self.cpu()
             sleep_until(start + 0.7)
             if all(b - a < 0.02 for a, b in zip(before, self.cpu(), strict=True)):  # NaN (gone): not idle
@@ -535,11 +541,7 @@ def warm_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeou
             load_before = os.getloadavg()[0]
             loops.check_alive("before the measurement")
             # Just after a whole second (that second's idle ticks are over): make the jobs due.
-            now = time.time()
-            due_at = math.floor(now) + 0.3
-            if due_at < now:
-                due_at += 1
-            sleep_until(due_at)
+            sleep_to_fraction(0.3)
             made0 = time.time()
             make_all_due(db)
             made = time.time()
