@@ -417,3 +417,14 @@ def test_a_runner_that_lost_its_claim_leaves_the_job_to_the_new_holder(jobs, cap
     assert a.claimed_by == "thief:1:cafe" and a.last_success == at("2026-05-01 10:00")  # left alone
     assert b.claimed_by == "" and b.last_success == at("2026-05-01 11:00")
     assert "a: lost the claim to another runner" in caplog.text
+
+
+def test_without_ids_from_a_bulk_insert_each_attempt_writes_its_own_row(jobs, monkeypatch):
+    # MySQL returns no ids from a bulk INSERT: the batch opens no rows, each attempt writes its own.
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    jobs([{"name": f"j{n}", "cmd": "record", "frequency": "1h", "backfill": n == 0} for n in range(3)])
+    tick(at("2026-05-01 10:00"))
+    tick(at("2026-05-01 12:00"))
+    assert outcomes("j0") == [(at(f"2026-05-01 {h}:00"), "success") for h in (10, 11, 12)]
+    assert outcomes("j2") == [(at("2026-05-01 10:00"), "success"), (at("2026-05-01 12:00"), "success")]
+    assert not Log.objects.filter(outcome="running").exists()
