@@ -75,7 +75,6 @@ import json
 import os
 import platform
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -169,9 +168,9 @@ INSTALLED_APPS = [
     "cmpapp",
 ]
 
-_db = os.environ.get("CMP_DB", "sqlite:" + str(BASE_DIR / "db.sqlite3"))
-if _db.startswith("sqlite:"):
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db[len("sqlite:"):]}}
+_db = os.environ.get("CMP_DB", "sqlite:///" + str(BASE_DIR / "db.sqlite3"))
+if _db.startswith("sqlite:///"):
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db[len("sqlite:///"):]}}
 else:
     _url = urlsplit(_db)
     DATABASES = {
@@ -326,85 +325,7 @@ def make_project(dest: Path, source: Path | None = None) -> str:
 # --- databases ---------------------------------------------------------------------------
 
 
-class Database:
-    """A scratch database: the CMP_DB of the project, raw SQL for set-up and checks."""
-
-    name = ""
-    url = ""
-    placeholder = "?"
-
-    def connect(self):
-        raise NotImplementedError
-
-    def param(self, instant: dt.datetime):
-        raise NotImplementedError
-
-    def execute(self, sql: str, *params):
-        sql = sql.replace("%s", self.placeholder)
-        conn = self.connect()
-        try:
-            cur = conn.cursor()
-            cur.execute(sql, [self.param(p) if isinstance(p, dt.datetime) else p for p in params])
-            rows = cur.fetchall() if cur.description else None
-            conn.commit()
-            return rows
-        finally:
-            conn.close()
-
-    def scalar(self, sql: str, *params):
-        return self.execute(sql, *params)[0][0]
-
-    def drop(self) -> None:
-        pass
-
-
-class SQLiteDatabase(Database):
-    name = "sqlite"
-
-    def __init__(self, directory: Path):
-        self.path = directory / "compare.sqlite3"
-        self.url = f"sqlite:{self.path}"
-
-    def connect(self):
-        return sqlite3.connect(self.path, timeout=30)
-
-    def param(self, instant):
-        # As Django stores an aware datetime in SQLite: naive UTC text.
-        return instant.astimezone(UTC).replace(tzinfo=None).isoformat(" ", timespec="microseconds")
-
-    def drop(self):
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-
-
-class PostgresDatabase(Database):
-    name = "postgres"
-    placeholder = "%s"
-
-    def __init__(self, server_url: str, dbname: str):
-        import psycopg
-
-        self.psycopg = psycopg
-        self.server_url = server_url.rstrip("/")
-        self.dbname = dbname
-        self.url = f"{self.server_url}/{dbname}"
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-
-    def connect(self):
-        return self.psycopg.connect(self.url, connect_timeout=10)
-
-    def param(self, instant):
-        return instant
-
-    def drop(self):
-        with self.psycopg.connect(f"{self.server_url}/postgres", autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
-
-    def version(self) -> str:
-        return self.scalar("SHOW server_version")
-
+from scratchdb import Database, PostgresDatabase, SQLiteDatabase  # noqa: E402  re-exported to backfill.py
 
 # --- the tools ---------------------------------------------------------------------------
 

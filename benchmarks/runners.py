@@ -131,54 +131,29 @@ def registry(jobs: int, seconds: float) -> list[dict]:
 # --- the scratch database ----------------------------------------------------------------
 
 
-class Scratch:
-    def __init__(self, server_url: str, dbname: str):
-        import psycopg
-
-        self.psycopg = psycopg
-        self.server_url = server_url.rstrip("/")
-        self.dbname = dbname
-        self.url = f"{self.server_url}/{dbname}"
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-
-    def sql(self, statement: str, *params):
-        with self.psycopg.connect(self.url, connect_timeout=10) as conn:
-            cur = conn.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-
-    def scalar(self, statement: str, *params):
-        return self.sql(statement, *params)[0][0]
-
-    def server_version(self) -> str:
-        return self.scalar("SHOW server_version")
-
-    def drop(self) -> None:
-        with self.psycopg.connect(f"{self.server_url}/postgres", autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+from scratchdb import PostgresDatabase  # noqa: E402  the benchmarks' folder
 
 
-def clear_runs(db: Scratch) -> None:
-    db.sql("DELETE FROM crontabber_log")
-    db.sql("DELETE FROM testjobs_execution")
+def clear_runs(db: PostgresDatabase) -> None:
+    db.execute("DELETE FROM crontabber_log")
+    db.execute("DELETE FROM testjobs_execution")
 
 
-def make_all_due(db: Scratch) -> None:
+def make_all_due(db: PostgresDatabase) -> None:
     clear_runs(db)
     past = dt.datetime.now(UTC) - dt.timedelta(days=7)
-    db.sql("UPDATE crontabber_job SET next_run = %s, next_slot = %s, claimed_by = '', claimed_at = NULL, "
+    db.execute("UPDATE crontabber_job SET next_run = %s, next_slot = %s, claimed_by = '', claimed_at = NULL, "
            "claim_expires = NULL, taken_over_from = ''", past, past)  # fmt: skip
 
 
-def make_fresh(db: Scratch) -> None:
+def make_fresh(db: PostgresDatabase) -> None:
     clear_runs(db)
-    db.sql("DELETE FROM crontabber_job")
+    db.execute("DELETE FROM crontabber_job")
 
 
-def push_ahead(db: Scratch) -> None:
+def push_ahead(db: PostgresDatabase) -> None:
     clear_runs(db)
-    db.sql("UPDATE crontabber_job SET next_run = %s", dt.datetime.now(UTC) + dt.timedelta(days=1))
+    db.execute("UPDATE crontabber_job SET next_run = %s", dt.datetime.now(UTC) + dt.timedelta(days=1))
 
 
 def run_queue_wait(pid: int | str = "self") -> float:
@@ -250,7 +225,7 @@ print("STRAY" if stray else "OK", stray)
 
 
 class Project:
-    def __init__(self, root: Path, db: Scratch, jobs: list[dict]):
+    def __init__(self, root: Path, db: PostgresDatabase, jobs: list[dict]):
         self.root = root
         self.manage = root / "webapp" / "manage.py"
         self.prefix = [sys.executable]
@@ -328,9 +303,9 @@ class Project:
 # --- one measured run ----------------------------------------------------------------------
 
 
-def examine(db: Scratch, jobs: int, pids: list[int], status: list, output: list[str]) -> dict:
+def examine(db: PostgresDatabase, jobs: int, pids: list[int], status: list, output: list[str]) -> dict:
     """What the runners did, from the database: executions per label and per runner, duplicates, problems."""
-    execs = db.sql("SELECT label, pid, started, finished FROM testjobs_execution")
+    execs = db.execute("SELECT label, pid, started, finished FROM testjobs_execution")
     per_label: dict[str, list] = {}
     for label, pid, started, finished in execs:
         per_label.setdefault(label, []).append((started, finished, pid))
@@ -338,8 +313,8 @@ def examine(db: Scratch, jobs: int, pids: list[int], status: list, output: list[
         1 for v in per_label.values() for a in v for b in v
         if a is not b and a[0] < b[0] and (a[1] is None or b[0] < a[1])
     )  # fmt: skip
-    log_per_job = db.sql("SELECT job_id, COUNT(*) FROM crontabber_log GROUP BY job_id")
-    outcomes = dict(db.sql("SELECT outcome, COUNT(*) FROM crontabber_log GROUP BY outcome"))
+    log_per_job = db.execute("SELECT job_id, COUNT(*) FROM crontabber_log GROUP BY job_id")
+    outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM crontabber_log GROUP BY outcome"))
     claims_left = db.scalar("SELECT COUNT(*) FROM crontabber_job WHERE claimed_by <> ''")
     job_rows = db.scalar("SELECT COUNT(*) FROM crontabber_job")
     problems = []
@@ -373,7 +348,9 @@ def examine(db: Scratch, jobs: int, pids: list[int], status: list, output: list[
     }
 
 
-def measured_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
+def measured_run(
+    project: Project, db: PostgresDatabase, mode: str, n: int, jobs: int, timeout: float, quiet=None
+) -> dict:
     (make_all_due if mode == "due" else make_fresh)(db)
     busy_before = quiet() if quiet else busy_cores()
     load_before = os.getloadavg()[0]
@@ -519,7 +496,7 @@ def last_tick_seconds(conn, count: int, loops: Loops, deadline: float) -> None:
         seen.add(last())
 
 
-def warm_run(project: Project, db: Scratch, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
+def warm_run(project: Project, db: PostgresDatabase, mode: str, n: int, jobs: int, timeout: float, quiet=None) -> dict:
     """N long-lived loops, settled with nothing due; the jobs made due just after a whole second; the
     next whole second T picks them up. Makespan: T to every job with a terminal Log row and no claim."""
     import psycopg
@@ -834,7 +811,7 @@ def table(rows: list[dict], jobs: int, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def machine(db: Scratch) -> list[str]:
+def machine(db: PostgresDatabase) -> list[str]:
     import django
 
     cpu = ""
@@ -850,7 +827,7 @@ def machine(db: Scratch) -> list[str]:
     return [
         f"- date: {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- host: {platform.platform()}, nproc {len(os.sched_getaffinity(0))}{', ' + cpu if cpu else ''}",
-        f"- Python {platform.python_version()}, Django {django.get_version()}, PostgreSQL {db.server_version()} "
+        f"- Python {platform.python_version()}, Django {django.get_version()}, PostgreSQL {db.version()} "
         f"(local, TCP 127.0.0.1), psycopg {psycopg.__version__}",
     ]
 
@@ -945,7 +922,7 @@ def main() -> int:
         subprocess.run(["tar", "-x", "-C", export], input=archive.stdout, check=True, timeout=60)
         root = Path(export)
     jobs = registry(args.jobs, args.seconds)
-    db = Scratch(args.pg_url, args.dbname)
+    db = PostgresDatabase(args.pg_url, args.dbname)
     load_start = os.getloadavg()
     try:
         project = Project(root, db, jobs)
