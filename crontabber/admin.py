@@ -164,6 +164,10 @@ class JobChangeList(ChangeList):
         self.model_admin.annotate(self.result_list)
 
 
+def read_only(fieldsets, editable) -> tuple[str, ...]:
+    return tuple(name for _, options in fieldsets for name in options["fields"] if name not in editable)
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     form = JobForm
@@ -179,26 +183,6 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = (ProblemFilter,)
     search_fields = ("name",)
     actions = ["run_now", "reset", "mark_success", "unlock", "enable", "disable", "registry_decides"]
-    readonly_fields = (
-        "name",
-        "status",
-        "registry_schedule",
-        "schedule_shown",
-        "logs",
-        "run_requested",
-        "first_run",
-        "last_run",
-        "last_success",
-        "last_skipped",
-        "next_slot",
-        "next_run",
-        "error_count",
-        "last_error",
-        "claimed_by",
-        "claimed_at",
-        "claim_expires",
-        "taken_over_from",
-    )
     fieldsets = [
         (None, {"fields": ["name", "status", "registry_schedule", "schedule_shown", "logs"]}),
         ("Operator's controls", {"fields": ["enabled_override", "schedule_override", "run_requested"]}),
@@ -220,6 +204,7 @@ class JobAdmin(admin.ModelAdmin):
         ("Claim", {"fields": ["claimed_by", "claimed_at", "claim_expires", "taken_over_from"]}),
     ]
     EDITABLE = ("enabled_override", "schedule_override")
+    readonly_fields = read_only(fieldsets, EDITABLE)  # all that is shown but the operator's two controls
 
     # --- permissions: jobs come from the registry; operators change only the controls ---
 
