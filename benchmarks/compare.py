@@ -325,6 +325,7 @@ def make_project(dest: Path, source: Path | None = None) -> str:
 # --- databases ---------------------------------------------------------------------------
 
 
+from hostinfo import cpu_model  # noqa: E402
 from scratchdb import Database, PostgresDatabase, SQLiteDatabase  # noqa: E402  re-exported to backfill.py
 
 # --- the tools ---------------------------------------------------------------------------
@@ -574,11 +575,7 @@ def loadavg() -> str:
 
 
 def machine(python: Path, pg_version: str | None) -> list[str]:
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_model()
     versions = subprocess.run(
         [str(python), "-c", "import django, croniter, psycopg, sqlite3; from importlib.metadata import version; "
          "print(django.get_version(), version('django-cron'), version('croniter'), psycopg.__version__, "

@@ -131,6 +131,7 @@ def registry(jobs: int, seconds: float) -> list[dict]:
 # --- the scratch database ----------------------------------------------------------------
 
 
+from hostinfo import cpu_model  # noqa: E402
 from scratchdb import PostgresDatabase  # noqa: E402  the benchmarks' folder
 
 
@@ -814,14 +815,7 @@ def table(rows: list[dict], jobs: int, seconds: float) -> str:
 def machine(db: PostgresDatabase) -> list[str]:
     import django
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import psycopg
 
     return [

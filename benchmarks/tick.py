@@ -107,6 +107,7 @@ def registry(n: int, kind: str) -> list[dict]:
 # --- databases ---------------------------------------------------------------------------
 
 
+from hostinfo import cpu_model  # noqa: E402
 from scratchdb import Database, PostgresDatabase, SQLiteDatabase  # noqa: E402  the benchmarks' folder
 
 # --- child processes ---------------------------------------------------------------------
@@ -398,14 +399,7 @@ def spread(values):
 def machine() -> list[str]:
     import django
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     lines = [
         f"- date: {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- host: {platform.platform()}, {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))})"
