@@ -33,36 +33,39 @@ def update_rows(model, objs, fields: list[str], *, row=None, set_sql="", where_s
     then ``set_sql``, in which ``{row}`` stands for a value of each row, ``row = (name of
     the field whose type it has, obj -> value)``; only where ``where_sql`` holds (its
     parameters the same for every row). Returns the number of rows changed."""
-    quote = connection.ops.quote_name
-    table, pk = quote(model._meta.db_table), model._meta.pk
     columns = [model._meta.get_field(name) for name in fields]
-    typed = [pk, *columns, *([model._meta.get_field(row[0])] if row else [])]
+    typed = [model._meta.pk, *columns, *([model._meta.get_field(row[0])] if row else [])]
     convert = [_to_db(field) for field in typed]
-    rows = [
-        [
-            convert[i](value)
-            for i, value in enumerate(
-                [obj.pk, *(getattr(obj, column.attname) for column in columns), *([row[1](obj)] if row else [])]
-            )
-        ]
-        for obj in objs
-    ]
-    where = f" AND {where_sql}" if where_sql else ""
+    rows = []
+    for obj in objs:
+        values = [obj.pk, *(getattr(obj, column.attname) for column in columns), *([row[1](obj)] if row else [])]
+        rows.append([to_db(value) for to_db, value in zip(convert, values, strict=True)])
+    statement = _unnest if connection.vendor == "postgresql" else _executemany
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            names = ["pk", *(f"c{i}" for i in range(len(columns))), *(["r"] if row else [])]
-            sets = [f"{quote(column.column)} = v.c{i}" for i, column in enumerate(columns)]
-            cursor.execute(
-                f"UPDATE {table} SET {', '.join(sets + ([set_sql.format(row='v.r')] if set_sql else []))} "
-                f"FROM unnest({_arrays(typed)}) AS v({', '.join(names)}) "
-                f"WHERE {table}.{quote(pk.column)} = v.pk{where}",
-                [list(column) for column in zip(*rows, strict=True)] + list(where_params),
-            )
-        else:
-            sets = [f"{quote(column.column)} = %s" for column in columns]
-            cursor.executemany(
-                f"UPDATE {table} SET {', '.join(sets + ([set_sql.format(row='%s')] if set_sql else []))} "
-                f"WHERE {quote(pk.column)} = %s{where}",
-                [[*values[1:], values[0], *where_params] for values in rows],
-            )
+        statement(cursor, model, columns, typed, rows, set_sql, f" AND {where_sql}" if where_sql else "", where_params)
         return cursor.rowcount
+
+
+def _unnest(cursor, model, columns, typed, rows, set_sql, where, where_params) -> None:
+    """PostgreSQL: one statement, the rows as one array per column zipped by unnest."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ["pk", *(f"c{i}" for i in range(len(columns))), *(["r"] if len(typed) > len(columns) + 1 else [])]
+    sets = [f"{quote(column.column)} = v.c{i}" for i, column in enumerate(columns)]
+    sets += [set_sql.format(row="v.r")] if set_sql else []
+    cursor.execute(
+        f"UPDATE {table} SET {', '.join(sets)} FROM unnest({_arrays(typed)}) AS v({', '.join(names)}) "
+        f"WHERE {table}.{quote(model._meta.pk.column)} = v.pk{where}",
+        [list(column) for column in zip(*rows, strict=True)] + list(where_params),
+    )
+
+
+def _executemany(cursor, model, columns, typed, rows, set_sql, where, where_params) -> None:
+    """Elsewhere: the statement once per row (SQLite runs in process: that is cheap)."""
+    quote = connection.ops.quote_name
+    sets = [f"{quote(column.column)} = %s" for column in columns]
+    sets += [set_sql.format(row="%s")] if set_sql else []
+    cursor.executemany(
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {quote(model._meta.pk.column)} = %s{where}",
+        [[*values[1:], values[0], *where_params] for values in rows],
+    )

@@ -22,24 +22,18 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
 
-from . import SkipRun
-from .models import Log
+from . import SkipRun, conf
+from .attempt import Attempt, Outcome
 
 logger = logging.getLogger("crontabber")
 # The real clock, kept out of freezegun's reach (it patches module-level references).
 CLOCK = {"now": time.monotonic}
 # A child process that exits with this status skipped its slot (sysexits EX_TEMPFAIL).
 SKIP_EXIT_STATUS = 75
-
-
-def setting(name: str, default):
-    return getattr(settings, name, default)
 
 
 class JobTimeout(BaseException):
@@ -51,31 +45,12 @@ class StopRun(BaseException):
     """Raised inside an in-process job when the runner must stop (signal, grace over)."""
 
 
-@dataclass
-class Attempt:
-    outcome: str
-    duration: float = 0.0
-    output: str = ""
-    error_type: str = ""
-    error_value: str = ""
-    traceback: str = ""
-    exception: BaseException | None = None  # in-process failures only; not stored
-
-    @property
-    def handled(self) -> bool:
-        return self.outcome in (Log.SUCCESS, Log.SKIPPED)
-
-    @property
-    def is_error(self) -> bool:
-        return self.outcome in (Log.FAILURE, Log.TIMEOUT)
-
-
 class OutputCapture(io.TextIOBase):
     """A stream that sends each complete line to the crontabber logger and keeps the tail."""
 
     def __init__(self, job_name: str):
         self.job_name = job_name
-        self.tail_chars = setting("CRONTABBER_OUTPUT_TAIL_CHARS", 4000)
+        self.tail_chars = conf.get("CRONTABBER_OUTPUT_TAIL_CHARS")
         self._partial = ""
         self._tail: collections.deque[str] = collections.deque()
         self._tail_size = 0
@@ -131,6 +106,13 @@ class Deadlines:
             signal.signal(signal.SIGALRM, self._previous_handler)
             self._previous_handler = None
 
+    def __enter__(self):
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.uninstall()
+
     def expired(self) -> type[BaseException] | None:
         now = CLOCK["now"]()
         if self.job is not None and now >= self.job:
@@ -167,7 +149,7 @@ class Deadlines:
             self.rearm()
 
 
-def _failure(error: BaseException, value: str, outcome: str = Log.FAILURE) -> Attempt:
+def _failure(error: BaseException, value: str, outcome: str = Outcome.FAILURE) -> Attempt:
     return Attempt(
         outcome,
         error_type=type(error).__name__,
@@ -180,11 +162,11 @@ def _failure(error: BaseException, value: str, outcome: str = Log.FAILURE) -> At
 def _stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:
     if kind is JobTimeout:
         return Attempt(
-            Log.TIMEOUT,
+            Outcome.TIMEOUT,
             error_type="Timeout",
             error_value=f"stopped after {elapsed:.1f} s (timeout {timeout} s)",
         )
-    return Attempt(Log.INTERRUPTED, error_type="Interrupted", error_value=reason or "the runner was stopped")
+    return Attempt(Outcome.INTERRUPTED, error_type="Interrupted", error_value=reason or "the runner was stopped")
 
 
 # Command name -> its argument parser, built once per process.
@@ -210,13 +192,13 @@ def load_command(cmd: str) -> BaseCommand:
 def run_in_process(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
     capture = OutputCapture(name)
     started = CLOCK["now"]()
-    attempt = Attempt(Log.SUCCESS)
+    attempt = Attempt(Outcome.SUCCESS)
     try:
         with deadlines.running(timeout, in_process=True):
             with redirect_stdout(capture), redirect_stderr(capture):
                 call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)
     except SkipRun as skip:
-        attempt = Attempt(Log.SKIPPED, error_value=str(skip))
+        attempt = Attempt(Outcome.SKIPPED, error_value=str(skip))
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             attempt = _failure(exit_, f"exit status {exit_.code}")
@@ -274,13 +256,13 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
     if stopped_by:
         attempt = _stopped(stopped_by, timeout, deadlines.stop_reason, duration)
     elif child.returncode == 0:
-        attempt = Attempt(Log.SUCCESS)
+        attempt = Attempt(Outcome.SUCCESS)
     elif child.returncode == SKIP_EXIT_STATUS:
-        attempt = Attempt(Log.SKIPPED, error_value=output.rsplit("\n", 1)[-1].removeprefix("SkipRun: "))
+        attempt = Attempt(Outcome.SKIPPED, error_value=output.rsplit("\n", 1)[-1].removeprefix("SkipRun: "))
     else:
         last = output.rsplit("\n", 1)[-1] if output else ""
         attempt = Attempt(
-            Log.FAILURE,
+            Outcome.FAILURE,
             error_type="ExitStatus",
             error_value=f"exit status {child.returncode}: {last}",
             traceback=output,
@@ -291,7 +273,7 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
 
 def _terminate(child: subprocess.Popen) -> None:
     """SIGTERM to the child's process group; SIGKILL if it is still there after the grace."""
-    grace = setting("CRONTABBER_KILL_GRACE_SECONDS", 10)
+    grace = conf.get("CRONTABBER_KILL_GRACE_SECONDS")
     for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
         try:
             os.killpg(child.pid, signum)

@@ -6,19 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
+from . import conf
 from .models import Control, Job
-from .registry import JobSpec, load_jobs
-from .schedule import ScheduleError
+from .registry import JobSpec, effective_spec, load_jobs
 
 OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
 HEALTHY = ("ok", "running", "disabled")
 
 
-def _setting(name, default):
-    return getattr(settings, name, default)
+def first_line(text) -> str:
+    """The first line of a message (an error's may go on with details)."""
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 @dataclass
@@ -44,21 +45,11 @@ class JobHealth:
         }
 
 
-def effective_spec(spec: JobSpec, job: Job | None) -> JobSpec:
-    """The spec as operators changed it in the admin (ignoring an override that no longer parses)."""
-    if job is None:
-        return spec
-    try:
-        return spec.with_overrides(job.enabled_override, job.schedule_override)
-    except ScheduleError:
-        return spec.with_overrides(job.enabled_override, "")
-
-
 def job_status(spec: JobSpec, job: Job | None, now: datetime) -> str:
-    grace = timedelta(seconds=_setting("CRONTABBER_OVERDUE_GRACE_SECONDS", 900))
+    grace = timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS"))
     if not spec.enabled:
         return "disabled"
-    if job is not None and job.claimed_by and job.claim_expires and job.claim_expires > now:
+    if job is not None and job.is_claimed(now):
         return "running"
     if job is not None and job.error_count:
         return "failing"
@@ -104,36 +95,43 @@ class Report:
 
 def report(names=None, now=None) -> Report:
     """Every job's status and one verdict. CRITICAL: no runner ticked recently, a job is
-    overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row (default 3);
-    WARNING: a job failed fewer times, or all jobs are held."""
+    overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row; WARNING: a job
+    failed fewer times, or all jobs are held."""
     now = now or timezone.now()
-    specs = load_jobs()
-    if names:
-        specs = [spec for spec in specs if spec.name in names]
+    specs = [spec for spec in load_jobs() if not names or spec.name in names]
     rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
-    control = Control.objects.filter(pk=1).first()
+    control = Control.load()
     jobs = [job_health(spec, rows.get(spec.name), now) for spec in specs]
-    critical_errors = _setting("CRONTABBER_CRITICAL_ERRORS", 3)
-    tick_grace = timedelta(seconds=_setting("CRONTABBER_TICK_GRACE_SECONDS", 3 * _setting("CRONTABBER_INTERVAL", 300)))
-    problems, code = [], OK
-    last_tick = control.last_tick if control else None
-    if specs and (last_tick is None or last_tick < now - tick_grace):
-        problems.append(f"no runner has ticked since {last_tick.isoformat() if last_tick else 'ever'}")
-        code = CRITICAL
-    for job in jobs:
-        if job.status == "overdue":
-            problems.append(f"{job.name} is overdue (next run {job.next_run.isoformat()})")
-            code = CRITICAL
-        elif job.status == "failing":
-            problems.append(f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}")
-            code = max(code, CRITICAL if job.error_count >= critical_errors else WARNING)
-    if control and control.hold_all:
-        problems.append(f"all jobs are held by {control.held_by or 'an operator'}")
-        code = max(code, WARNING)
+    problems = [(code, problem) for code, problem in _verdicts(jobs, control, now) if problem]
     return Report(
         jobs=jobs,
-        last_tick=last_tick,
-        hold_all=bool(control and control.hold_all),
-        code=code,
-        problems=problems,
+        last_tick=control.last_tick,
+        hold_all=control.hold_all,
+        code=max((code for code, _ in problems), default=OK),
+        problems=[problem for _, problem in problems],
     )
+
+
+def _verdicts(jobs: list[JobHealth], control: Control, now: datetime) -> list[tuple[int, str]]:
+    """(code, problem or '') of the runners, each job and the hold switch."""
+    verdicts = [_tick_verdict(control.last_tick, now)] if jobs else []
+    verdicts += [_job_verdict(job) for job in jobs]
+    if control.hold_all:
+        verdicts.append((WARNING, f"all jobs are held by {control.held_by or 'an operator'}"))
+    return verdicts
+
+
+def _tick_verdict(last_tick: datetime | None, now: datetime) -> tuple[int, str]:
+    grace = timedelta(seconds=conf.get("CRONTABBER_TICK_GRACE_SECONDS"))
+    if last_tick is None or last_tick < now - grace:
+        return CRITICAL, f"no runner has ticked since {last_tick.isoformat() if last_tick else 'ever'}"
+    return OK, ""
+
+
+def _job_verdict(job: JobHealth) -> tuple[int, str]:
+    if job.status == "overdue":
+        return CRITICAL, f"{job.name} is overdue (next run {job.next_run.isoformat()})"
+    if job.status == "failing":
+        code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
+        return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"
+    return OK, ""

@@ -1,4 +1,86 @@
+"""The state crontabber keeps: a Job row per registered job, a Log row per attempt, and
+one Control row. State changes are methods here; the claim protocol is JobQuerySet's."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
 from django.db import models
+from django.db.models import F, Q
+
+from . import conf
+from .attempt import Attempt, Outcome
+from .schedule import Schedule, truncate_to_minute
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=conf.get("CRONTABBER_LEASE_SECONDS"))
+
+
+def retry_delay(error_count: int) -> timedelta:
+    """Back-off after ``error_count`` consecutive errors: doubles from the base, capped."""
+    base = conf.get("CRONTABBER_RETRY_DELAY_SECONDS")
+    cap = conf.get("CRONTABBER_RETRY_MAX_DELAY_SECONDS")
+    return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
+
+
+# What one tick reads of every job, in one query (JobQuerySet.tick_rows).
+TICK_FIELDS = (
+    "name",
+    "next_run",
+    "schedule",
+    "claimed_by",
+    "claim_expires",
+    "enabled_override",
+    "schedule_override",
+    "run_requested",
+)
+
+
+class JobQuerySet(models.QuerySet):
+    """The claim protocol, shared by the runner, its heartbeat, repairs, health and admin.
+
+    A claim says which runner is running a job (``claimed_by``: host:pid:run id) and until
+    when that holds unless renewed (``claim_expires``).
+
+    1. A job is claimable when nobody holds it or its claim has expired: its runner died.
+    2. ``claim`` takes claimable jobs with one conditional UPDATE. Of runners racing for a
+       job, exactly one changes its row; the others change nothing and move on: what
+       SKIP LOCKED gives, on every database.
+    3. The holder renews its claims every third of the lease, so a live job keeps its
+       claim and a dead runner's claims expire within one lease.
+    4. ``release`` clears the claim when the runner is done with the job.
+    """
+
+    def claimable(self, now: datetime):
+        return self.filter(Q(claimed_by="") | Q(claim_expires__lt=now))
+
+    def due(self, now: datetime, forced=()):
+        """Due by the schedule, or named in ``forced`` (run whatever the schedule)."""
+        return self.filter(Q(next_run__lte=now) | Q(name__in=list(forced)))
+
+    def claim(self, owner: str, now: datetime) -> int:
+        # taken_over_from first: the SET list reads the old claimed_by everywhere.
+        return self.claimable(now).update(
+            taken_over_from=F("claimed_by"), claimed_by=owner, claimed_at=now, claim_expires=now + lease()
+        )
+
+    def held_by(self, owner: str):
+        return self.filter(claimed_by=owner)
+
+    def renew(self, now: datetime) -> int:
+        return self.update(claim_expires=now + lease())
+
+    def release(self) -> int:
+        return self.update(claimed_by="", claimed_at=None, claim_expires=None)
+
+    def tick_rows(self) -> dict:
+        """What a tick needs of every job, by name (named tuples, not model instances:
+        a tick reads every row)."""
+        return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
+
+    def last_successes(self, names) -> dict[str, datetime | None]:
+        return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))
 
 
 class Job(models.Model):
@@ -19,7 +101,7 @@ class Job(models.Model):
     )
     error_count = models.PositiveIntegerField(default=0, help_text="Consecutive failed attempts.")
     last_error = models.TextField(blank=True)
-    # The claim: who is running the job, and until when the claim holds unless renewed.
+    # The claim (see JobQuerySet): who is running the job, and until when unless renewed.
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_expires = models.DateTimeField(null=True, blank=True)
@@ -43,6 +125,20 @@ class Job(models.Model):
         null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
     )
 
+    objects = JobQuerySet.as_manager()
+
+    # What a reset forgets: the job runs on the next tick as if new.
+    FORGOTTEN = dict(
+        schedule="",
+        first_run=None,
+        last_run=None,
+        last_success=None,
+        next_slot=None,
+        next_run=None,
+        error_count=0,
+        last_error="",
+    )
+
     class Meta:
         ordering = ["name"]
 
@@ -53,25 +149,100 @@ class Job(models.Model):
     def ongoing(self):
         return bool(self.claimed_by)
 
+    def is_claimed(self, now: datetime) -> bool:
+        """Claimed and not expired: its runner may be running it."""
+        return bool(self.claimed_by) and self.claim_expires is not None and self.claim_expires > now
+
+    def anchor(self, now: datetime) -> datetime:
+        """Where the job's schedule grid starts: its first run, to the minute."""
+        return self.first_run or truncate_to_minute(now)
+
+    @staticmethod
+    def fresh_state(schedule: Schedule, now: datetime) -> dict:
+        """The fields of a job seen for the first time (or reset): its first slot is due next."""
+        first = schedule.first_slot(now)
+        return dict(schedule=schedule.description, first_run=truncate_to_minute(now), next_slot=first, next_run=first)
+
+    def realigned(self, schedule: Schedule, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """(next_slot, next_run) after the schedule changed: the new schedule's first slot
+        after the last slot handled, so a backlog is kept and the change takes effect at once."""
+        handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
+        after = max(handled) if handled else self.anchor(now) - timedelta(microseconds=1)
+        next_slot = schedule.next_after(after, self.anchor(now))
+        next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
+        return next_slot, next_run
+
+    def apply_attempt(self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now) -> None:
+        """The job's new state after an attempt at ``slot`` (in memory; pure).
+
+        A handled slot (success, skipped) moves the job to its next slot and clears its
+        errors; an error counts, and the same slot is retried after a back-off; an
+        interrupted attempt changes nothing, so its slot runs again next tick."""
+        anchor = self.anchor(started_at)
+        self.last_run = started_at
+        if attempt.handled:
+            if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
+                self.last_success = slot
+            if attempt.outcome == Outcome.SKIPPED:
+                self.last_skipped = slot
+            if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
+                self.next_slot = schedule.next_after(slot, anchor)
+            self.next_run = self.next_slot
+            self.error_count = 0
+            self.last_error = ""
+        elif attempt.is_error:
+            self.error_count += 1
+            self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
+            self.next_run = max(self.next_slot or now, now + retry_delay(self.error_count))
+
+    def mark_succeeded(self, schedule: Schedule, slot: datetime, now: datetime) -> None:
+        """A success of ``slot`` recorded without running (in memory): no backfill before it."""
+        self.first_run = self.anchor(now)
+        self.schedule = schedule.description
+        self.last_success = slot
+        self.next_slot = schedule.next_after(slot, self.first_run)
+        self.next_run = self.next_slot
+        self.error_count = 0
+        self.last_error = ""
+
+    def drop_claim(self) -> None:
+        """Forget the claim in memory (written with the job's state)."""
+        self.claimed_by, self.claimed_at, self.claim_expires = "", None, None
+
+
+class LogQuerySet(models.QuerySet):
+    def interrupt_running(self, error_type: str, error_value: str) -> int:
+        """The unfinished attempts among these end as interrupted; their slots run again."""
+        return self.filter(outcome=Outcome.RUNNING).update(
+            outcome=Outcome.INTERRUPTED, error_type=error_type, error_value=error_value
+        )
+
+    def purge(self, cutoff: datetime, batch: int, batches: int = 10) -> int:
+        """Delete finished rows that started before ``cutoff``, at most ``batches`` DELETEs of
+        ``batch`` rows (a long backlog of old rows is spread over ticks). Returns how many;
+        fewer than the most possible means none are left."""
+        deleted = 0
+        for _ in range(batches):
+            ids = list(
+                self.filter(started_at__lt=cutoff).exclude(outcome=Outcome.RUNNING).values_list("pk", flat=True)[:batch]
+            )
+            if ids:
+                deleted += self.filter(pk__in=ids)._raw_delete(self.db)
+            if len(ids) < batch:
+                break
+        return deleted
+
 
 class Log(models.Model):
     """One attempt to run one slot of one job."""
 
-    RUNNING = "running"  # not terminal: the attempt has started and not yet ended
-    SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED = (
-        "success",
-        "failure",
-        "timeout",
-        "skipped",
-        "interrupted",
-    )
-    OUTCOMES = [(o, o) for o in (RUNNING, SUCCESS, FAILURE, TIMEOUT, SKIPPED, INTERRUPTED)]
+    Outcome = Outcome
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
     slot = models.DateTimeField()
     started_at = models.DateTimeField()
     duration = models.FloatField(help_text="Seconds.")
-    outcome = models.CharField(max_length=20, choices=OUTCOMES)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
     attempt = models.PositiveIntegerField(default=1, help_text="1 for the first try of a slot, 2 for its retry...")
     error_type = models.CharField(max_length=200, blank=True)
     error_value = models.TextField(blank=True)
@@ -80,12 +251,33 @@ class Log(models.Model):
     host = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
 
+    objects = LogQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["job", "-started_at"], name="crontabber_log_job_started")]
 
     def __str__(self):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"
+
+    @classmethod
+    def opened(cls, job: Job, slot: datetime, started_at: datetime, host: str, pid: int) -> Log:
+        """The row of an attempt about to start (not saved): ``running`` until it ends."""
+        return cls(
+            job=job,
+            slot=slot,
+            started_at=started_at,
+            duration=0,
+            outcome=Outcome.RUNNING,
+            attempt=job.error_count + 1,
+            host=host[:200],
+            pid=pid,
+        )
+
+    def finish(self, attempt: Attempt) -> None:
+        """The attempt's outcome on this row (in memory)."""
+        self.duration, self.outcome, self.error_type = attempt.duration, attempt.outcome, attempt.error_type[:200]
+        self.error_value, self.traceback, self.output = attempt.error_value, attempt.traceback, attempt.output
 
 
 class Control(models.Model):
@@ -105,5 +297,37 @@ class Control(models.Model):
         return "all jobs held" if self.hold_all else "running normally"
 
     @classmethod
-    def get(cls):
+    def load(cls) -> Control:
+        """The one row, created on first use."""
         return cls.objects.get_or_create(pk=1)[0]
+
+    @classmethod
+    def record_tick(cls, now: datetime, owner: str) -> None:
+        """The health endpoint's proof of life."""
+        cls.objects.filter(pk=1).update(last_tick=now, last_tick_by=owner)
+
+    @classmethod
+    def record_purge(cls, now: datetime) -> None:
+        cls.objects.filter(pk=1).update(last_purge=now)
+
+    @classmethod
+    def hold(cls, by: str, now: datetime) -> tuple[Control, bool]:
+        """Hold every job: no runner starts any until released. Returns the row and
+        whether this call set the hold (False: someone already holds them)."""
+        cls.load()
+        changed = cls.objects.filter(pk=1, hold_all=False).update(hold_all=True, held_by=by[:150], held_since=now)
+        return cls.objects.get(pk=1), bool(changed)
+
+    @classmethod
+    def release(cls) -> tuple[Control, bool]:
+        """Lift the hold. Returns the row as it was, and whether it was held."""
+        before = cls.load()
+        changed = cls.objects.filter(pk=1, hold_all=True).update(hold_all=False, held_by="", held_since=None)
+        return before, bool(changed)
+
+    def purge_due(self, now: datetime) -> bool:
+        """Old Log rows are deleted at most once an hour, by whichever tick comes first."""
+        return self.last_purge is None or now - self.last_purge >= timedelta(hours=1)
+
+    def hold_reason(self) -> str:
+        return f"all jobs are held by {self.held_by or 'an operator'} since {self.held_since}"

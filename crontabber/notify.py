@@ -29,18 +29,11 @@ import sys
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from . import signals
+from . import conf, signals
+from .attempt import Outcome
+from .cron import CronSchedule
 from .models import Log
-from .schedule import (  # the cron text as crontabber reads it
-    _MACROS,
-    CalendarSchedule,
-    CronSchedule,
-    IntervalSchedule,
-    Schedule,
-    UnionSchedule,
-    _single_values_for_croniter,
-    format_instant,
-)
+from .schedule import CalendarSchedule, IntervalSchedule, Schedule, UnionSchedule, format_instant
 
 logger = logging.getLogger("crontabber")
 # The runner logs one line per failed attempt here; the attempt itself is captured below.
@@ -144,9 +137,7 @@ def _interval(value: int, unit: str) -> dict:
 def monitor_schedule(schedule: Schedule) -> dict | None:
     """The Sentry monitor schedule of a crontabber schedule, or None when none fits."""
     if isinstance(schedule, CronSchedule):
-        text = schedule.description.removeprefix("cron ").removesuffix(f" {schedule.zone.key}")
-        fields = _MACROS.get(text.lower(), text).split()
-        return _crontab(_single_values_for_croniter(fields))  # as cron reads "6-6"; croniter would not
+        return _crontab(schedule.crontab())
     if isinstance(schedule, CalendarSchedule):
         if schedule.days == 1 and schedule.at is not None:
             return _crontab(f"{schedule.at.minute} {schedule.at.hour} * * *")
@@ -155,22 +146,25 @@ def monitor_schedule(schedule: Schedule) -> dict | None:
         minutes = max(int(schedule.step.total_seconds() // 60), 1)
         return _interval(minutes // 60, "hour") if minutes % 60 == 0 else _interval(minutes, "minute")
     if isinstance(schedule, UnionSchedule):  # an operator's override 'HH:MM,HH:MM'
-        parts = schedule.parts
-        if all(isinstance(p, CalendarSchedule) and p.days == 1 and p.at is not None for p in parts):
-            minutes = {p.at.minute for p in parts}
-            if len(minutes) == 1:
-                hours = ",".join(str(h) for h in sorted({p.at.hour for p in parts}))
-                return _crontab(f"{minutes.pop()} {hours} * * *")
+        return _daily_times_monitor(schedule.parts)
     return None
+
+
+def _daily_times_monitor(parts) -> dict | None:
+    """Daily wall times that share their minute are one crontab; other unions have none."""
+    if not all(isinstance(p, CalendarSchedule) and p.days == 1 and p.at is not None for p in parts):
+        return None
+    minutes = {p.at.minute for p in parts}
+    if len(minutes) != 1:
+        return None
+    hours = ",".join(str(h) for h in sorted({p.at.hour for p in parts}))
+    return _crontab(f"{minutes.pop()} {hours} * * *")
 
 
 def checkin_margin() -> int:
     """Minutes Sentry waits past a slot for its check-in: a slot runs at the first tick
     after it, so by default twice the loop's interval."""
-    margin = _setting("CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES", None)
-    if margin is None:
-        margin = math.ceil(2 * _setting("CRONTABBER_INTERVAL", 300) / 60)
-    return max(int(margin), 1)
+    return max(int(conf.get("CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES")), 1)
 
 
 def monitor_config(spec) -> dict | None:
@@ -197,7 +191,7 @@ _open_checkins: dict[int, str] = {}
 
 def crons_enabled(name: str) -> bool:
     """CRONTABBER_SENTRY_CRONS: True for every job, or a list of job names."""
-    wanted = _setting("CRONTABBER_SENTRY_CRONS", False)
+    wanted = conf.get("CRONTABBER_SENTRY_CRONS")
     on = wanted is True or (isinstance(wanted, (list, tuple, set, frozenset)) and name in wanted)
     return on and sentry_active()
 
@@ -238,7 +232,7 @@ def sentry_checkin_finished(sender, spec, job, log, attempt, **kwargs):
 
 
 def notify_emails() -> list[str]:
-    emails = _setting("CRONTABBER_NOTIFY_EMAILS", None)
+    emails = conf.get("CRONTABBER_NOTIFY_EMAILS")
     if emails is None:
         emails = [admin if isinstance(admin, str) else admin[1] for admin in _setting("ADMINS", [])]
     elif isinstance(emails, str):
@@ -253,7 +247,7 @@ def _short(instant) -> str:
 def _failure_series(job, log, count: int) -> tuple:
     """(when the first of the ``count`` failed attempts before ``log`` started, the last one's error)."""
     failed = Log.objects.filter(
-        job_id=job.pk, outcome__in=(Log.FAILURE, Log.TIMEOUT), started_at__lte=log.started_at, id__lt=log.pk
+        job_id=job.pk, outcome__in=(Outcome.FAILURE, Outcome.TIMEOUT), started_at__lte=log.started_at, id__lt=log.pk
     ).order_by("-started_at", "-id")
     last = failed.values_list("error_type", "error_value").first()
     first = failed.values_list("started_at", flat=True)[count - 1 : count]
@@ -263,40 +257,49 @@ def _failure_series(job, log, count: int) -> tuple:
 
 def compose(spec, job, log, attempt, previous_error_count: int) -> tuple[str, str] | None:
     """(subject, body) of the mail this attempt deserves, or None."""
+    news = _news(spec, job, log, attempt, previous_error_count)
+    if news is None:
+        return None
+    subject, lines, notes = news
     head = [
         f"Job:      {spec.name} ({' '.join([spec.cmd, *spec.cmd_args])})",
         f"Slot:     {format_instant(log.slot)}",
         f"Outcome:  {attempt.outcome} (attempt {log.attempt}, {attempt.duration:.2f} s, on {log.host} pid {log.pid})",
+        *lines,
     ]
-    notes = []
-    if attempt.is_error:
-        if previous_error_count:
-            return None  # the series was mailed when it began; its end will be too
-        verb = "timed out" if attempt.outcome == Log.TIMEOUT else "failed"
-        subject = f"{spec.name} {verb} (slot {_short(log.slot)})"
-        head.append(f"Error:    {attempt.error_type}: {attempt.error_value}")
-        head.append(f"Next try: {format_instant(job.next_run) if job.next_run else '-'}")
-        notes.append("Later failures of this job are not mailed; a mail follows when it succeeds again.")
-    elif attempt.handled and previous_error_count:
-        first, error = _failure_series(job, log, previous_error_count)
-        subject = f"{spec.name} recovered after {previous_error_count} failed attempt(s)"
-        what = "succeeded" if attempt.outcome == Log.SUCCESS else f"skipped ({attempt.error_value})"
-        since = f" since {format_instant(first)}" if first else ""
-        notes.append(f"It {what} after {previous_error_count} failed attempt(s){since}.")
-        if error:
-            notes.append(f"The last error was: {error}")
-    elif attempt.outcome == Log.SUCCESS and spec.notify_on_success and attempt.output.strip():
-        subject = f"{spec.name} succeeded (slot {_short(log.slot)})"
-    else:
-        return None
     body = "\n".join(head) + "\n\n" + "".join(f"{note}\n" for note in notes)
     if attempt.output.strip():
-        body += f"\nOutput (the last {_setting('CRONTABBER_OUTPUT_TAIL_CHARS', 4000)} characters at most):\n"
+        body += f"\nOutput (the last {conf.get('CRONTABBER_OUTPUT_TAIL_CHARS')} characters at most):\n"
         body += f"{attempt.output}\n"
     if attempt.is_error and attempt.traceback and attempt.traceback.strip() != attempt.output.strip():
         body += f"\n{attempt.traceback}"
     prefix = _setting("EMAIL_SUBJECT_PREFIX", "[Django] ")
     return " ".join(f"{prefix}crontabber: {subject}".split()), body
+
+
+def _news(spec, job, log, attempt, previous_error_count: int) -> tuple[str, list[str], list[str]] | None:
+    """(subject, lines for the head, notes) of what this attempt changed, or None: the
+    first failure of a series, the recovery that ends it, a success that printed."""
+    if attempt.is_error and not previous_error_count:
+        verb = "timed out" if attempt.outcome == Outcome.TIMEOUT else "failed"
+        return (
+            f"{spec.name} {verb} (slot {_short(log.slot)})",
+            [
+                f"Error:    {attempt.error_type}: {attempt.error_value}",
+                f"Next try: {format_instant(job.next_run) if job.next_run else '-'}",
+            ],
+            ["Later failures of this job are not mailed; a mail follows when it succeeds again."],
+        )
+    if attempt.handled and previous_error_count:
+        first, error = _failure_series(job, log, previous_error_count)
+        what = "succeeded" if attempt.outcome == Outcome.SUCCESS else f"skipped ({attempt.error_value})"
+        since = f" since {format_instant(first)}" if first else ""
+        notes = [f"It {what} after {previous_error_count} failed attempt(s){since}."]
+        notes += [f"The last error was: {error}"] if error else []
+        return f"{spec.name} recovered after {previous_error_count} failed attempt(s)", [], notes
+    if attempt.outcome == Outcome.SUCCESS and spec.notify_on_success and attempt.output.strip():
+        return f"{spec.name} succeeded (slot {_short(log.slot)})", [], []
+    return None  # later failures of a series were mailed when it began; its end will be too
 
 
 def mail_on_attempt(sender, spec, job, log, attempt, previous_error_count=0, **kwargs):

@@ -1,45 +1,26 @@
 """The job registry: settings.CRONTABBER_JOBS -> validated JobSpecs, and its system check.
 
-Settings are read afresh on every call, so override_settings works in tests and a
-deploy that changes the registry takes effect on the next tick.
+One table, KEYS, says what each registry key is: its type, default, check and meaning.
+Validation, JobSpec's construction and the key table of docs/configuration.md all come
+from it. The registry is read afresh on every call, so override_settings works in tests
+and a deploy that changes it takes effect on the next tick.
 """
 
 from __future__ import annotations
 
 import functools
+import graphlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
-from .schedule import (
-    Schedule,
-    ScheduleError,
-    build_override,
-    build_schedule,
-    parse_frequency,
-    parse_time,
-    parse_zone,
-)
+from . import conf
+from .schedule import Schedule, ScheduleError, build_override, build_schedule, parse_frequency, parse_time, parse_zone
 
-KNOWN_KEYS = {
-    "name",
-    "cmd",
-    "cmd_args",
-    "frequency",
-    "time",
-    "cron",
-    "timezone",
-    "enabled",
-    "backfill",
-    "last_success",
-    "max_backfill",
-    "timeout",
-    "depends_on",
-    "process",
-    "notify_on_success",
-}
+logger = logging.getLogger("crontabber")
 
 
 @dataclass(frozen=True)
@@ -58,15 +39,217 @@ class JobSpec:
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
 
-    def with_overrides(self, enabled: bool | None, schedule: str) -> JobSpec:
-        """This job as an operator changed it (admin): enabled or not, another schedule.
-        A schedule override that no longer parses is ignored (and logged by the caller)."""
-        changes = {}
-        if enabled is not None and enabled != self.enabled:
-            changes["enabled"] = enabled
-        if schedule:
-            changes["schedule"] = build_override(schedule, self.zone)
-        return replace(self, **changes) if changes else self
+
+def effective_spec(spec: JobSpec, overrides) -> JobSpec:
+    """The job as operators changed it in the admin: enabled or not, another schedule.
+    ``overrides``: its Job (or tick row), or None. A schedule override that no longer
+    parses is ignored, and logged."""
+    if overrides is None:
+        return spec
+    enabled_override, schedule_override = overrides.enabled_override, overrides.schedule_override
+    changes = {}
+    if enabled_override is not None and enabled_override != spec.enabled:
+        changes["enabled"] = enabled_override
+    if schedule_override:
+        try:
+            changes["schedule"] = build_override(schedule_override, spec.zone)
+        except ScheduleError as error:
+            logger.error("%s: ignoring the schedule override %r: %s", spec.name, schedule_override, error)
+    return replace(spec, **changes) if changes else spec
+
+
+# --- the keys -------------------------------------------------------------------------------
+
+
+def _string(value) -> str:
+    return "" if isinstance(value, str) else f"must be a string, not {value!r}"
+
+
+def _nonempty_string(value) -> str:
+    return "" if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
+def _command_name(value) -> str:
+    return "" if isinstance(value, str) and value else "required: the name of a management command"
+
+
+def _strings(what: str) -> Callable:
+    def check(value) -> str:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+        return "" if ok else f"must be a list of {what}"
+
+    return check
+
+
+def _flag(value) -> str:
+    return "" if isinstance(value, bool) else f"must be True or False, not {value!r}"
+
+
+def _positive(whole: bool) -> Callable:
+    def check(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            return f"must be a positive number, not {value!r}"
+        return "must be a whole number" if whole and isinstance(value, float) else ""
+
+    return check
+
+
+def _parsed_by(parse: Callable) -> Callable:
+    def check(value) -> str:
+        if not isinstance(value, str):
+            return _string(value)
+        try:
+            parse(value)
+        except ScheduleError as error:
+            return str(error)
+        return ""
+
+    return check
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: str  # as the docs show it
+    meaning: str
+    default: object = None
+    shown_default: str = ""  # the default as the docs state it
+    check: Callable[[object], str] = _string  # the problem with a value, '' when none
+    code: str = "crontabber.E004"  # the system check id of a bad value
+
+
+SCHEDULE_ERROR = "crontabber.E005"
+KEYS = {
+    key.name: key
+    for key in (
+        Key(
+            "cmd",
+            "str",
+            "the management command to run",
+            shown_default="required",
+            check=_command_name,
+            code="crontabber.E003",
+        ),
+        Key(
+            "name",
+            "str",
+            "the job's key in the database; lets one command be scheduled twice with different `cmd_args`",
+            shown_default="`cmd`",
+            check=_nonempty_string,
+        ),
+        Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
+        Key(
+            "frequency",
+            "str",
+            '`"<n>m"` or `"<n>h"`: a grid of real elapsed time anchored at the job\'s first run (to the minute). '
+            '`"<n>d"`: every n calendar days at one wall time (`time`, or the first run\'s), so a daily job runs '
+            "once per calendar day through DST",
+            shown_default='`"1d"`',
+            check=_parsed_by(parse_frequency),
+            code=SCHEDULE_ERROR,
+        ),
+        Key(
+            "time",
+            '`"HH:MM"`',
+            'the wall time of a whole-day frequency; only with `"<n>d"`',
+            check=_parsed_by(parse_time),
+            code=SCHEDULE_ERROR,
+        ),
+        Key(
+            "cron",
+            "str",
+            "five fields (minute hour day-of-month month day-of-week; names, lists, ranges, steps, `L`, `5#2`) or "
+            "`@yearly`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`. Not with `frequency`/`time`",
+            code=SCHEDULE_ERROR,
+        ),
+        Key(
+            "timezone",
+            "str",
+            "the IANA zone `time`, `cron` and whole-day frequencies are read in",
+            shown_default="`TIME_ZONE`",
+            check=_parsed_by(parse_zone),
+            code=SCHEDULE_ERROR,
+        ),
+        Key(
+            "enabled",
+            "bool",
+            "`False` keeps the job and its state but never runs it (`cronrun --job NAME --force` still can)",
+            True,
+            "`True`",
+            _flag,
+        ),
+        Key(
+            "backfill",
+            "bool",
+            "run every due slot, oldest first, each with `--run-time=<slot>`; the command must accept `--run-time`",
+            False,
+            "`False`",
+            _flag,
+        ),
+        Key(
+            "last_success",
+            "bool",
+            "pass `--last-success=<slot of the last success>` (left out before the first success); the command "
+            "must accept it",
+            False,
+            "`False`",
+            _flag,
+        ),
+        Key(
+            "max_backfill",
+            "int > 0",
+            "at most this many slots of this job in one tick; the rest run on the next",
+            shown_default="no limit",
+            check=_positive(whole=True),
+        ),
+        Key(
+            "timeout",
+            "seconds > 0",
+            "stop a run that takes longer; it is recorded as `timeout` and counts as an error",
+            shown_default="none",
+            check=_positive(whole=False),
+        ),
+        Key(
+            "process",
+            "bool",
+            "run the command as its own process (`python -m crontabber.child`): a timeout or stop can then kill it "
+            "even inside C code",
+            False,
+            "`False`",
+            _flag,
+        ),
+        Key(
+            "depends_on",
+            "list of names",
+            "hold each slot until every named job has succeeded for that slot or a later one",
+            (),
+            "`[]`",
+            _strings("job names"),
+        ),
+        Key(
+            "notify_on_success",
+            "bool",
+            "mail a success that printed something (failures and recoveries are mailed anyway; see "
+            "[alerts](alerts.md))",
+            False,
+            "`False`",
+            _flag,
+        ),
+    )
+}
+SCHEDULE_KEYS = ("frequency", "time", "cron", "timezone")  # become JobSpec.schedule and .zone
+
+
+def key_table() -> str:
+    """The keys as the Markdown table of docs/configuration.md."""
+    rows = ["| key | type | meaning | default |", "|---|---|---|---|"]
+    rows += [f"| `{k.name}` | {k.type} | {k.meaning} | {k.shown_default} |" for k in KEYS.values()]
+    return "\n".join(rows)
+
+
+# --- validation -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -90,15 +273,10 @@ class RegistryError(Exception):
         super().__init__(f"crontabber registry: {problems[0]}{more}")
 
 
-# Command name -> option strings its parser accepts; commands do not change in a process.
-_command_options: dict[str, frozenset[str]] = {}
-
-
+@functools.cache
 def _options_of(cmd: str, app: str) -> frozenset[str]:
-    if cmd not in _command_options:
-        parser = load_command_class(app, cmd).create_parser("manage.py", cmd)
-        _command_options[cmd] = frozenset(parser._option_string_actions)
-    return _command_options[cmd]
+    """The option strings a command accepts; commands do not change in a process."""
+    return frozenset(load_command_class(app, cmd).create_parser("manage.py", cmd)._option_string_actions)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -107,8 +285,40 @@ def _schedule(frequency, at, cron, zone) -> Schedule:
     return build_schedule(frequency, at, cron, zone)
 
 
-def _is_bool(value) -> bool:
-    return isinstance(value, bool)
+def _key_problems(entry: dict) -> list[tuple[str, str, str]]:
+    """(key, message, id) for each unknown key and each value its key's check refuses."""
+    found = [
+        (key, f"unknown key (known keys: {', '.join(sorted(KEYS))})", "crontabber.E002")
+        for key in sorted(set(entry) - set(KEYS))
+    ]
+    for key in KEYS.values():
+        message = key.check(entry.get(key.name)) if key.name in entry or key.name == "cmd" else ""
+        if message:
+            found.append((key.name, message, key.code))
+    return found
+
+
+def _schedule_of(entry: dict) -> tuple[Schedule | None, list[tuple[str, str, str]]]:
+    """The entry's schedule, once each schedule key is fine on its own."""
+    if "cron" in entry and ("frequency" in entry or "time" in entry):
+        return None, [("cron", "give either 'cron' or 'frequency'/'time', not both", SCHEDULE_ERROR)]
+    zone = entry.get("timezone", conf.default_zone())
+    try:
+        return _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone), []
+    except ScheduleError as error:
+        return None, [("cron" if "cron" in entry else "time", str(error), SCHEDULE_ERROR)]
+
+
+def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]:
+    cmd = entry["cmd"]
+    if cmd not in commands:
+        return [("cmd", f"unknown management command {cmd!r}", "crontabber.E003")]
+    options = _options_of(cmd, commands[cmd])
+    return [
+        (key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
+        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"))
+        if entry.get(key) is True and option not in options
+    ]
 
 
 def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, list[RegistryProblem]]:
@@ -116,81 +326,19 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
         return None, [RegistryProblem("", "", f"entry {index} is not a dict", "crontabber.E001")]
     name = entry.get("name", entry.get("cmd"))
     label = name if isinstance(name, str) and name else f"#{index}"
-    problems: list[RegistryProblem] = []
-
-    def problem(key: str, message: str, code: str) -> None:
-        problems.append(RegistryProblem(label, key, message, code))
-
-    for key in sorted(set(entry) - KNOWN_KEYS):
-        problem(key, f"unknown key (known keys: {', '.join(sorted(KNOWN_KEYS))})", "crontabber.E002")
-    cmd = entry.get("cmd")
-    if not isinstance(cmd, str) or not cmd:
-        problem("cmd", "required: the name of a management command", "crontabber.E003")
-    elif cmd not in commands:
-        problem("cmd", f"unknown management command {cmd!r}", "crontabber.E003")
-    if "name" in entry and (not isinstance(entry["name"], str) or not entry["name"].strip()):
-        problem("name", "must be a non-empty string", "crontabber.E004")
-    cmd_args = entry.get("cmd_args", [])
-    if not isinstance(cmd_args, (list, tuple)) or not all(isinstance(a, str) for a in cmd_args):
-        problem("cmd_args", "must be a list of strings", "crontabber.E004")
-    for key in ("enabled", "backfill", "last_success", "process", "notify_on_success"):
-        if key in entry and not _is_bool(entry[key]):
-            problem(key, f"must be True or False, not {entry[key]!r}", "crontabber.E004")
-    for key in ("max_backfill", "timeout"):
-        value = entry.get(key)
-        if value is not None and (_is_bool(value) or not isinstance(value, (int, float)) or value <= 0):
-            problem(key, f"must be a positive number, not {value!r}", "crontabber.E004")
-    if isinstance(entry.get("max_backfill"), float):
-        problem("max_backfill", "must be a whole number", "crontabber.E004")
-    depends_on = entry.get("depends_on", [])
-    if not isinstance(depends_on, (list, tuple)) or not all(isinstance(d, str) for d in depends_on):
-        problem("depends_on", "must be a list of job names", "crontabber.E004")
-        depends_on = []
-
-    # Each schedule key on its own first, so the error names the key at fault.
-    zone = entry.get("timezone", settings.TIME_ZONE or "UTC")
-    for key, parse in (("frequency", parse_frequency), ("time", parse_time), ("timezone", parse_zone)):
-        if key in entry:
-            try:
-                parse(entry[key])
-            except ScheduleError as error:
-                problem(key, str(error), "crontabber.E005")
-    if "cron" in entry and ("frequency" in entry or "time" in entry):
-        problem("cron", "give either 'cron' or 'frequency'/'time', not both", "crontabber.E005")
-    for key in ("frequency", "time", "cron", "timezone"):
-        if key in entry and not isinstance(entry[key], str):
-            problem(key, f"must be a string, not {entry[key]!r}", "crontabber.E005")
+    found = _key_problems(entry)
+    bad = {key for key, _, _ in found}
     schedule = None
-    if not any(p.key in ("frequency", "time", "timezone", "cron") for p in problems):
-        try:
-            schedule = _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone)
-        except ScheduleError as error:
-            problem("cron" if "cron" in entry else "time", str(error), "crontabber.E005")
-
-    if isinstance(cmd, str) and cmd in commands:
-        options = _options_of(cmd, commands[cmd])
-        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success")):
-            if entry.get(key) is True and option not in options:
-                problem(key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
-
-    if problems:
-        return None, problems
-    spec = JobSpec(
-        name=name,
-        cmd=cmd,
-        schedule=schedule,
-        cmd_args=tuple(cmd_args),
-        enabled=entry.get("enabled", True),
-        backfill=entry.get("backfill", False),
-        last_success=entry.get("last_success", False),
-        max_backfill=entry.get("max_backfill"),
-        timeout=entry.get("timeout"),
-        process=entry.get("process", False),
-        notify_on_success=entry.get("notify_on_success", False),
-        zone=zone,
-        depends_on=tuple(depends_on),
-    )
-    return spec, []
+    if not bad & set(SCHEDULE_KEYS):
+        schedule, more = _schedule_of(entry)
+        found += more
+    if "cmd" not in bad:
+        found += _command_problems(entry, commands)
+    if found:
+        return None, [RegistryProblem(label, key, message, code) for key, message, code in found]
+    values = {key.name: entry.get(key.name, key.default) for key in KEYS.values() if key.name not in SCHEDULE_KEYS}
+    values.update(name=name, cmd_args=tuple(values["cmd_args"]), depends_on=tuple(values["depends_on"]))
+    return JobSpec(schedule=schedule, zone=entry.get("timezone", conf.default_zone()), **values), []
 
 
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
@@ -201,28 +349,18 @@ def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
         for dep in spec.depends_on
         if dep not in names
     ]
-    graph = {spec.name: [d for d in spec.depends_on if d in names] for spec in specs}
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in graph[name]:
-            if state.get(dep) == 1:
-                cycle = " -> ".join(path[path.index(dep) :] + [dep])
-                problems.append(RegistryProblem(name, "depends_on", f"cycle: {cycle}", "crontabber.E008"))
-            elif dep not in state:
-                visit(dep, path + [dep])
-        state[name] = 2
-
-    for spec in specs:
-        if spec.name not in state:
-            visit(spec.name, [spec.name])
+    graph = graphlib.TopologicalSorter({spec.name: [d for d in spec.depends_on if d in names] for spec in specs})
+    try:
+        graph.prepare()
+    except graphlib.CycleError as error:
+        cycle = list(reversed(error.args[1]))  # graphlib lists it against the arrows
+        problems.append(RegistryProblem(cycle[0], "depends_on", f"cycle: {' -> '.join(cycle)}", "crontabber.E008"))
     return problems
 
 
 def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
     """Every job spec, and every problem found in the registry."""
-    raw = getattr(settings, "CRONTABBER_JOBS", []) if raw is None else raw
+    raw = conf.get("CRONTABBER_JOBS") if raw is None else raw
     if not isinstance(raw, (list, tuple)):
         return [], [RegistryProblem("", "", "must be a list of dicts", "crontabber.E001")]
     commands = get_commands()
@@ -249,6 +387,14 @@ def load_jobs() -> list[JobSpec]:
     if problems:
         raise RegistryError(problems)
     return specs
+
+
+def jobs_or_none() -> dict[str, JobSpec] | None:
+    """The registry's jobs by name, or None when it has a mistake (pages show what they can)."""
+    try:
+        return {spec.name: spec for spec in load_jobs()}
+    except RegistryError:
+        return None
 
 
 @checks.register("crontabber")

@@ -14,31 +14,14 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from .health import effective_spec
-from .models import Control, Job, Log
-from .registry import JobSpec
+from .attempt import Outcome
+from .models import Job, Log
+from .registry import JobSpec, effective_spec
 from .schedule import truncate_to_minute
-
-# What a reset forgets: the job runs on the next tick as if new.
-FORGOTTEN = dict(
-    schedule="",
-    first_run=None,
-    last_run=None,
-    last_success=None,
-    next_slot=None,
-    next_run=None,
-    error_count=0,
-    last_error="",
-)
 
 
 class RepairError(Exception):
     """A repair was refused; nothing was changed. str() is one line."""
-
-
-def is_running(job: Job, now: datetime) -> bool:
-    """The job is claimed and the claim has not expired: its runner may be running it."""
-    return bool(job.claimed_by) and job.claim_expires is not None and job.claim_expires > now
 
 
 def reset(names, now: datetime | None = None) -> dict[str, Job]:
@@ -48,7 +31,7 @@ def reset(names, now: datetime | None = None) -> dict[str, Job]:
     now = now or timezone.now()
     with transaction.atomic():
         jobs = {job.name: job for job in Job.objects.select_for_update().filter(name__in=list(names))}
-        running = [job for job in jobs.values() if is_running(job, now)]
+        running = [job for job in jobs.values() if job.is_claimed(now)]
         if running:
             raise RepairError(
                 "cannot reset a running job: "
@@ -58,7 +41,7 @@ def reset(names, now: datetime | None = None) -> dict[str, Job]:
                 )
                 + "; nothing was changed"
             )
-        Job.objects.filter(name__in=jobs).update(**FORGOTTEN)
+        Job.objects.filter(name__in=jobs).update(**Job.FORGOTTEN)
     return jobs
 
 
@@ -77,18 +60,11 @@ def mark_success(
                 name=spec.name,
                 defaults={"first_run": truncate_to_minute(now), "schedule": spec.schedule.description},
             )
-            if is_running(job, now):
+            if job.is_claimed(now):
                 raise RepairError(
                     f"cannot mark {spec.name}: it is running (claimed by {job.claimed_by}); nothing was changed"
                 )
-            schedule = effective_spec(spec, job).schedule
-            job.first_run = job.first_run or truncate_to_minute(now)
-            job.schedule = schedule.description
-            job.last_success = marked
-            job.next_slot = schedule.next_after(marked, job.first_run)
-            job.next_run = job.next_slot
-            job.error_count = 0
-            job.last_error = ""
+            job.mark_succeeded(effective_spec(spec, job).schedule, marked, now)
             job.save(
                 update_fields=[
                     "first_run",
@@ -105,7 +81,7 @@ def mark_success(
                 slot=marked,
                 started_at=now,
                 duration=0,
-                outcome=Log.SUCCESS,
+                outcome=Outcome.SUCCESS,
                 output=f"marked as succeeded by {by}; the command did not run",
                 host=socket.gethostname()[:200],
             )
@@ -134,7 +110,7 @@ def unlock(
     now = now or timezone.now()
     with transaction.atomic():
         jobs = list(Job.objects.select_for_update().filter(name__in=list(names)).exclude(claimed_by=""))
-        live = [job for job in jobs if is_running(job, now)]
+        live = [job for job in jobs if job.is_claimed(now)]
         if live and not force:
             held = ", ".join(
                 f"{job.name} (held by {job.claimed_by} until {job.claim_expires:%H:%M:%S}Z)" for job in live
@@ -143,26 +119,6 @@ def unlock(
                 f"claim not expired, its runner may still be running: {held}; {force_hint}; nothing was changed"
             )
         for job in jobs:
-            Log.objects.filter(job=job, outcome=Log.RUNNING).update(
-                outcome=Log.INTERRUPTED,
-                error_type="Unlocked",
-                error_value=f"claim of {job.claimed_by} released by {by}",
-            )
-        Job.objects.filter(pk__in=[job.pk for job in jobs]).update(claimed_by="", claimed_at=None, claim_expires=None)
+            job.logs.interrupt_running("Unlocked", f"claim of {job.claimed_by} released by {by}")
+        Job.objects.filter(pk__in=[job.pk for job in jobs]).release()
     return [Released(job.name, job.claimed_by, job.claimed_at) for job in jobs]
-
-
-def hold_all(by: str, now: datetime | None = None) -> tuple[Control, bool]:
-    """Hold every job: no runner starts any job until release_all(). Returns the control
-    row and whether this call set the hold (False: it was already held, by whoever holds it)."""
-    now = now or timezone.now()
-    Control.get()
-    changed = Control.objects.filter(pk=1, hold_all=False).update(hold_all=True, held_by=by[:150], held_since=now)
-    return Control.objects.get(pk=1), bool(changed)
-
-
-def release_all() -> tuple[Control, bool]:
-    """Lift the hold. Returns the control row as it was, and whether it was held."""
-    control = Control.get()
-    changed = Control.objects.filter(pk=1, hold_all=True).update(hold_all=False, held_by="", held_since=None)
-    return control, bool(changed)

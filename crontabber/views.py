@@ -22,11 +22,6 @@ from .registry import RegistryError
 logger = logging.getLogger("crontabber")
 
 
-def _one_line(text) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
-
-
 @never_cache
 @require_safe
 def health_view(request):
@@ -40,9 +35,9 @@ def health_view(request):
         return _critical(now, "database unavailable")  # its message may name hosts and users
     body = report.as_dict()
     body["checked_at"] = now.isoformat()
-    body["problems"] = [_one_line(problem) for problem in body["problems"]]
+    body["problems"] = [health.first_line(problem) for problem in body["problems"]]
     for job in body["jobs"]:
-        job["last_error"] = _one_line(job["last_error"]) or None
+        job["last_error"] = health.first_line(job["last_error"]) or None
     return JsonResponse(body, status=200 if report.healthy else 503)
 
 
@@ -52,7 +47,7 @@ def _critical(now, problem: str) -> JsonResponse:
         "checked_at": now.isoformat(),
         "last_tick": None,
         "hold_all": None,
-        "problems": [_one_line(problem)],
+        "problems": [health.first_line(problem)],
         "jobs": [],
     }
     return JsonResponse(body, status=503)

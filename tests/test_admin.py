@@ -148,7 +148,7 @@ def test_changing_jobs_does_not_grant_the_hold_switch(ticked):
     page = text(client.get(JOBS))
     assert 'name="action"' in page and 'id="hold-all"' not in page
     assert client.post(HOLD).status_code == 403
-    assert not Control.get().hold_all
+    assert not Control.load().hold_all
 
 
 def test_log_rows_are_read_only_even_for_a_superuser(ticked):
@@ -361,7 +361,7 @@ def test_hold_and_release_every_runner_obeys_and_each_is_logged(operator):
     assert "Jobs run normally" in page and 'id="hold-all"' in page
     response = operator.post(HOLD, follow=True)
     assert "All jobs are held</strong> by op" in text(response) and 'id="release-all"' in text(response)
-    state = Control.get()
+    state = Control.load()
     assert state.hold_all and state.held_by == "op" and state.held_since is not None
     make_due("good")
     Job.objects.update(run_requested=timezone.now())
@@ -369,10 +369,10 @@ def test_hold_and_release_every_runner_obeys_and_each_is_logged(operator):
     assert control.CALLS == [] and "held by op" in report.held_all
     assert "already held" in said(operator.post(HOLD, follow=True))
     response = operator.post(RELEASE, follow=True)
-    assert "Jobs run normally" in text(response) and not Control.get().hold_all
+    assert "Jobs run normally" in text(response) and not Control.load().hold_all
     Runner().tick()
     assert [call["label"] for call in control.CALLS] == ["", "b"], "good and berlin ran (bad is boom)"
-    assert [(user, flag, message.split(" (")[0]) for user, flag, message in entries(Control.get())] == [
+    assert [(user, flag, message.split(" (")[0]) for user, flag, message in entries(Control.load())] == [
         ("op", CHANGE, "Held all jobs: no runner starts any job until released"),
         ("op", CHANGE, "Released the hold on all jobs"),
     ]
@@ -383,11 +383,11 @@ def test_hold_is_post_only_and_csrf_protected(ticked):
     client.force_login(make_user("op", *OPERATOR))
     assert client.get(HOLD).status_code == 405
     assert client.post(HOLD).status_code == 403, "no CSRF token"
-    assert not Control.get().hold_all
+    assert not Control.load().hold_all
     page = client.get(JOBS)
     token = page.cookies["csrftoken"].value
     assert client.post(HOLD, {"csrfmiddlewaretoken": token}).status_code == 302
-    assert Control.get().hold_all
+    assert Control.load().hold_all
 
 
 def test_the_control_row_is_read_only_and_its_history_lists_holds_and_releases(operator):
@@ -397,7 +397,7 @@ def test_the_control_row_is_read_only_and_its_history_lists_holds_and_releases(o
     page = operator.get(url)
     assert page.status_code == 200 and 'name="_save"' not in text(page)
     assert operator.post(url, {"hold_all": "on"}).status_code == 403
-    assert not Control.get().hold_all
+    assert not Control.load().hold_all
     history = text(operator.get(reverse("admin:crontabber_control_history", args=[1])))
     assert "Held all jobs" in history and "Released the hold on all jobs (held by op since" in history
     assert client_for("crontabber.view_job", username="reader").get(url).status_code == 403

@@ -135,15 +135,15 @@ def test_operator_logs_in_sees_a_failing_job_runs_it_now_holds_and_releases(live
     page.goto(f"{live_server.url}/admin/crontabber/job/")
     page.click("#hold-all")
     expect(page.locator("#crontabber-hold")).to_contain_text("All jobs are held by operator")
-    assert Control.get().hold_all and Control.get().held_by == "operator"
-    Job.objects.update(run_requested=Control.get().held_since)
+    assert Control.load().hold_all and Control.load().held_by == "operator"
+    Job.objects.update(run_requested=Control.load().held_since)
     assert "held by operator" in Runner().tick().held_all
     assert Log.objects.filter(job__name="nightly-export").count() == 2
 
     page.click("#release-all")
     expect(page.locator("#crontabber-hold")).to_contain_text("Jobs run normally")
     expect(page.locator("#hold-all")).to_be_visible()
-    assert not Control.get().hold_all
+    assert not Control.load().hold_all
 
     changes = LogEntry.objects.filter(user=operator).order_by("id")
     expected = [

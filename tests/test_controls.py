@@ -22,7 +22,7 @@ def test_hold_all_stops_every_job_but_still_records_the_tick(jobs, capsys):
     Control.objects.create(pk=1, hold_all=True, held_by="alice", held_since=at("2026-05-01 09:00"))
     report = tick(at("2026-05-01 10:00"))
     assert control.CALLS == [] and "held by alice" in report.held_all
-    assert Control.get().last_tick == at("2026-05-01 10:00")
+    assert Control.load().last_tick == at("2026-05-01 10:00")
     Control.objects.filter(pk=1).update(hold_all=False)
     tick(at("2026-05-01 10:01"))
     assert len(control.CALLS) == 1
@@ -113,7 +113,7 @@ def test_old_log_rows_are_deleted_in_bounded_batches(jobs, settings):
     tick(at("2026-05-01 11:01"))
     assert not Log.objects.filter(started_at=old).exists()
     assert Log.objects.count() == 2
-    assert Control.get().last_purge == at("2026-05-01 11:01")
+    assert Control.load().last_purge == at("2026-05-01 11:01")
 
 
 def test_attempt_signals_carry_the_previous_error_count(jobs):

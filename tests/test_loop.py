@@ -150,7 +150,7 @@ def test_cronrun_loop_ticks_on_the_clock_and_runs_each_slot_once():
     _, stderr = loop.communicate(timeout=60)
     assert loop.returncode == 0, stderr
     assert Log.objects.filter(job__name="n", outcome="success").count() == 1  # the first tick; then not due
-    last_tick = Control.get().last_tick
+    last_tick = Control.load().last_tick
     # The ticks after the first start on a whole second (a multiple of the interval), give or
     # take the latency of a loaded machine.
     assert last_tick.timestamp() % 1 < 0.5

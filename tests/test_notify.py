@@ -15,7 +15,8 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.transport import Transport
 
 from crontabber import notify
-from crontabber.registry import load_jobs
+from crontabber.models import Job
+from crontabber.registry import effective_spec, load_jobs
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick
 from tests.jobs import control
 
@@ -284,9 +285,11 @@ def test_monitor_config_of_an_operators_override_and_the_margin_setting(jobs, se
     jobs([{"name": "j", "cmd": "record", "frequency": "1h", "timeout": 3600.5}])
     (spec,) = load_jobs()
     assert notify.monitor_config(spec)["checkin_margin"] == 2 and notify.monitor_config(spec)["max_runtime"] == 61
-    same_minute = spec.with_overrides(None, "13:15,07:15")
+    same_minute = effective_spec(spec, Job(schedule_override="13:15,07:15"))
     assert notify.monitor_config(same_minute)["schedule"] == {"type": "crontab", "value": "15 7,13 * * *"}
-    assert notify.monitor_config(spec.with_overrides(None, "13:00,18:30")) is None  # no crontab says just that
+    assert (
+        notify.monitor_config(effective_spec(spec, Job(schedule_override="13:00,18:30"))) is None
+    )  # no crontab says just that
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,9 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from crontabber.cron import CronSchedule
 from crontabber.schedule import (
     CalendarSchedule,
-    CronSchedule,
     IntervalSchedule,
     ScheduleError,
     build_schedule,

@@ -3,6 +3,7 @@
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from crontabber.health import first_line
 from crontabber.models import Job
 from crontabber.registry import RegistryError, load_jobs
 
@@ -31,8 +32,7 @@ def select_names(names, all_jobs, known, what="job"):
 
 
 def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return first_line(error) or type(error).__name__
 
 
 def database_error(error: DatabaseError) -> CommandError:

@@ -16,13 +16,24 @@ def iso(value):
     return value.isoformat() if value else None
 
 
-def first_line(text):
-    lines = str(text).strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def short(value):
     return value.strftime("%Y-%m-%d %H:%MZ") if value else "-"
+
+
+def nagios_summary(report) -> str:
+    if report.problems:
+        return "; ".join(health.first_line(problem) for problem in report.problems)
+    return f"{len(report.jobs)} job{'' if len(report.jobs) == 1 else 's'}"
+
+
+def nagios_details(report) -> list[str]:
+    details = [f"last tick: {report.last_tick.isoformat() if report.last_tick else 'never'}"]
+    for job in report.jobs:
+        line = f"{job.name}: {job.status}"
+        if job.error_count:
+            line += f", {job.error_count} error(s) in a row: {health.first_line(job.last_error)}"
+        details.append(line)
+    return details
 
 
 class Command(BaseCommand):
@@ -114,7 +125,7 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
         for e in entries:
             if e["last_error"]:
-                self.stdout.write(f"{e['name']}: last error: {e['last_error'].splitlines()[0]}")
+                self.stdout.write(f"{e['name']}: last error: {health.first_line(e['last_error'])}")
 
     def _check(self, names, format):
         """Like the original crontabber's Nagios check: one summary line, then a line per
@@ -134,17 +145,7 @@ class Command(BaseCommand):
         if format == "json":
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
             return self._exit(report.code)
-        if report.problems:
-            summary = "; ".join(first_line(problem) for problem in report.problems)
-        else:
-            summary = f"{len(report.jobs)} job{'' if len(report.jobs) == 1 else 's'}"
-        details = [f"last tick: {report.last_tick.isoformat() if report.last_tick else 'never'}"]
-        for job in report.jobs:
-            line = f"{job.name}: {job.status}"
-            if job.error_count:
-                line += f", {job.error_count} error(s) in a row: {first_line(job.last_error)}"
-            details.append(line)
-        return self._verdict(report.code, summary, details)
+        return self._verdict(report.code, nagios_summary(report), nagios_details(report))
 
     def _broken(self, problem, format):
         """No verdict can be reached (registry, database): CRITICAL, since no job runs either."""

@@ -4,10 +4,10 @@ import signal
 import threading
 import time
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
 
+from crontabber import conf
 from crontabber.runner import Runner
 from crontabber.schedule import format_instant
 
@@ -22,6 +22,29 @@ def interval_seconds(text: str) -> float:
     if not 0.1 <= value <= 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 to 86400")
     return value
+
+
+def check_options(jobs, force, job_arg, dry_run, loop, interval, max_ticks) -> None:
+    """Options that go together, or not; CommandError naming the clash."""
+    if (force or job_arg) and not jobs:
+        raise CommandError("--force and --job-arg need --job NAME")
+    if loop and (jobs or dry_run):
+        raise CommandError("--loop runs every due job: not with --job or --dry-run")
+    if not loop and (interval is not None or max_ticks):
+        raise CommandError("--interval and --max-ticks need --loop")
+    if max_ticks < 0:
+        raise CommandError("--max-ticks must be 0 or more")
+
+
+def job_arguments(items) -> dict[str, str]:
+    """--job-arg NAME=VALUE... as {NAME: VALUE}."""
+    extra = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--job-arg {item!r} is not NAME=VALUE")
+        extra[key.strip().lstrip("-")] = value
+    return extra
 
 
 logger = logging.getLogger("crontabber")
@@ -73,35 +96,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, loop=False, **options):
         registry = registry_or_error()
-        if (force or job_arg) and not jobs:
-            raise CommandError("--force and --job-arg need --job NAME")
-        if loop and (jobs or dry_run):
-            raise CommandError("--loop runs every due job: not with --job or --dry-run")
-        if not loop and (options["interval"] is not None or options["max_ticks"]):
-            raise CommandError("--interval and --max-ticks need --loop")
-        if options["max_ticks"] < 0:
-            raise CommandError("--max-ticks must be 0 or more")
+        check_options(jobs, force, job_arg, dry_run, loop, options["interval"], options["max_ticks"])
         if loop:
-            interval = options["interval"] or float(getattr(settings, "CRONTABBER_INTERVAL", 300))
+            interval = options["interval"] or float(conf.get("CRONTABBER_INTERVAL"))
             return self._loop(registry, interval, options["max_ticks"])
         unknown = [name for name in jobs or [] if name not in registry]
         if unknown:
             raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
-        extra = {}
-        for item in job_arg:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise CommandError(f"--job-arg {item!r} is not NAME=VALUE")
-            extra[key.strip().lstrip("-")] = value
+        extra = job_arguments(job_arg)
         runner = Runner(out=self.stdout)
-        previous = self._install_signal_handlers(runner) if not dry_run else {}
-        try:
-            report = runner.tick(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values())
-        except DatabaseError as error:
-            raise database_error(error) from None
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        report = self._tick(runner, dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values()))
         if dry_run:
             self._print_plan(report)
         if runner.stop_requested:
@@ -111,6 +115,17 @@ class Command(BaseCommand):
                 f"{len(report.failed)} run(s) did not succeed: "
                 + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed)
             )
+
+    def _tick(self, runner, options):
+        """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says (not a dry run)."""
+        previous = self._install_signal_handlers(runner) if not options["dry_run"] else {}
+        try:
+            return runner.tick(**options)
+        except DatabaseError as error:
+            raise database_error(error) from None
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _loop(self, registry, interval: float, max_ticks: int) -> None:
         """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
@@ -166,7 +181,7 @@ class Command(BaseCommand):
         its claim released. A second signal, two seconds or more after the first,
         interrupts it at once (closer repeats are one stop seen twice: a service manager
         signalling the loop and this process together)."""
-        grace = getattr(settings, "CRONTABBER_STOP_GRACE_SECONDS", 60)
+        grace = conf.get("CRONTABBER_STOP_GRACE_SECONDS")
         first_signal = []
 
         def on_stop(signum, frame):

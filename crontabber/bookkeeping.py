@@ -1,0 +1,256 @@
+"""A tick's claims and rows, written in batches so that quick jobs cost a few statements
+for dozens, not a few for each.
+
+Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
+while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
+quick). The Log rows of a batch's first attempts are written, as ``running``, by one
+INSERT before any of them starts. Outcomes and job states wait to be written together,
+in one transaction, while attempts are quick; whatever took real time or failed is
+written at once, so a crash repeats at most a fraction of a second of work. After each
+batch, the rows of attempts that never started are deleted and the claims still held
+are released.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import signals
+from .attempt import Attempt, Outcome
+from .bulk import update_rows
+from .execution import CLOCK
+from .models import Job, Log, lease
+from .plan import Due, slots_to_run
+from .registry import JobSpec
+
+logger = logging.getLogger("crontabber")
+
+BATCH_SECONDS = 0.25  # how much expected work to claim at once
+MAX_BATCH = 200  # and at most how many jobs
+QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
+LOG_FIELDS = ["started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output"]
+JOB_FIELDS = [
+    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error",
+    "claimed_by", "claimed_at", "claim_expires",
+]  # fmt: skip
+
+
+@dataclass
+class Claimed:
+    """A job this runner holds, and the slots it is to run, oldest first."""
+
+    spec: JobSpec
+    job: Job
+    slots: Iterator[datetime]
+    opened: Log | None = None  # its first attempt's row, written with the batch's
+
+
+@dataclass
+class Finished:
+    """An attempt whose outcome is not written yet."""
+
+    claimed: Claimed
+    log: Log
+    attempt: Attempt
+    previous_errors: int
+
+
+class Bookkeeping:
+    def __init__(self, owner: str, host: str, pid: int):
+        self.owner, self.host, self.pid = owner, host, pid
+        self._held: set[str] = set()  # names of the jobs whose claims are not released yet
+        self._lost: set[str] = set()  # names of the jobs another runner took from us
+        self._opened: list[Claimed] = []  # batch rows whose attempts have not started
+        self._unwritten: list[Finished] = []
+        self._unwritten_since: float | None = None
+        self._served: dict[int, datetime] = {}  # job pk -> latest start that serves a "run now"
+        self.attempts = 0
+
+    def claim_in_batches(self, due: list[Due], stopping) -> Iterator[Claimed]:
+        """Claim the due jobs a batch at a time and yield each one claimed; after each
+        batch, write what is unwritten and release what is held."""
+        queue, size = collections.deque(due), 1
+        while queue and not stopping():
+            batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+            started, attempts_before = CLOCK["now"](), self.attempts
+            claimed = self._claim(batch)
+            if not claimed and queue:
+                queue = self._still_claimable(queue)
+            self._open_first_attempts(claimed)
+            for item in claimed:
+                if stopping():
+                    break
+                yield item
+            self.end_batch()
+            size = self._next_size(started, self.attempts - attempts_before, size)
+
+    def open(self, claimed: Claimed, slot: datetime) -> Log:
+        """The Log row of an attempt about to start: opened with its batch, or written now,
+        so that a crash from here on leaves a trace."""
+        log, claimed.opened = claimed.opened, None
+        if log is None:
+            log = Log.opened(claimed.job, slot, timezone.now(), self.host, self.pid)
+            log.save(force_insert=True)
+        else:
+            self._opened.remove(claimed)
+            log.started_at = timezone.now()
+        return log
+
+    def record(self, claimed: Claimed, log: Log, attempt: Attempt) -> None:
+        """The attempt's outcome and the job's new state, written now or with the batch."""
+        job, now = claimed.job, timezone.now()
+        self._unwritten.append(Finished(claimed, log, attempt, job.error_count))
+        self._unwritten_since = self._unwritten_since or CLOCK["now"]()
+        self.attempts += 1
+        job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
+        job.claim_expires = now + lease()
+        log.finish(attempt)
+        # A finished attempt serves a "run now" requested before it started, not a later one.
+        if attempt.outcome != Outcome.INTERRUPTED:
+            self._served[job.pk] = max(self._served.get(job.pk, log.started_at), log.started_at)
+        quick = attempt.handled and attempt.duration < QUICK_SECONDS
+        if not quick or CLOCK["now"]() - self._unwritten_since >= BATCH_SECONDS or len(self._unwritten) >= MAX_BATCH:
+            self.flush()
+
+    def release(self, claimed: Claimed) -> None:
+        """The runner is done with the job: its claim goes with its unwritten state, or at
+        the end of the batch."""
+        if self._unwritten and self._unwritten[-1].claimed is claimed:  # its last attempt
+            claimed.job.drop_claim()
+            self._held.discard(claimed.job.name)
+
+    def lost(self, claimed: Claimed) -> bool:
+        return claimed.job.name in self._lost
+
+    def flush(self) -> None:
+        """Write the unwritten outcomes and job states in one transaction, only for jobs
+        this runner still holds; then tell the signal receivers."""
+        finished, self._unwritten, self._unwritten_since = self._unwritten, [], None
+        if not finished:
+            return
+        jobs = list({id(item.claimed.job): item.claimed.job for item in finished}.values())
+        served, self._served = self._served, {}
+        with transaction.atomic():
+            update_rows(Log, [item.log for item in finished], LOG_FIELDS)
+            kept = self._write_jobs(jobs, served)
+        if kept < len(jobs):
+            self._note_lost(jobs)
+        for item in finished:
+            if not self.lost(item.claimed):
+                signals.send(
+                    signals.attempt_finished,
+                    spec=item.claimed.spec,
+                    job=item.claimed.job,
+                    log=item.log,
+                    attempt=item.attempt,
+                    previous_error_count=item.previous_errors,
+                )
+
+    def end_batch(self) -> None:
+        """Write what is unwritten, delete the rows of attempts that never started, and
+        release the claims still held (jobs that stopped early or wait on a dependency)."""
+        try:
+            self.flush()
+            self._discard_unstarted()
+        finally:
+            if self._held:
+                Job.objects.held_by(self.owner).release()
+                self._held.clear()
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _claim(self, batch: list[Due]) -> list[Claimed]:
+        """One conditional UPDATE claims the batch's jobs nobody holds that are still due
+        (or forced); one read returns those we got. An expired claim we took over leaves
+        its attempts interrupted: their slots run again."""
+        now = timezone.now()
+        names = [item.spec.name for item in batch]
+        forced = [item.spec.name for item in batch if item.forced]
+        if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
+            return []
+        jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
+        self._held.update(jobs)
+        for job in jobs.values():
+            if job.taken_over_from:
+                logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
+                job.logs.interrupt_running(
+                    "Abandoned", f"runner {job.taken_over_from} stopped without finishing (its claim expired)"
+                )
+        return [
+            Claimed(item.spec, job, slots_to_run(item.spec, job.next_slot, job.anchor(now), now, item.forced))
+            for item in batch
+            if (job := jobs.get(item.spec.name)) is not None
+        ]
+
+    def _still_claimable(self, queue: collections.deque) -> collections.deque:
+        """The queued jobs nobody else holds and that are still due: one read when a claim
+        came back empty, so a runner behind others skips their jobs at once instead of
+        losing the race for each of them in turn."""
+        now = timezone.now()
+        names = [item.spec.name for item in queue]
+        forced = [item.spec.name for item in queue if item.forced]
+        free = set(Job.objects.filter(name__in=names).due(now, forced).claimable(now).values_list("name", flat=True))
+        return collections.deque(item for item in queue if item.spec.name in free)
+
+    def _open_first_attempts(self, claimed: list[Claimed]) -> None:
+        """One INSERT for the rows of the batch's first attempts. Not for a job with
+        dependencies (it may wait instead of run), nor where a bulk INSERT returns no ids
+        (MySQL): those attempts write their own rows as they start."""
+        if not connection.features.can_return_rows_from_bulk_insert:
+            return
+        now = timezone.now()
+        for item in claimed:
+            slot = None if item.spec.depends_on else next(item.slots, None)
+            if slot is not None:
+                item.opened = Log.opened(item.job, slot, now, self.host, self.pid)
+                item.slots = chain([slot], item.slots)
+                self._opened.append(item)
+        if self._opened:
+            Log.objects.bulk_create([item.opened for item in self._opened])
+
+    def _discard_unstarted(self) -> None:
+        if self._opened:
+            ids = [item.opened.pk for item in self._opened]
+            self._opened = []
+            Log.objects.filter(pk__in=ids, outcome=Outcome.RUNNING)._raw_delete(Log.objects.db)
+
+    def _write_jobs(self, jobs: list[Job], served: dict[int, datetime]) -> int:
+        """The jobs' states, only where the claim is still ours; a "run now" is cleared
+        where the attempt that served it started after it was requested."""
+        quote = connection.ops.quote_name
+        requested = quote(Job._meta.get_field("run_requested").column)
+        kept = update_rows(
+            Job,
+            jobs,
+            JOB_FIELDS,
+            row=("run_requested", lambda job: served.get(job.pk)),
+            set_sql=f"{requested} = CASE WHEN {requested} <= {{row}} THEN NULL ELSE {requested} END",
+            where_sql=f"{quote('claimed_by')} = %s",
+            where_params=[self.owner],
+        )
+        for job in jobs:
+            if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:
+                job.run_requested = None
+        return kept
+
+    def _note_lost(self, jobs: list[Job]) -> None:
+        held = set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("claimed_by", "name"))
+        lost = {job.name for job in jobs if (job.claimed_by, job.name) not in held}
+        self._lost.update(lost)
+        logger.error("%s: lost the claim to another runner; its state is left to it", ", ".join(sorted(lost)))
+
+    @staticmethod
+    def _next_size(started: float, attempts: int, size: int) -> int:
+        """Enough jobs for about BATCH_SECONDS of work, at the pace of the last batch."""
+        if not attempts:
+            return size
+        per_attempt = max((CLOCK["now"]() - started) / attempts, 0.001)
+        return max(1, min(MAX_BATCH, int(BATCH_SECONDS / per_attempt)))

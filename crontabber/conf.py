@@ -1,0 +1,114 @@
+"""Every CRONTABBER_* setting, its default and what it means: the one place they are read.
+
+Read through ``get`` at the moment of use, never copied at import, so that
+``override_settings`` in tests and a changed settings module take effect at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+DERIVED = object()  # a default computed from other settings (see get)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    meaning: str
+    shown_default: str = ""  # the default as the docs state it, when not its repr
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting("CRONTABBER_JOBS", [], "the registry (see the registry keys above)"),
+        Setting("CRONTABBER_INTERVAL", 300, "seconds between ticks of `cronrun --loop` and of the shell loop"),
+        Setting(
+            "CRONTABBER_LEASE_SECONDS",
+            300,
+            "how long a claim holds without renewal; a running job renews it every third of this",
+        ),
+        Setting(
+            "CRONTABBER_RETRY_DELAY_SECONDS",
+            60,
+            "back-off after the first failure; doubles with each consecutive failure",
+        ),
+        Setting("CRONTABBER_RETRY_MAX_DELAY_SECONDS", 3600, "the back-off's cap"),
+        Setting("CRONTABBER_OUTPUT_TAIL_CHARS", 4000, "how much of a run's output is kept on its Log row"),
+        Setting("CRONTABBER_STOP_GRACE_SECONDS", 60, "on SIGTERM/SIGINT, how long the running job may go on"),
+        Setting("CRONTABBER_KILL_GRACE_SECONDS", 10, "for a `process` job, between SIGTERM and SIGKILL"),
+        Setting("CRONTABBER_DRY_RUN_SHOWN", 20, "`cronrun --dry-run` lists at most this many slots per job"),
+        Setting(
+            "CRONTABBER_LOG_RETENTION_DAYS",
+            90,
+            "Log rows older than this are deleted (checked at most hourly by any tick)",
+        ),
+        Setting("CRONTABBER_LOG_PURGE_BATCH", 1000, "rows per DELETE; at most ten per tick, the rest on the next"),
+        Setting(
+            "CRONTABBER_NOTIFY_EMAILS",
+            None,
+            "addresses mailed on a job's first failure and its recovery, and on `notify_on_success` "
+            "([alerts](alerts.md)); `[]`: no mail",
+            "the `ADMINS` addresses",
+        ),
+        Setting(
+            "CRONTABBER_SENTRY_CRONS",
+            False,
+            "`True`: every job sends Sentry Crons check-ins, its monitor configured from the registry; "
+            "or a list of job names",
+        ),
+        Setting(
+            "CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES",
+            DERIVED,
+            "the Sentry monitors' `checkin_margin`",
+            "twice `CRONTABBER_INTERVAL`, in minutes (10)",
+        ),
+        Setting(
+            "CRONTABBER_OVERDUE_GRACE_SECONDS",
+            900,
+            "a job due for longer than this without running is `overdue` (health: CRITICAL)",
+        ),
+        Setting(
+            "CRONTABBER_TICK_GRACE_SECONDS",
+            DERIVED,
+            "no runner ticked for longer than this: health CRITICAL",
+            "three `CRONTABBER_INTERVAL`s (`900`)",
+        ),
+        Setting(
+            "CRONTABBER_CRITICAL_ERRORS",
+            3,
+            "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",
+        ),
+    )
+}
+
+
+def get(name: str):
+    """The setting's value, or its default."""
+    default = SETTINGS[name].default
+    value = getattr(settings, name, default)
+    return _derived(name) if default is DERIVED and value in (None, DERIVED) else value
+
+
+def default_zone() -> str:
+    """The zone of jobs that name none: Django's TIME_ZONE."""
+    return settings.TIME_ZONE or "UTC"
+
+
+def _derived(name: str):
+    interval = get("CRONTABBER_INTERVAL")
+    if name == "CRONTABBER_TICK_GRACE_SECONDS":
+        return 3 * interval
+    return math.ceil(2 * interval / 60)  # CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES
+
+
+def table() -> str:
+    """The settings as the Markdown table of docs/configuration.md."""
+    rows = ["| setting | meaning | default |", "|---|---|---|"]
+    for s in SETTINGS.values():
+        rows.append(f"| `{s.name}` | {s.meaning} | {s.shown_default or f'`{s.default!r}`'} |")
+    return "\n".join(rows)

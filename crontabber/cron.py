@@ -1,0 +1,209 @@
+"""Cron expressions, read as Vixie cron reads them, in a zone (see schedule.py for the
+DST rules). croniter parses the fields; finding the slots is ours."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .schedule import (
+    MINUTE,
+    UTC,
+    Schedule,
+    ScheduleError,
+    real_instants,
+    resolve_wall_time,
+    to_utc,
+    truncate_to_minute,
+    wall_time_exists,
+)
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# A range in one term of a field: "5-5", "MON-FRI/2" (names are read by _field_value).
+_RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
+_NAMES = {
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+}
+# How far a search for the next matching day may look before the cron expression
+# is declared unsatisfiable (Feb 29 on a Monday recurs within 28 years).
+_MAX_DAYS_SEARCHED = 366 * 29
+
+
+@dataclass(frozen=True)
+class CronSchedule(Schedule):
+    """A five-field cron expression (or a macro such as ``@daily``) read in ``zone``."""
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days_of_month: frozenset  # ints and 'l' (last day of the month); empty = any
+    months: frozenset  # empty = any
+    days_of_week: frozenset  # 0 = Sunday; empty = any
+    nth_weekday: dict  # day of week -> {n}: "5#2" is the second Friday, "L5" ({'l'}) the last
+    days_and: bool  # both day fields must match (one of them starts with '*')
+    real_time: bool  # minute or hour field starts with '*': keep real elapsed spacing
+    zone: ZoneInfo
+    description: str
+
+    def __hash__(self):
+        return hash(self.description)
+
+    def crontab(self) -> str:
+        """The five fields as cron reads them, for tools that take cron text (Sentry)."""
+        text = self.description.removeprefix("cron ").removesuffix(f" {self.zone.key}")
+        return single_values_for_croniter(MACROS.get(text.lower(), text).split())
+
+    def _day_matches(self, day: date) -> bool:
+        if self.months and day.month not in self.months:
+            return False
+        if self.days_and or not self.days_of_month or not self.days_of_week:
+            return self._day_of_month_matches(day) and self._day_of_week_matches(day)
+        return self._day_of_month_matches(day) or self._day_of_week_matches(day)  # cron's OR of the day fields
+
+    def _day_of_month_matches(self, day: date) -> bool:
+        if not self.days_of_month or day.day in self.days_of_month:
+            return True
+        return "l" in self.days_of_month and (day + timedelta(days=1)).month != day.month
+
+    def _day_of_week_matches(self, day: date) -> bool:
+        dow = (day.weekday() + 1) % 7
+        if not self.days_of_week:
+            return True
+        if dow not in self.days_of_week:
+            return False
+        nth = self.nth_weekday.get(dow)
+        last = (day + timedelta(days=7)).month != day.month
+        return not nth or (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
+
+    def _day_slots(self, day: date) -> list[datetime]:
+        """The day's slots as sorted UTC instants (at most 1,440)."""
+        midnight = datetime(day.year, day.month, day.day)
+        offset = midnight.replace(tzinfo=self.zone).utcoffset()
+        following = (midnight + timedelta(days=1)).replace(tzinfo=self.zone).utcoffset()
+        if offset == following and wall_time_exists(midnight, self.zone):
+            # No transition today (the common case): one offset for every wall time.
+            base = (midnight - offset).replace(tzinfo=UTC)
+            return [base + timedelta(hours=h, minutes=m) for h in self.hours for m in self.minutes]
+        slots: set[datetime] = set()
+        for hour in self.hours:
+            for minute in self.minutes:
+                wall = datetime(day.year, day.month, day.day, hour, minute)
+                if self.real_time:
+                    slots.update(real_instants(wall, self.zone))
+                else:
+                    slots.add(resolve_wall_time(wall, self.zone))
+        return sorted(slots)
+
+    def _days(self, start: date, step: int) -> Iterator[date]:
+        for offset in range(_MAX_DAYS_SEARCHED):
+            day = start + timedelta(days=offset * step)
+            if self._day_matches(day):
+                yield day
+
+    def first_slot(self, seen):
+        return self.next_after(truncate_to_minute(seen) - MINUTE, seen)
+
+    def next_after(self, instant, anchor=None):
+        instant = to_utc(instant)
+        # A day's slots can fall before local midnight (a skipped hour resolved
+        # forward), so start one day early.
+        start = instant.astimezone(self.zone).date() - timedelta(days=1)
+        for day in self._days(start, 1):
+            for slot in self._day_slots(day):
+                if slot > instant:
+                    return slot
+        return None
+
+    def slots_after(self, instant, anchor=None):
+        # Day by day rather than next_after() per slot: one day's work per day.
+        instant = to_utc(instant)
+        day = instant.astimezone(self.zone).date() - timedelta(days=1)
+        while True:
+            matching = next(self._days(day, 1), None)
+            if matching is None:
+                return
+            for slot in self._day_slots(matching):
+                if slot > instant:
+                    yield slot
+            day = matching + timedelta(days=1)
+
+    def latest_at_or_before(self, instant, anchor=None):
+        instant = to_utc(instant)
+        start = instant.astimezone(self.zone).date() + timedelta(days=1)
+        for day in self._days(start, -1):
+            for slot in reversed(self._day_slots(day)):
+                if slot <= instant:
+                    return slot
+        return None
+
+
+def _field_value(text: str, field: int):
+    names = _NAMES.get(field, [])
+    if text.lower() in names:
+        return names.index(text.lower()) + (1 if field == 3 else 0)
+    return int(text) if text.isdigit() else text.lower()
+
+
+def single_values_for_croniter(fields: list[str]) -> str:
+    """The expression with every one-value range ("5-5", "MON-MON/2") written as its
+    value: croniter reads such a range as the whole cycle ("0 0 * * 6-6" as every day),
+    cron (Debian, cronsim) as that one value."""
+
+    def term(text: str, field: int) -> str:
+        match = _RANGE.match(text)
+        if match and _field_value(match[1], field) == _field_value(match[2], field):
+            return match[1]
+        return text
+
+    return " ".join(",".join(term(text, i) for text in field.split(",")) for i, field in enumerate(fields))
+
+
+def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
+    from croniter import croniter  # croniter parses the fields; iteration is ours
+
+    text = " ".join(str(expression).split())
+    fields_text = MACROS.get(text.lower(), text)
+    fields = fields_text.split()
+    if len(fields) != 5 or text.lower() == "@reboot":
+        raise ScheduleError(f"{expression!r} is not a five-field cron expression or a macro such as '@daily'")
+    if "w" in fields[2].lower():
+        # croniter accepts "15W" (the weekday nearest the 15th) but expands it to plain 15.
+        raise ScheduleError(f"{expression!r}: 'W' (nearest weekday) is not supported")
+    try:
+        expanded, nth = croniter.expand(single_values_for_croniter(fields))
+    except Exception as error:  # croniter raises several unrelated types
+        raise ScheduleError(f"{expression!r} is not a valid cron expression: {error}") from None
+
+    def values(field, every=()):
+        return frozenset(every) if field == ["*"] else frozenset(field)
+
+    minutes, hours, dom, months, dow = expanded
+    schedule = CronSchedule(
+        minutes=tuple(range(60)) if minutes == ["*"] else tuple(sorted(minutes)),
+        hours=tuple(range(24)) if hours == ["*"] else tuple(sorted(hours)),
+        # croniter also writes '*' for a day field that only covers every day ("0/1"
+        # beside "1,*/2"); spelled out, it still takes part in the OR of the day fields.
+        days_of_month=values(dom, range(1, 32)),
+        months=values(months),
+        days_of_week=values(dow, range(7)),
+        nth_weekday={day: frozenset(ns) for day, ns in nth.items()},
+        days_and=fields[2].startswith("*") or fields[4].startswith("*"),
+        real_time=fields[0].startswith("*") or fields[1].startswith("*"),
+        zone=zone,
+        description=f"cron {text} {zone.key}",
+    )
+    # Every day has at least one matching time, so a matching day is enough to know.
+    if next(schedule._days(date(2026, 1, 1), 1), None) is None:
+        raise ScheduleError(f"{expression!r} never matches a real date")
+    return schedule

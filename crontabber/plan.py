@@ -1,0 +1,77 @@
+"""Which jobs a tick runs, and which of their slots: pure functions of the registry, the
+jobs' rows and the clock (no Django import), shared by real ticks and dry runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain, islice, takewhile
+
+from .registry import JobSpec, effective_spec
+from .schedule import format_instant
+
+
+@dataclass(frozen=True)
+class Due:
+    spec: JobSpec
+    forced: bool  # runs even if no slot is due: --force, or an operator's "run now"
+
+
+def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -> list[Due]:
+    """The jobs to run now, as operators changed them, each after the due jobs it depends
+    on. ``rows``: each job's tick row by name (JobQuerySet.tick_rows); a job
+    without one, or without a next run (reset), is new and due at its first slot."""
+    due = []
+    for spec in specs:
+        row = rows.get(spec.name)
+        spec = effective_spec(spec, row)
+        requested = row is not None and row.run_requested is not None  # "run now" from the admin
+        if not (spec.enabled or force or requested):
+            continue
+        next_run = row.next_run if row is not None and row.next_run is not None else spec.schedule.first_slot(now)
+        if force or requested or next_run <= now:
+            due.append(Due(spec, force or requested))
+    return in_dependency_order(due)
+
+
+def in_dependency_order(due: list[Due]) -> list[Due]:
+    """Each job right after the due jobs it depends on, registry order otherwise."""
+    by_name = {item.spec.name: item for item in due}
+    placed: dict[str, Due] = {}
+
+    def place(item: Due) -> None:
+        if item.spec.name not in placed:
+            for dep in item.spec.depends_on:
+                if dep in by_name:
+                    place(by_name[dep])
+            placed[item.spec.name] = item
+
+    for item in due:
+        place(item)
+    return list(placed.values())
+
+
+def slots_to_run(
+    spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: datetime, forced: bool
+) -> Iterator[datetime]:
+    """The slots to run now, oldest first, lazily: every due one for a backfill job (at
+    most max_backfill), else the latest due one. Forced with nothing due: one extra run
+    for this moment, off the grid."""
+    pending = next_slot or spec.schedule.first_slot(now)
+    if spec.backfill:
+        due = takewhile(lambda slot: slot <= now, chain([pending], spec.schedule.slots_after(pending, anchor)))
+        slots = islice(due, spec.max_backfill) if spec.max_backfill else due
+    else:
+        latest = spec.schedule.latest_at_or_before(now, anchor)
+        slots = iter([latest] if latest is not None and latest >= pending else [])
+    first = next(slots, None)
+    if first is None:
+        return iter([now.replace(microsecond=0)] if forced else [])
+    return chain([first], slots)
+
+
+def waiting_for(spec: JobSpec, slot: datetime, last_successes: dict) -> str:
+    """'' when every dependency has succeeded for this slot (or a later one), else why not."""
+    waiting = [dep for dep in spec.depends_on if not last_successes.get(dep) or last_successes[dep] < slot]
+    return f"waiting for {', '.join(waiting)} to succeed for {format_instant(slot)}" if waiting else ""
