@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh .ci/run
+	$(PY) bin/check_ceilings.py crontabber
 
 test-sqlite: $(STAMP) chromium
 	DATABASE_URL=sqlite:///var/crontabber.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)

@@ -18,6 +18,29 @@ from .models import Control, Job
 from .registry import jobs_or_none
 from .schedule import format_instant
 
+# Action -> (title, what it does, the confirm button) of its confirmation page.
+CONFIRMATIONS = {
+    "reset": (
+        "Reset jobs?",
+        "Each job forgets its state (next slot, last success, errors) and runs on the next tick as if new; "
+        "a backfill job starts over from then, so the slots it missed are not run. The log is kept.",
+        "Yes, reset",
+    ),
+    "mark_success": (
+        "Mark jobs as succeeded?",
+        "Records a success of the given slot without running the command, so the slots before it are not "
+        "backfilled, and clears the errors. The log gets a row saying you marked it.",
+        "Mark succeeded",
+    ),
+    "unlock": (
+        "Release the jobs' claims?",
+        "For a runner that died holding a job: its claim is released, its unfinished attempts are recorded "
+        "as interrupted and their slots run again. A claim that has not expired may belong to a runner "
+        "that is still running the job.",
+        "Release the claims",
+    ),
+}
+
 
 class JobActions:
     """A mixin of JobAdmin: its actions and the hold switch."""
@@ -83,7 +106,9 @@ class JobActions:
             self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
         return known, missing
 
-    def _confirm(self, request, queryset, action, title, intro, form=None, submit="Confirm"):
+    def _confirm(self, request, queryset, action, form=None):
+        """The page that asks the operator to confirm ``action`` (and fill in its form)."""
+        title, intro, submit = CONFIRMATIONS[action]
         context = {
             **self.admin_site.each_context(request),
             "title": title,
@@ -121,15 +146,7 @@ class JobActions:
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):
         if "apply" not in request.POST:
-            return self._confirm(
-                request,
-                queryset,
-                "reset",
-                "Reset jobs?",
-                "Each job forgets its state (next slot, last success, errors) and runs on the next tick as if new; "
-                "a backfill job starts over from then, so the slots it missed are not run. The log is kept.",
-                submit="Yes, reset",
-            )
+            return self._confirm(request, queryset, "reset")
         try:
             jobs = repair.reset([job.name for job in queryset])
         except repair.RepairError as error:
@@ -143,17 +160,8 @@ class JobActions:
     @admin.action(description="Mark success (without running)", permissions=["change"])
     def mark_success(self, request, queryset):
         form = MarkSuccessForm(request.POST if "apply" in request.POST else None)
-        if not form.is_bound or not form.is_valid():
-            return self._confirm(
-                request,
-                queryset,
-                "mark_success",
-                "Mark jobs as succeeded?",
-                "Records a success of the given slot without running the command, so the slots before it are not "
-                "backfilled, and clears the errors. The log gets a row saying you marked it.",
-                form=form,
-                submit="Mark succeeded",
-            )
+        if not form.is_valid():  # not confirmed yet, or not valid
+            return self._confirm(request, queryset, "mark_success", form)
         known, _ = self._split(request, queryset)
         if not known:
             return
@@ -182,18 +190,8 @@ class JobActions:
     @admin.action(description="Unlock: release a dead runner's claim", permissions=["change"])
     def unlock(self, request, queryset):
         form = UnlockForm(request.POST if "apply" in request.POST else None)
-        if not form.is_bound or not form.is_valid():
-            return self._confirm(
-                request,
-                queryset,
-                "unlock",
-                "Release the jobs' claims?",
-                "For a runner that died holding a job: its claim is released, its unfinished attempts are recorded "
-                "as interrupted and their slots run again. A claim that has not expired may belong to a runner "
-                "that is still running the job.",
-                form=form,
-                submit="Release the claims",
-            )
+        if not form.is_valid():
+            return self._confirm(request, queryset, "unlock", form)
         who = f"{request.user.get_username()} in the admin"
         try:
             released = repair.unlock(

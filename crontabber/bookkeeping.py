@@ -66,7 +66,7 @@ class Finished:
 class Bookkeeping:
     def __init__(self, owner: str, host: str, pid: int):
         self.owner, self.host, self.pid = owner, host, pid
-        self._held: set[str] = set()  # names of the jobs whose claims are not released yet
+        self._unreleased: set[str] = set()  # names of the jobs whose claims are not released yet
         self._lost: set[str] = set()  # names of the jobs another runner took from us
         self._opened: list[Claimed] = []  # batch rows whose attempts have not started
         self._unwritten: list[Finished] = []
@@ -125,7 +125,7 @@ class Bookkeeping:
         the end of the batch."""
         if self._unwritten and self._unwritten[-1].claimed is claimed:  # its last attempt
             claimed.job.drop_claim()
-            self._held.discard(claimed.job.name)
+            self._unreleased.discard(claimed.job.name)
 
     def lost(self, claimed: Claimed) -> bool:
         return claimed.job.name in self._lost
@@ -161,9 +161,9 @@ class Bookkeeping:
             self.flush()
             self._discard_unstarted()
         finally:
-            if self._held:
+            if self._unreleased:
                 Job.objects.held_by(self.owner).release()
-                self._held.clear()
+                self._unreleased.clear()
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Bookkeeping:
         if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
             return []
         jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
-        self._held.update(jobs)
+        self._unreleased.update(jobs)
         for job in jobs.values():
             if job.taken_over_from:
                 logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)

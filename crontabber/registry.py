@@ -1,9 +1,8 @@
 """The job registry: settings.CRONTABBER_JOBS -> validated JobSpecs, and its system check.
 
-One table, KEYS, says what each registry key is: its type, default, check and meaning.
-Validation, JobSpec's construction and the key table of docs/configuration.md all come
-from it. The registry is read afresh on every call, so override_settings works in tests
-and a deploy that changes it takes effect on the next tick.
+Each key's type, default and check come from the table in keys.py. The registry is read
+afresh on every call, so override_settings works in tests and a deploy that changes it
+takes effect on the next tick.
 """
 
 from __future__ import annotations
@@ -11,14 +10,14 @@ from __future__ import annotations
 import functools
 import graphlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
 from . import conf
-from .schedule import Schedule, ScheduleError, build_override, build_schedule, parse_frequency, parse_time, parse_zone
+from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS
+from .schedule import Schedule, ScheduleError, build_override, build_schedule
 
 logger = logging.getLogger("crontabber")
 
@@ -56,197 +55,6 @@ def effective_spec(spec: JobSpec, overrides) -> JobSpec:
         except ScheduleError as error:
             logger.error("%s: ignoring the schedule override %r: %s", spec.name, schedule_override, error)
     return replace(spec, **changes) if changes else spec
-
-
-# --- the keys -------------------------------------------------------------------------------
-
-
-def _string(value) -> str:
-    return "" if isinstance(value, str) else f"must be a string, not {value!r}"
-
-
-def _nonempty_string(value) -> str:
-    return "" if isinstance(value, str) and value.strip() else "must be a non-empty string"
-
-
-def _command_name(value) -> str:
-    return "" if isinstance(value, str) and value else "required: the name of a management command"
-
-
-def _strings(what: str) -> Callable:
-    def check(value) -> str:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
-        return "" if ok else f"must be a list of {what}"
-
-    return check
-
-
-def _flag(value) -> str:
-    return "" if isinstance(value, bool) else f"must be True or False, not {value!r}"
-
-
-def _positive(whole: bool) -> Callable:
-    def check(value) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            return f"must be a positive number, not {value!r}"
-        return "must be a whole number" if whole and isinstance(value, float) else ""
-
-    return check
-
-
-def _parsed_by(parse: Callable) -> Callable:
-    def check(value) -> str:
-        if not isinstance(value, str):
-            return _string(value)
-        try:
-            parse(value)
-        except ScheduleError as error:
-            return str(error)
-        return ""
-
-    return check
-
-
-@dataclass(frozen=True)
-class Key:
-    name: str
-    type: str  # as the docs show it
-    meaning: str
-    default: object = None
-    shown_default: str = ""  # the default as the docs state it
-    check: Callable[[object], str] = _string  # the problem with a value, '' when none
-    code: str = "crontabber.E004"  # the system check id of a bad value
-
-
-SCHEDULE_ERROR = "crontabber.E005"
-KEYS = {
-    key.name: key
-    for key in (
-        Key(
-            "cmd",
-            "str",
-            "the management command to run",
-            shown_default="required",
-            check=_command_name,
-            code="crontabber.E003",
-        ),
-        Key(
-            "name",
-            "str",
-            "the job's key in the database; lets one command be scheduled twice with different `cmd_args`",
-            shown_default="`cmd`",
-            check=_nonempty_string,
-        ),
-        Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
-        Key(
-            "frequency",
-            "str",
-            '`"<n>m"` or `"<n>h"`: a grid of real elapsed time anchored at the job\'s first run (to the minute). '
-            '`"<n>d"`: every n calendar days at one wall time (`time`, or the first run\'s), so a daily job runs '
-            "once per calendar day through DST",
-            shown_default='`"1d"`',
-            check=_parsed_by(parse_frequency),
-            code=SCHEDULE_ERROR,
-        ),
-        Key(
-            "time",
-            '`"HH:MM"`',
-            'the wall time of a whole-day frequency; only with `"<n>d"`',
-            check=_parsed_by(parse_time),
-            code=SCHEDULE_ERROR,
-        ),
-        Key(
-            "cron",
-            "str",
-            "five fields (minute hour day-of-month month day-of-week; names, lists, ranges, steps, `L`, `5#2`) or "
-            "`@yearly`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`. Not with `frequency`/`time`",
-            code=SCHEDULE_ERROR,
-        ),
-        Key(
-            "timezone",
-            "str",
-            "the IANA zone `time`, `cron` and whole-day frequencies are read in",
-            shown_default="`TIME_ZONE`",
-            check=_parsed_by(parse_zone),
-            code=SCHEDULE_ERROR,
-        ),
-        Key(
-            "enabled",
-            "bool",
-            "`False` keeps the job and its state but never runs it (`cronrun --job NAME --force` still can)",
-            True,
-            "`True`",
-            _flag,
-        ),
-        Key(
-            "backfill",
-            "bool",
-            "run every due slot, oldest first, each with `--run-time=<slot>`; the command must accept `--run-time`",
-            False,
-            "`False`",
-            _flag,
-        ),
-        Key(
-            "last_success",
-            "bool",
-            "pass `--last-success=<slot of the last success>` (left out before the first success); the command "
-            "must accept it",
-            False,
-            "`False`",
-            _flag,
-        ),
-        Key(
-            "max_backfill",
-            "int > 0",
-            "at most this many slots of this job in one tick; the rest run on the next",
-            shown_default="no limit",
-            check=_positive(whole=True),
-        ),
-        Key(
-            "timeout",
-            "seconds > 0",
-            "stop a run that takes longer; it is recorded as `timeout` and counts as an error",
-            shown_default="none",
-            check=_positive(whole=False),
-        ),
-        Key(
-            "process",
-            "bool",
-            "run the command as its own process (`python -m crontabber.child`): a timeout or stop can then kill it "
-            "even inside C code",
-            False,
-            "`False`",
-            _flag,
-        ),
-        Key(
-            "depends_on",
-            "list of names",
-            "hold each slot until every named job has succeeded for that slot or a later one",
-            (),
-            "`[]`",
-            _strings("job names"),
-        ),
-        Key(
-            "notify_on_success",
-            "bool",
-            "mail a success that printed something (failures and recoveries are mailed anyway; see "
-            "[alerts](alerts.md))",
-            False,
-            "`False`",
-            _flag,
-        ),
-    )
-}
-SCHEDULE_KEYS = ("frequency", "time", "cron", "timezone")  # become JobSpec.schedule and .zone
-
-
-def key_table() -> str:
-    """The keys as the Markdown table of docs/configuration.md."""
-    rows = ["| key | type | meaning | default |", "|---|---|---|---|"]
-    rows += [f"| `{k.name}` | {k.type} | {k.meaning} | {k.shown_default} |" for k in KEYS.values()]
-    return "\n".join(rows)
 
 
 # --- validation -------------------------------------------------------------------------------

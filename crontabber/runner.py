@@ -216,7 +216,7 @@ class Runner:
             waiting = self._waiting_for(claimed.spec, slot, book)
             if waiting:
                 report.waiting.append((claimed.spec.name, waiting))
-                self.say(f"{claimed.spec.name} {format_instant(slot)}: held, {waiting}\n")
+                self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
                 break
             log = book.open(claimed, slot)
             attempt = self._execute(claimed, log, extra, report)

@@ -1,6 +1,6 @@
 """Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from crontabber.health import first_line
@@ -41,3 +41,14 @@ def database_error(error: DatabaseError) -> CommandError:
 
 def known_names(registry):
     return set(registry) | set(Job.objects.values_list("name", flat=True))
+
+
+class RepairCommand(BaseCommand):
+    """A command that repairs jobs named on the command line, or --all of them."""
+
+    requires_system_checks = []  # the registry is checked by registry_or_error, in one line
+    all_help = "every job"
+
+    def add_arguments(self, parser):
+        parser.add_argument("names", nargs="*", metavar="NAME")
+        parser.add_argument("--all", action="store_true", dest="all_jobs", help=self.all_help)

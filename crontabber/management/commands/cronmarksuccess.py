@@ -1,20 +1,19 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber import repair
 from crontabber.schedule import ScheduleError, format_instant, parse_instant
 
-from ._common import database_error, registry_or_error, select_names
+from ._common import RepairCommand, database_error, registry_or_error, select_names
 
 
-class Command(BaseCommand):
+class Command(RepairCommand):
     help = "Record a success now (or at --time) without running, so the gap before it is not backfilled."
-    requires_system_checks = []
+    all_help = "every job in the registry"
 
     def add_arguments(self, parser):
-        parser.add_argument("names", nargs="*", metavar="NAME")
-        parser.add_argument("--all", action="store_true", dest="all_jobs", help="every job in the registry")
+        super().add_arguments(parser)
         parser.add_argument(
             "--time",
             metavar="ISO8601",

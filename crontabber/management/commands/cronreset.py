@@ -1,18 +1,13 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
 from crontabber import repair
 
-from ._common import database_error, known_names, registry_or_error, select_names
+from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 
 
-class Command(BaseCommand):
+class Command(RepairCommand):
     help = "Forget jobs' state: each runs on the next tick as if new (a backfill job starts over)."
-    requires_system_checks = []
-
-    def add_arguments(self, parser):
-        parser.add_argument("names", nargs="*", metavar="NAME")
-        parser.add_argument("--all", action="store_true", dest="all_jobs", help="every job")
 
     def handle(self, *args, names=(), all_jobs=False, **options):
         registry = registry_or_error()

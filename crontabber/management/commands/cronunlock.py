@@ -1,22 +1,21 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber import repair
 
-from ._common import database_error, known_names, registry_or_error, select_names
+from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 
 
-class Command(BaseCommand):
+class Command(RepairCommand):
     help = (
         "Release jobs' claims by hand (a runner that died holding them). A claim that has "
         "not expired is refused unless --force: its runner may still be running the job."
     )
-    requires_system_checks = []
+    all_help = "every claimed job"
 
     def add_arguments(self, parser):
-        parser.add_argument("names", nargs="*", metavar="NAME")
-        parser.add_argument("--all", action="store_true", dest="all_jobs", help="every claimed job")
+        super().add_arguments(parser)
         parser.add_argument("--force", action="store_true", help="also release claims that have not expired")
 
     def handle(self, *args, names=(), all_jobs=False, force=False, **options):
