@@ -20,7 +20,7 @@ def breaches(root: Path):
         for block in cc_visit(source):
             for item in [block, *getattr(block, "methods", [])]:
                 if item.complexity > MAX_COMPLEXITY:
-                    yield f"{path}:{item.lineno}: {item.name} has complexity {item.complexity} (at most {MAX_COMPLEXITY})"
+                    yield f"{path}:{item.lineno}: {item.name}: complexity {item.complexity} (at most {MAX_COMPLEXITY})"
 
 
 if __name__ == "__main__":
