@@ -18,8 +18,8 @@ stopping=0
 child=""
 
 case $interval in
-    '' | *[!0-9]*)
-        echo "run_crontabber: CRONTABBER_INTERVAL must be whole seconds, not '$interval'" >&2
+    '' | *[!0-9]* | 0 | 00*)
+        echo "run_crontabber: CRONTABBER_INTERVAL must be whole seconds, 1 or more, not '$interval'" >&2
         exit 2
         ;;
 esac

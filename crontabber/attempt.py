@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, replace
 
 from django.db import models
 
@@ -28,6 +29,23 @@ class Attempt:
     error_value: str = ""
     traceback: str = ""
     exception: BaseException | None = None  # in-process failures only; not stored
+
+    @classmethod
+    def failed(cls, error: BaseException, value: str | None = None) -> Attempt:
+        """A failure with the exception's type, message (or ``value``) and traceback."""
+        return cls(
+            Outcome.FAILURE,
+            error_type=type(error).__name__,
+            error_value=str(error) if value is None else value,
+            traceback="".join(traceback.format_exception(error)),
+            exception=error,
+        )
+
+    def storable(self) -> Attempt:
+        """This attempt with text every database stores: PostgreSQL refuses NUL characters."""
+        texts = {name: getattr(self, name) for name in ("output", "error_type", "error_value", "traceback")}
+        changes = {name: text.replace("\x00", "\ufffd") for name, text in texts.items() if "\x00" in text}
+        return replace(self, **changes) if changes else self
 
     @property
     def handled(self) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from . import signals
@@ -43,6 +43,11 @@ JOB_FIELDS = [
 ]  # fmt: skip
 
 
+def database_lost(error: BaseException) -> bool:
+    """The database itself is gone (not one value it refused): the tick's failure, not a job's."""
+    return isinstance(error, DatabaseError) and not connection.is_usable()
+
+
 @dataclass
 class Claimed:
     """A job this runner holds, and the slots it is to run, oldest first."""
@@ -51,6 +56,7 @@ class Claimed:
     job: Job
     slots: Iterator[datetime]
     opened: Log | None = None  # its first attempt's row, written with the batch's
+    running: Log | None = None  # the row of its attempt under way: opened, not yet recorded
 
 
 @dataclass
@@ -64,10 +70,12 @@ class Finished:
 
 
 class Bookkeeping:
-    def __init__(self, owner: str, host: str, pid: int):
+    def __init__(self, owner: str, host: str, pid: int, on_recorded=None):
         self.owner, self.host, self.pid = owner, host, pid
+        self.on_recorded = on_recorded  # (spec, log, attempt, written): after each write
         self._unreleased: set[str] = set()  # names of the jobs whose claims are not released yet
         self._lost: set[str] = set()  # names of the jobs another runner took from us
+        self._claimed: list[Claimed] = []  # this batch's jobs
         self._opened: list[Claimed] = []  # batch rows whose attempts have not started
         self._unwritten: list[Finished] = []
         self._unwritten_since: float | None = None
@@ -81,7 +89,7 @@ class Bookkeeping:
         while queue and not stopping():
             batch = [queue.popleft() for _ in range(min(size, len(queue)))]
             started, attempts_before = CLOCK["now"](), self.attempts
-            claimed = self._claim(batch)
+            claimed = self._claimed = self._claim(batch)
             if not claimed and queue:
                 queue = self._still_claimable(queue)
             self._open_first_attempts(claimed)
@@ -102,17 +110,20 @@ class Bookkeeping:
         else:
             self._opened.remove(claimed)
             log.started_at = timezone.now()
+        claimed.running = log
         return log
 
     def record(self, claimed: Claimed, log: Log, attempt: Attempt) -> None:
         """The attempt's outcome and the job's new state, written now or with the batch."""
-        job, now = claimed.job, timezone.now()
-        self._unwritten.append(Finished(claimed, log, attempt, job.error_count))
-        self._unwritten_since = self._unwritten_since or CLOCK["now"]()
-        self.attempts += 1
+        job, now, previous_errors = claimed.job, timezone.now(), claimed.job.error_count
+        attempt = attempt.storable()
         job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
         job.claim_expires = now + lease()
         log.finish(attempt)
+        claimed.running = None
+        self._unwritten.append(Finished(claimed, log, attempt, previous_errors))
+        self._unwritten_since = self._unwritten_since or CLOCK["now"]()
+        self.attempts += 1
         # A finished attempt serves a "run now" requested before it started, not a later one.
         if attempt.outcome != Outcome.INTERRUPTED:
             self._served[job.pk] = max(self._served.get(job.pk, log.started_at), log.started_at)
@@ -130,21 +141,36 @@ class Bookkeeping:
     def lost(self, claimed: Claimed) -> bool:
         return claimed.job.name in self._lost
 
+    def fail(self, claimed: Claimed, error: Exception) -> None:
+        """crontabber's own work on this job raised (its schedule's arithmetic, a value the
+        database refused...): a failed attempt of this job, at the slot it was on, and the
+        runner goes on with the others."""
+        logger.error("%s: %s", claimed.spec.name, error, exc_info=error)
+        log, slot = claimed.running, claimed.running.slot if claimed.running else claimed.job.next_slot
+        if log is None:
+            log = Log.opened(claimed.job, slot or timezone.now(), timezone.now(), self.host, self.pid)
+            log.save(force_insert=True)
+        claimed.running = None
+        self.record(claimed, log, Attempt.failed(error))
+        self.flush()
+
     def flush(self) -> None:
         """Write the unwritten outcomes and job states in one transaction, only for jobs
-        this runner still holds; then tell the signal receivers."""
+        this runner still holds; then tell the signal receivers and the runner."""
         finished, self._unwritten, self._unwritten_since = self._unwritten, [], None
         if not finished:
             return
-        jobs = list({id(item.claimed.job): item.claimed.job for item in finished}.values())
         served, self._served = self._served, {}
-        with transaction.atomic():
-            update_rows(Log, [item.log for item in finished], LOG_FIELDS)
-            kept = self._write_jobs(jobs, served)
-        if kept < len(jobs):
-            self._note_lost(jobs)
+        try:
+            self._write(finished, served)
+        except Exception as error:
+            if database_lost(error):
+                raise
+            logger.exception("could not write %s outcomes together; writing each job's alone", len(finished))
+            finished = self._write_each_job(finished, served)
         for item in finished:
-            if not self.lost(item.claimed):
+            written = not self.lost(item.claimed)
+            if written:
                 signals.send(
                     signals.attempt_finished,
                     spec=item.claimed.spec,
@@ -153,6 +179,8 @@ class Bookkeeping:
                     attempt=item.attempt,
                     previous_error_count=item.previous_errors,
                 )
+            if self.on_recorded is not None:
+                self.on_recorded(item.claimed.spec, item.log, item.attempt, written)
 
     def end_batch(self) -> None:
         """Write what is unwritten, delete the rows of attempts that never started, and
@@ -161,6 +189,7 @@ class Bookkeeping:
             self.flush()
             self._discard_unstarted()
         finally:
+            self._interrupt_unrecorded()
             if self._unreleased:
                 Job.objects.held_by(self.owner).release()
                 self._unreleased.clear()
@@ -221,6 +250,58 @@ class Bookkeeping:
             ids = [item.opened.pk for item in self._opened]
             self._opened = []
             Log.objects.filter(pk__in=ids, outcome=Outcome.RUNNING)._raw_delete(Log.objects.db)
+
+    def _write(self, finished: list[Finished], served: dict[int, datetime]) -> None:
+        jobs = list({id(item.claimed.job): item.claimed.job for item in finished}.values())
+        with transaction.atomic():
+            update_rows(Log, [item.log for item in finished], LOG_FIELDS)
+            kept = self._write_jobs(jobs, served)
+        if kept < len(jobs):
+            self._note_lost(jobs)
+
+    def _write_each_job(self, finished: list[Finished], served: dict[int, datetime]) -> list[Finished]:
+        """After a batch write failed: each job's outcomes on their own, so that one value
+        the database refuses fails its own job. That job's first unwritten slot is recorded
+        as a failure (it runs again after the back-off); its later ones as interrupted."""
+        by_job: dict[int, list[Finished]] = {}
+        for item in finished:
+            by_job.setdefault(id(item.claimed.job), []).append(item)
+        written = []
+        for items in by_job.values():
+            try:
+                self._write(items, served)
+                written += items
+            except Exception as error:
+                logger.exception("%s: could not record its outcome", items[0].claimed.spec.name)
+                written += self._record_unwritable(items, error)
+        return written
+
+    def _record_unwritable(self, items: list[Finished], error: Exception) -> list[Finished]:
+        claimed, first = items[0].claimed, items[0]
+        claimed.job.refresh_from_db()  # its state as last written: the slots run again
+        attempt = Attempt.failed(error, f"the outcome ({first.attempt.outcome}) could not be recorded: {error}")
+        retry = Finished(claimed, first.log, attempt, claimed.job.error_count)
+        claimed.job.apply_attempt(claimed.spec.schedule, first.log.slot, first.log.started_at, attempt, timezone.now())
+        first.log.finish(attempt)
+        try:
+            self._write([retry], {})
+        except Exception:
+            logger.exception("%s: could not record the failure either; its claim expires", claimed.spec.name)
+            return []
+        Log.objects.filter(pk__in=[item.log.pk for item in items[1:]]).interrupt_running(
+            "NotRecorded", "ran, but its outcome could not be recorded: the slot runs again"
+        )
+        return [retry]
+
+    def _interrupt_unrecorded(self) -> None:
+        """No row stays running once its tick is over: an attempt opened and never recorded
+        (the runner itself failed mid-attempt) ends as interrupted, and its slot runs again."""
+        logs = [claimed.running for claimed in self._claimed if claimed.running is not None]
+        if logs:
+            Log.objects.filter(pk__in=[log.pk for log in logs]).interrupt_running(
+                "Interrupted", "the runner failed before recording the attempt"
+            )
+        self._claimed = []
 
     def _write_jobs(self, jobs: list[Job], served: dict[int, datetime]) -> int:
         """The jobs' states, only where the claim is still ours; a "run now" is cleared

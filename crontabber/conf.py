@@ -75,8 +75,8 @@ SETTINGS = {
         Setting(
             "CRONTABBER_TICK_GRACE_SECONDS",
             DERIVED,
-            "no runner ticked for longer than this: health CRITICAL",
-            "three `CRONTABBER_INTERVAL`s (`900`)",
+            "no runner completed a tick for longer than this: health CRITICAL",
+            "two `CRONTABBER_INTERVAL`s (`600`)",
         ),
         Setting(
             "CRONTABBER_CRITICAL_ERRORS",
@@ -102,7 +102,7 @@ def default_zone() -> str:
 def _derived(name: str):
     interval = get("CRONTABBER_INTERVAL")
     if name == "CRONTABBER_TICK_GRACE_SECONDS":
-        return 3 * interval
+        return 2 * interval
     return math.ceil(2 * interval / 60)  # CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES
 
 

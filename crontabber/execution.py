@@ -20,11 +20,11 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
 
 from . import SkipRun, conf
 from .attempt import Attempt, Outcome
@@ -48,10 +48,13 @@ class StopRun(BaseException):
 class OutputCapture(io.TextIOBase):
     """A stream that sends each complete line to the crontabber logger and keeps the tail."""
 
+    LONGEST_LINE = 65536  # characters: a longer line is logged in pieces, so memory stays bounded
+
     def __init__(self, job_name: str):
         self.job_name = job_name
         self.tail_chars = conf.get("CRONTABBER_OUTPUT_TAIL_CHARS")
-        self._partial = ""
+        self._partial: list[str] = []
+        self._partial_size = 0
         self._tail: collections.deque[str] = collections.deque()
         self._tail_size = 0
 
@@ -59,24 +62,32 @@ class OutputCapture(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        *lines, self._partial = (self._partial + text).split("\n")
+        *lines, rest = text.split("\n")
         for line in lines:
-            self._emit(line)
+            self._emit("".join(self._partial) + line)
+            self._partial, self._partial_size = [], 0
+        self._partial.append(rest)
+        self._partial_size += len(rest)
+        if self._partial_size > self.LONGEST_LINE:
+            self._emit("".join(self._partial))
+            self._partial, self._partial_size = [], 0
         return len(text)
 
     def _emit(self, line: str) -> None:
         logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
         self._tail.append(line)
         self._tail_size += len(line) + 1
-        while self._tail_size > self.tail_chars and len(self._tail) > 1:
+        # Drop the oldest line only while the others still hold the whole tail.
+        while len(self._tail) > 1 and self._tail_size - len(self._tail[0]) - 1 >= self.tail_chars:
             self._tail_size -= len(self._tail.popleft()) + 1
 
     def finish(self) -> str:
-        """Flush a last unterminated line and return the kept tail."""
-        if self._partial:
-            self._emit(self._partial)
-            self._partial = ""
-        return "\n".join(self._tail)[-self.tail_chars :]
+        """Flush a last unterminated line and return the kept tail: the last
+        CRONTABBER_OUTPUT_TAIL_CHARS characters of the output."""
+        if self._partial_size:
+            self._emit("".join(self._partial))
+            self._partial, self._partial_size = [], 0
+        return "\n".join(self._tail)[-self.tail_chars :] if self.tail_chars else ""
 
 
 class Deadlines:
@@ -90,6 +101,7 @@ class Deadlines:
         self.stop: float | None = None
         self.stop_reason = ""
         self.in_process_job = False
+        self.fired: type[BaseException] | None = None  # what was raised in the job under way
         self._previous_handler = None
 
     @property
@@ -128,11 +140,13 @@ class Deadlines:
         if not pending or not self.in_process_job:
             signal.setitimer(signal.ITIMER_REAL, 0)
             return
-        signal.setitimer(signal.ITIMER_REAL, max(min(pending) - CLOCK["now"](), 0.001))
+        # Then again every second: a job that swallows the exception is raised at again.
+        signal.setitimer(signal.ITIMER_REAL, max(min(pending) - CLOCK["now"](), 0.001), 1.0)
 
     def _on_alarm(self, signum, frame) -> None:
         expired = self.expired()
         if expired is not None and self.in_process_job:
+            self.fired = expired
             raise expired(self.stop_reason if expired is StopRun else "timeout")
         self.rearm()
 
@@ -140,6 +154,7 @@ class Deadlines:
     def running(self, timeout: float | None, in_process: bool):
         self.job = CLOCK["now"]() + timeout if timeout else None
         self.in_process_job = in_process
+        self.fired = None
         self.rearm()
         try:
             yield
@@ -147,16 +162,6 @@ class Deadlines:
             self.in_process_job = False
             self.job = None
             self.rearm()
-
-
-def _failure(error: BaseException, value: str, outcome: str = Outcome.FAILURE) -> Attempt:
-    return Attempt(
-        outcome,
-        error_type=type(error).__name__,
-        error_value=value,
-        traceback="".join(traceback.format_exception(error)),
-        exception=error,
-    )
 
 
 def _stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:
@@ -192,25 +197,76 @@ def load_command(cmd: str) -> BaseCommand:
 def run_in_process(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
     capture = OutputCapture(name)
     started = CLOCK["now"]()
-    attempt = Attempt(Outcome.SUCCESS)
+    before = connection_state()
     try:
         with deadlines.running(timeout, in_process=True):
             with redirect_stdout(capture), redirect_stderr(capture):
                 call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)
+        attempt = Attempt(Outcome.SUCCESS)
     except SkipRun as skip:
         attempt = Attempt(Outcome.SKIPPED, error_value=str(skip))
     except SystemExit as exit_:
-        if exit_.code not in (None, 0):
-            attempt = _failure(exit_, f"exit status {exit_.code}")
+        failed = exit_.code not in (None, 0)
+        attempt = Attempt.failed(exit_, f"exit status {exit_.code}") if failed else Attempt(Outcome.SUCCESS)
     except JobTimeout:
         attempt = _stopped(JobTimeout, timeout, "", CLOCK["now"]() - started)
     except StopRun as stop:
         attempt = _stopped(StopRun, timeout, str(stop), 0)
-    except Exception as error:
-        attempt = _failure(error, str(error))
+    except KeyboardInterrupt:
+        raise  # Ctrl-C without cronrun's handler: the runner stops
+    except BaseException as error:  # of any kind: the job's failure, not the runner's
+        attempt = Attempt.failed(error)
+    if deadlines.fired is not None and attempt.outcome not in (Outcome.TIMEOUT, Outcome.INTERRUPTED):
+        # The job caught what it was stopped with and went on: it was stopped all the same.
+        attempt = _stopped(deadlines.fired, timeout, deadlines.stop_reason, CLOCK["now"]() - started)
+        attempt.error_value += "; the job caught the exception that stopped it and ran on"
+    attempt = _check_connection(before, attempt)
     attempt.duration = CLOCK["now"]() - started
     attempt.output = capture.finish()
     return attempt
+
+
+def connection_state() -> tuple | None:
+    """What a job must leave as it found: atomic blocks, autocommit, and (outside an
+    atomic block) a transaction open on the server. None while there is no connection."""
+    raw = connection.connection
+    if raw is None:
+        return None
+    info = getattr(raw, "info", None)  # psycopg: transaction_status 0 is idle; sqlite3: in_transaction
+    status = getattr(info, "transaction_status", None) if info is not None else getattr(raw, "in_transaction", None)
+    atomic = connection.in_atomic_block
+    return (atomic, len(connection.savepoint_ids), connection.get_autocommit(), None if atomic else int(status or 0))
+
+
+def _check_connection(before: tuple | None, attempt: Attempt) -> Attempt:
+    """An in-process job that left the connection in a transaction, with autocommit off
+    or broken has failed, whatever it returned: what it wrote there was never committed.
+    The runner closes the connection (the server rolls the transaction back) and goes on
+    with a fresh one."""
+    after = connection_state()
+    if after is None:
+        return attempt
+    if isinstance(attempt.exception, DatabaseError) and not connection.is_usable():
+        return attempt  # the database went away under the job: the runner's next write fails the tick
+    if after != (before or (False, 0, True, 0)):
+        why = "left its database connection in a transaction (or with autocommit off)"
+    elif connection.errors_occurred and not connection.is_usable():
+        why = "left its database connection broken"
+    else:
+        return attempt
+    _reset_connection(before)
+    value = f"the job {why}: nothing it wrote in that transaction was kept; the runner reconnected"
+    if attempt.is_error:
+        value += f" (it also failed: {attempt.error_type}: {attempt.error_value})"
+    return Attempt(Outcome.FAILURE, error_type="DatabaseConnection", error_value=value, traceback=attempt.traceback)
+
+
+def _reset_connection(before: tuple | None) -> None:
+    if before is None or not before[0]:  # the runner's own code is in no atomic block
+        connection.in_atomic_block, connection.needs_rollback = False, False
+        connection.savepoint_ids, connection.atomic_blocks = [], []
+    connection.close()
+    connection.errors_occurred = False
 
 
 def child_command(cmd: str, argv: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from .registry import JobSpec, effective_spec, load_jobs
 
 OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
 HEALTHY = ("ok", "running", "disabled")
+CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)  # clocks of hosts differ by this much without a warning
 
 
 def first_line(text) -> str:
@@ -102,7 +103,7 @@ def report(names=None, now=None) -> Report:
     rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
     control = Control.load()
     jobs = [job_health(spec, rows.get(spec.name), now) for spec in specs]
-    problems = [(code, problem) for code, problem in _verdicts(jobs, control, now) if problem]
+    problems = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
     return Report(
         jobs=jobs,
         last_tick=control.last_tick,
@@ -112,19 +113,33 @@ def report(names=None, now=None) -> Report:
     )
 
 
-def _verdicts(jobs: list[JobHealth], control: Control, now: datetime) -> list[tuple[int, str]]:
-    """(code, problem or '') of the runners, each job and the hold switch."""
-    verdicts = [_tick_verdict(control.last_tick, now)] if jobs else []
+def _verdicts(jobs: list[JobHealth], rows, control: Control, now: datetime) -> list[tuple[int, str]]:
+    """(code, problem or '') of the runners, each job, the clocks and the hold switch."""
+    verdicts = [_tick_verdict(control, now)] if jobs else []
     verdicts += [_job_verdict(job) for job in jobs]
+    verdicts.append(_clock_verdict(control, rows, now))
     if control.hold_all:
         verdicts.append((WARNING, f"all jobs are held by {control.held_by or 'an operator'}"))
     return verdicts
 
 
-def _tick_verdict(last_tick: datetime | None, now: datetime) -> tuple[int, str]:
-    grace = timedelta(seconds=conf.get("CRONTABBER_TICK_GRACE_SECONDS"))
-    if last_tick is None or last_tick < now - grace:
+def _tick_verdict(control: Control, now: datetime) -> tuple[int, str]:
+    last_tick = control.last_tick
+    if last_tick is None or last_tick < now - timedelta(seconds=conf.get("CRONTABBER_TICK_GRACE_SECONDS")):
         return CRITICAL, f"no runner has ticked since {last_tick.isoformat() if last_tick else 'ever'}"
+    if control.last_tick_error:
+        return CRITICAL, f"the last tick failed: {first_line(control.last_tick_error)}"
+    return OK, ""
+
+
+def _clock_verdict(control: Control, rows, now: datetime) -> tuple[int, str]:
+    """A tick or claim stamped in the future: some runner's clock is ahead of this one."""
+    ahead = now + CLOCK_SKEW_TOLERANCE
+    if control.last_tick and control.last_tick > ahead:
+        return WARNING, f"clock skew: the last tick is stamped {control.last_tick.isoformat()}, in the future"
+    for job in rows:
+        if job.claimed_at and job.claimed_at > ahead:
+            return WARNING, f"clock skew: {job.name} was claimed at {job.claimed_at.isoformat()}, in the future"
     return OK, ""
 
 

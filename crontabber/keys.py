@@ -4,6 +4,7 @@ docs/configuration.md all come from it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,12 +15,21 @@ def _string(value) -> str:
     return "" if isinstance(value, str) else f"must be a string, not {value!r}"
 
 
-def _nonempty_string(value) -> str:
-    return "" if isinstance(value, str) and value.strip() else "must be a non-empty string"
+NAME_MAX = 200  # Job.name's column: a longer name could not be stored
+TIMEOUT_MAX = 7 * 86400  # seconds: a week; longer would overflow the timers of some platforms
+MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, bounded
+
+
+def _job_name(value) -> str:
+    if not (isinstance(value, str) and value.strip()):
+        return "must be a non-empty string"
+    return f"must be at most {NAME_MAX} characters, not {len(value)}" if len(value) > NAME_MAX else ""
 
 
 def _command_name(value) -> str:
-    return "" if isinstance(value, str) and value else "required: the name of a management command"
+    if not (isinstance(value, str) and value):
+        return "required: the name of a management command"
+    return _job_name(value)  # it names the job when 'name' is not given
 
 
 def _strings(what: str) -> Callable:
@@ -34,13 +44,15 @@ def _flag(value) -> str:
     return "" if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
 
-def _positive(whole: bool) -> Callable:
+def _positive(whole: bool, most: int) -> Callable:
     def check(value) -> str:
         if value is None:
             return ""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             return f"must be a positive number, not {value!r}"
-        return "must be a whole number" if whole and isinstance(value, float) else ""
+        if whole and isinstance(value, float):
+            return "must be a whole number"
+        return f"must be at most {most}, not {value!r}" if value > most else ""
 
     return check
 
@@ -86,7 +98,7 @@ KEYS = {
             "str",
             "the job's key in the database; lets one command be scheduled twice with different `cmd_args`",
             shown_default="`cmd`",
-            check=_nonempty_string,
+            check=_job_name,
         ),
         Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
         Key(
@@ -151,14 +163,14 @@ KEYS = {
             "int > 0",
             "at most this many slots of this job in one tick; the rest run on the next",
             shown_default="no limit",
-            check=_positive(whole=True),
+            check=_positive(whole=True, most=MAX_BACKFILL_MAX),
         ),
         Key(
             "timeout",
             "seconds > 0",
             "stop a run that takes longer; it is recorded as `timeout` and counts as an error",
             shown_default="none",
-            check=_positive(whole=False),
+            check=_positive(whole=False, most=TIMEOUT_MAX),
         ),
         Key(
             "process",

@@ -195,15 +195,24 @@ class Job(models.Model):
             self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             self.next_run = max(self.next_slot or now, now + retry_delay(self.error_count))
 
-    def mark_succeeded(self, schedule: Schedule, slot: datetime, now: datetime) -> None:
-        """A success of ``slot`` recorded without running (in memory): no backfill before it."""
-        self.first_run = self.anchor(now)
+    def mark_succeeded(self, schedule: Schedule, slot: datetime) -> None:
+        """A success of ``slot`` recorded without running (in memory): no backfill before it.
+        A job with no state yet has its grid anchored at ``slot``, so every slot after it
+        is due (not only those after the first tick)."""
+        self.first_run = self.first_run or truncate_to_minute(slot)
         self.schedule = schedule.description
         self.last_success = slot
         self.next_slot = schedule.next_after(slot, self.first_run)
         self.next_run = self.next_slot
         self.error_count = 0
         self.last_error = ""
+
+    def try_number(self, slot: datetime) -> int:
+        """1 for a slot's first attempt, 2 for its retry... Only a job that failed or was
+        taken over can be retrying a slot: only then are its attempts at the slot counted."""
+        if not (self.error_count or self.taken_over_from) or self.pk is None:
+            return 1
+        return self.logs.filter(slot=slot).exclude(outcome=Outcome.RUNNING).count() + 1
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""
@@ -269,7 +278,7 @@ class Log(models.Model):
             started_at=started_at,
             duration=0,
             outcome=Outcome.RUNNING,
-            attempt=job.error_count + 1,
+            attempt=job.try_number(slot),
             host=host[:200],
             pid=pid,
         )
@@ -286,8 +295,9 @@ class Control(models.Model):
     hold_all = models.BooleanField(default=False, help_text="While set, no runner starts any job.")
     held_by = models.CharField(max_length=150, blank=True)
     held_since = models.DateTimeField(null=True, blank=True)
-    last_tick = models.DateTimeField(null=True, blank=True, help_text="When any runner last ticked.")
+    last_tick = models.DateTimeField(null=True, blank=True, help_text="When a runner last ended a tick.")
     last_tick_by = models.CharField(max_length=200, blank=True)
+    last_tick_error = models.TextField(blank=True, help_text="How the last tick failed; empty: it completed.")
     last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
 
     class Meta:
@@ -302,9 +312,9 @@ class Control(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
     @classmethod
-    def record_tick(cls, now: datetime, owner: str) -> None:
-        """The health endpoint's proof of life."""
-        cls.objects.filter(pk=1).update(last_tick=now, last_tick_by=owner)
+    def record_tick(cls, now: datetime, owner: str, error: str = "") -> None:
+        """A tick ended, in an error or not: the health endpoint's proof of life."""
+        cls.objects.filter(pk=1).update(last_tick=now, last_tick_by=owner, last_tick_error=error[:2000])
 
     @classmethod
     def record_purge(cls, now: datetime) -> None:

@@ -75,3 +75,17 @@ def waiting_for(spec: JobSpec, slot: datetime, last_successes: dict) -> str:
     """'' when every dependency has succeeded for this slot (or a later one), else why not."""
     waiting = [dep for dep in spec.depends_on if not last_successes.get(dep) or last_successes[dep] < slot]
     return f"waiting for {', '.join(waiting)} to succeed for {format_instant(slot)}" if waiting else ""
+
+
+def why_not_run(spec: JobSpec, job, now: datetime, held_all: str) -> str:
+    """Why a job named on the command line did not run this tick (``job``: its row or None)."""
+    if held_all:
+        return held_all
+    if not spec.enabled:
+        return "it is disabled"
+    if job is not None and job.is_claimed(now):
+        return f"another runner holds it ({job.claimed_by}, until {format_instant(job.claim_expires)})"
+    if job is not None and job.next_run and job.next_run > now:
+        backing_off = " (backing off after a failure)" if job.error_count else ""
+        return f"it is not due: its next run is {format_instant(job.next_run)}{backing_off}; --force runs it now"
+    return "it had no slot to run"

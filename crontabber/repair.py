@@ -17,7 +17,6 @@ from django.utils import timezone
 from .attempt import Outcome
 from .models import Job, Log
 from .registry import JobSpec, effective_spec
-from .schedule import truncate_to_minute
 
 
 class RepairError(Exception):
@@ -57,14 +56,13 @@ def mark_success(
     with transaction.atomic():
         for spec in specs:
             job, _ = Job.objects.select_for_update().get_or_create(
-                name=spec.name,
-                defaults={"first_run": truncate_to_minute(now), "schedule": spec.schedule.description},
+                name=spec.name, defaults={"schedule": spec.schedule.description}
             )
             if job.is_claimed(now):
                 raise RepairError(
                     f"cannot mark {spec.name}: it is running (claimed by {job.claimed_by}); nothing was changed"
                 )
-            job.mark_succeeded(effective_spec(spec, job).schedule, marked, now)
+            job.mark_succeeded(effective_spec(spec, job).schedule, marked)
             job.save(
                 update_fields=[
                     "first_run",

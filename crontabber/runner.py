@@ -14,16 +14,18 @@ import os
 import socket
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
+from itertools import chain, islice, takewhile
 
 from django.db import close_old_connections, connection
+from django.db.models import F
 from django.utils import timezone
 
 from . import conf, signals
 from .attempt import Attempt
-from .bookkeeping import Bookkeeping, Claimed
+from .bookkeeping import Bookkeeping, Claimed, database_lost
 from .execution import CLOCK, Deadlines, run_in_child, run_in_process
 from .models import Control, Job, Log, lease
 from .plan import Due, plan, slots_to_run, waiting_for
@@ -108,6 +110,7 @@ class Runner:
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self.out = out  # a writable for one line per attempt, or None
         self.stop_requested = False
+        self.forcing = False  # this tick runs its jobs whatever their schedule and dependencies
         self.deadlines = Deadlines()
 
     def say(self, text: str) -> None:
@@ -127,22 +130,43 @@ class Runner:
         nothing is due; ``dry_run`` reports what would run and writes nothing. ``specs``:
         the registry, if the caller has validated it already."""
         specs, now, report = self._registry(specs, only), timezone.now(), TickReport()
+        self.forcing = force
         control = Control.load()
-        if not dry_run:
-            Control.record_tick(now, self.owner)
+        if dry_run:
+            self._dry_run(control, specs, now, force, report)
+        else:
+            self._record_end(self._run_tick, specs, control, now, force, extra or {}, report)
+        return report
+
+    def _run_tick(self, specs: list[JobSpec], control: Control, now: datetime, force, extra, report) -> None:
+        if self._held_all(control, force, report):
+            return
+        if control.purge_due(now):
+            self._purge_old_logs(now)
+        specs, rows = self._start_new_and_realign(specs, Job.objects.tick_rows(), now, report)
+        self._run(plan(specs, rows, now, force), extra, report)
+
+    def _record_end(self, run_tick, *args) -> None:
+        """Run the tick and record how it ended on the control row: the health endpoint's
+        proof that ticks complete (an idle tick's third and last query)."""
+        try:
+            run_tick(*args)
+        except BaseException as error:
+            try:
+                Control.record_tick(timezone.now(), self.owner, f"{type(error).__name__}: {error}")
+            except Exception as unrecorded:  # the database is gone: the error itself is what matters
+                logger.error("could not record that the tick failed: %s", str(unrecorded).strip().split("\n")[0])
+            raise
+        Control.record_tick(timezone.now(), self.owner)
+
+    # --- before the jobs run -------------------------------------------------------------
+
+    def _held_all(self, control: Control, force: bool, report: TickReport) -> bool:
+        """An operator holds every job: nothing runs (but --force)."""
         if control.hold_all and not force:
             report.held_all = control.hold_reason()
             self.say(f"{report.held_all}; nothing runs\n")
-            return report
-        if dry_run:
-            return self._dry_run(plan(specs, Job.objects.tick_rows(), now, force), now, report)
-        if control.purge_due(now):
-            self._purge_old_logs(now)
-        rows = self._start_new_and_realign(specs, Job.objects.tick_rows(), now)
-        self._run(plan(specs, rows, now, force), extra or {}, report)
-        return report
-
-    # --- before the jobs run -------------------------------------------------------------
+        return bool(report.held_all)
 
     @staticmethod
     def _registry(specs, only) -> list[JobSpec]:
@@ -163,23 +187,48 @@ class Runner:
         if deleted:
             logger.info("deleted %s log rows older than %s", deleted, cutoff)
 
-    def _start_new_and_realign(self, specs: list[JobSpec], rows: dict, now: datetime) -> dict:
+    def _start_new_and_realign(self, specs: list[JobSpec], rows: dict, now: datetime, report) -> tuple[list, dict]:
         """Rows for jobs seen for the first time (or reset), and a new next slot for jobs
-        whose schedule changed. Returns the rows as they now are."""
-        new = []
+        whose schedule changed. Returns the jobs and their rows as they now are: a job
+        this fails for is left out of the tick, its failure recorded."""
+        new, failed = [], set()
         for spec in specs:
             row = rows.get(spec.name)
-            spec = effective_spec(spec, row)
-            if row is None:
-                new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, now)))
-            elif row.next_run is None:
-                Job.objects.filter(name=spec.name, next_run__isnull=True).update(**Job.fresh_state(spec.schedule, now))
-            elif row.schedule != spec.schedule.description:
-                rows[spec.name] = row._replace(next_run=self._realign(spec, now))
+            try:
+                spec = effective_spec(spec, row)
+                if row is None:
+                    new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, now)))
+                elif row.next_run is None:
+                    fresh = Job.fresh_state(spec.schedule, now)
+                    Job.objects.filter(name=spec.name, next_run__isnull=True).update(**fresh)
+                elif row.schedule != spec.schedule.description:
+                    rows[spec.name] = row._replace(next_run=self._realign(spec, now))
+            except Exception as error:
+                if database_lost(error):
+                    raise
+                self._record_job_error(spec, error, now, report)
+                failed.add(spec.name)
         if new:
             # Another runner may create the same rows at the same moment: first wins.
             Job.objects.bulk_create(new, ignore_conflicts=True)
-        return rows
+        return [spec for spec in specs if spec.name not in failed], rows
+
+    def _record_job_error(self, spec: JobSpec, error: Exception, now: datetime, report: TickReport) -> None:
+        """A failed attempt of a job that could not even be planned (no claim is held)."""
+        logger.error("%s: %s", spec.name, error, exc_info=error)
+        attempt = Attempt.failed(error).storable()
+        report.results.append(SlotResult(spec.name, now, attempt))
+        self.say(f"{spec.name}: {attempt.outcome}: {attempt.error_type}: {attempt.error_value}\n")
+        try:
+            job = Job.objects.get_or_create(name=spec.name)[0]
+            log = Log.opened(job, now, now, self.host, self.pid)
+            log.finish(attempt)
+            log.save(force_insert=True)
+            Job.objects.filter(pk=job.pk).claimable(now).update(
+                error_count=F("error_count") + 1, last_error=f"{attempt.error_type}: {attempt.error_value}"[:2000]
+            )
+        except Exception:
+            logger.exception("%s: could not record the failure", spec.name)
 
     @staticmethod
     def _realign(spec: JobSpec, now: datetime) -> datetime | None:
@@ -200,7 +249,7 @@ class Runner:
     def _run(self, due: list[Due], extra: dict, report: TickReport) -> None:
         if not due:
             return
-        book = Bookkeeping(self.owner, self.host, self.pid)
+        book = Bookkeeping(self.owner, self.host, self.pid, on_recorded=lambda *item: self._recorded(report, *item))
         with self.deadlines, Heartbeat(self.owner):
             try:
                 for claimed in book.claim_in_batches(due, stopping=lambda: self.stop_requested):
@@ -209,20 +258,28 @@ class Runner:
                 book.end_batch()
 
     def _run_job(self, claimed: Claimed, book: Bookkeeping, extra: dict, report: TickReport) -> None:
-        """A claimed job's slots, oldest first, until one is not handled."""
-        for slot in claimed.slots:
-            if self.stop_requested or book.lost(claimed):
-                break
-            waiting = self._waiting_for(claimed.spec, slot, book)
-            if waiting:
-                report.waiting.append((claimed.spec.name, waiting))
-                self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
-                break
-            log = book.open(claimed, slot)
-            attempt = self._execute(claimed, log, extra, report)
-            book.record(claimed, log, attempt)
-            if not attempt.handled:
-                break
+        """A claimed job's slots, oldest first, until one is not handled. Whatever raises
+        on the way is this job's failure, not the tick's."""
+        try:
+            for slot in claimed.slots:
+                if self.stop_requested or book.lost(claimed):
+                    break
+                waiting = self._waiting_for(claimed.spec, slot, book)
+                if waiting and self.forcing:  # as the original crontabber: --force runs it anyway
+                    self.say(f"{claimed.spec.name} {format_instant(slot)}: forced, although {waiting}\n")
+                elif waiting:
+                    report.waiting.append((claimed.spec.name, waiting))
+                    self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
+                    break
+                log = book.open(claimed, slot)
+                attempt = self._execute(claimed, log, extra)
+                book.record(claimed, log, attempt)
+                if not attempt.handled:
+                    break
+        except Exception as error:
+            if database_lost(error):
+                raise
+            book.fail(claimed, error)
         book.release(claimed)
 
     @staticmethod
@@ -232,40 +289,67 @@ class Runner:
         book.flush()  # a dependency's success may still be unwritten
         return waiting_for(spec, slot, Job.objects.last_successes(spec.depends_on))
 
-    def _execute(self, claimed: Claimed, log: Log, extra: dict, report: TickReport) -> Attempt:
-        spec, job, slot = claimed.spec, claimed.job, log.slot
-        argv = command_arguments(spec, slot, job.last_success, extra)
+    def _execute(self, claimed: Claimed, log: Log, extra: dict) -> Attempt:
+        spec, job = claimed.spec, claimed.job
+        argv = command_arguments(spec, log.slot, job.last_success, extra)
         signals.send(signals.attempt_started, spec=spec, job=job, log=log)
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
         run = run_in_child if spec.process else run_in_process
-        attempt = run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines)
-        report.results.append(SlotResult(spec.name, slot, attempt))
-        self.say(f"{spec.name} {format_instant(slot)}: {attempt.outcome} ({attempt.duration:.2f} s)\n")
+        return run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines)
+
+    def _recorded(self, report: TickReport, spec: JobSpec, log: Log, attempt: Attempt, written: bool) -> None:
+        """An attempt's outcome is in the database (or another runner took the job over):
+        only now is it reported, so what is printed is what was recorded."""
+        report.results.append(SlotResult(spec.name, log.slot, attempt))
+        lost = "" if written else "; not recorded: another runner took the job over"
+        self.say(f"{spec.name} {format_instant(log.slot)}: {attempt.outcome} ({attempt.duration:.2f} s){lost}\n")
         if attempt.is_error:
             failure_logger.error(
                 "%s: slot %s %s: %s: %s",
                 spec.name,
-                format_instant(slot),
+                format_instant(log.slot),
                 attempt.outcome,
                 attempt.error_type,
                 attempt.error_value,
             )
-        return attempt
 
     # --- dry run -------------------------------------------------------------------------
 
-    def _dry_run(self, due: list[Due], now: datetime, report: TickReport) -> TickReport:
-        """Each due job's first slots, and the last one if more follow: never every slot."""
-        jobs = {job.name: job for job in Job.objects.filter(name__in=[item.spec.name for item in due])}
-        for item in due:
-            spec = item.spec
-            job = jobs.get(spec.name) or Job(name=spec.name, **Job.fresh_state(spec.schedule, now))
-            slots = slots_to_run(spec, job.next_slot, job.anchor(now), now, item.forced)
-            shown = list(islice(slots, conf.get("CRONTABBER_DRY_RUN_SHOWN")))
-            if not shown:
-                continue
-            more = next(slots, None) is not None
-            # The last due slot, found without walking the backlog; bounded: "more" alone.
-            last = spec.schedule.latest_at_or_before(now, job.anchor(now)) if more and not spec.max_backfill else None
-            report.planned[spec.name] = (shown, last, more)
-        return report
+    def _dry_run(self, control: Control, specs: list[JobSpec], now: datetime, force: bool, report) -> None:
+        """What a real tick at this instant would run, as it would (realigned schedules,
+        other runners' claims, dependencies met by the jobs before, every job succeeding),
+        writing nothing. Each job's first slots, and the last one if more follow."""
+        if self._held_all(control, force, report):
+            return
+        rows, jobs = Job.objects.tick_rows(), {job.name: job for job in Job.objects.all()}
+        for spec in specs:
+            job = jobs.get(spec.name)
+            schedule = effective_spec(spec, job).schedule
+            if job and job.next_run and job.schedule != schedule.description and not job.is_claimed(now):
+                job.next_slot, job.next_run = job.realigned(schedule, now)
+                rows[spec.name] = rows[spec.name]._replace(next_run=job.next_run)
+        successes = {name: job.last_success for name, job in jobs.items()}
+        for item in plan(specs, rows, now, force):
+            job = jobs.get(item.spec.name) or Job(name=item.spec.name, **Job.fresh_state(item.spec.schedule, now))
+            if not job.is_claimed(now):  # a real tick skips what another runner holds
+                self._plan_job(item, job, now, successes, report)
+
+    def _plan_job(self, item: Due, job: Job, now: datetime, successes: dict, report: TickReport) -> None:
+        spec, shown_most = item.spec, conf.get("CRONTABBER_DRY_RUN_SHOWN")
+        slots = slots_to_run(spec, job.next_slot, job.anchor(now), now, item.forced)
+        if spec.depends_on and not self.forcing:  # walked in full: each slot may wait
+            slots = iter(list(takewhile(lambda slot: not waiting_for(spec, slot, successes), slots)))
+        shown = list(islice(slots, shown_most))
+        if not shown:
+            return
+        following = list(islice(slots, 1))
+        last = shown[-1] if not following else self._last_planned(spec, job, now, following[0], slots)
+        successes[spec.name] = max(filter(None, [successes.get(spec.name), last]))  # as if it succeeded
+        report.planned[spec.name] = (shown, last if following else None, bool(following))
+
+    @staticmethod
+    def _last_planned(spec: JobSpec, job: Job, now: datetime, following: datetime, rest) -> datetime:
+        """The last slot a long backlog runs this tick, found without walking it when unbounded."""
+        if spec.max_backfill or spec.depends_on:
+            return deque(chain([following], rest), maxlen=1)[0]
+        return spec.schedule.latest_at_or_before(now, job.anchor(now))

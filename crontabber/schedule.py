@@ -25,8 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = UTC
 MINUTE = timedelta(minutes=1)
-_FREQUENCY = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+# ASCII digits and spaces only: int() would read "٣" as 3 and str.split() a no-break space.
+_FREQUENCY = re.compile(r"^\s*(\d{1,12})\s*([mhd])\s*$", re.ASCII)
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)
+# The longest frequency: beyond it, slot arithmetic overflows datetimes soon enough to
+# matter (and no upkeep job runs less than once a decade).
+MAX_FREQUENCY = timedelta(days=3660)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -39,7 +43,10 @@ def parse_frequency(text: str) -> timedelta:
     match = _FREQUENCY.match(str(text))
     if not match or int(match.group(1)) == 0:
         raise ScheduleError(f"{text!r} is not a frequency like '5m', '2h' or '1d'")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    count, unit = int(match.group(1)), _UNITS[match.group(2)]
+    if count > MAX_FREQUENCY / timedelta(**{unit: 1}):
+        raise ScheduleError(f"{text!r} is longer than the longest frequency, {MAX_FREQUENCY.days}d (about ten years)")
+    return timedelta(**{unit: count})
 
 
 def parse_time(text: str) -> time:
@@ -230,7 +237,10 @@ def parse_instant(text: str, default_zone=UTC) -> datetime:
         raise ScheduleError(f"{text!r} is not an ISO 8601 time like 2026-03-29T02:00:00+00:00") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_zone)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is before the first instant a datetime holds
+        raise ScheduleError(f"{text!r} is out of the range of times crontabber can work with") from None
 
 
 def format_instant(instant: datetime) -> str:

@@ -20,6 +20,9 @@ attempt_finished = Signal()
 
 def send(signal: Signal, **kwargs) -> None:
     """Send to every receiver; one that raises is logged and the others still run."""
-    for receiver, error in signal.send_robust(sender=Job, **kwargs):
-        if isinstance(error, Exception):
-            logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
+    try:
+        for receiver, error in signal.send_robust(sender=Job, **kwargs):
+            if isinstance(error, Exception):
+                logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
+    except SystemExit as exit_:  # a receiver that calls sys.exit() does not stop the runner
+        logger.error("%s: a receiver of %s called sys.exit(%r)", kwargs["spec"].name, signal, exit_.code)

@@ -36,7 +36,12 @@ def one_line(error: BaseException) -> str:
 
 
 def database_error(error: DatabaseError) -> CommandError:
-    return CommandError(f"database error: {one_line(error)}")
+    message = one_line(error)
+    if "crontabber_" in message and any(
+        words in message for words in ("no such table", "does not exist", "doesn't exist")
+    ):
+        message += " (run 'manage.py migrate' first)"
+    return CommandError(f"database error: {message}")
 
 
 def known_names(registry):

@@ -5,10 +5,11 @@ from django.db import DatabaseError
 
 from crontabber import health
 from crontabber.models import Job
-from crontabber.registry import RegistryError, load_jobs
+from crontabber.registry import RegistryError, effective_spec, load_jobs
 
 from ._common import database_error, one_line, registry_or_error
 
+NOT_IN_REGISTRY = "not in registry"
 VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
 
 
@@ -53,27 +54,37 @@ class Command(BaseCommand):
         if check:
             return self._check(names, format)
         registry = registry_or_error()
-        unknown = [name for name in names if name not in registry]
-        if unknown:
-            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
-        specs = [registry[name] for name in names] if names else list(registry.values())
         try:
-            rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
+            rows = {job.name: job for job in Job.objects.all()}
         except DatabaseError as error:
             raise database_error(error) from None
-        entries = [self._entry(spec, rows.get(spec.name)) for spec in specs]
+        # Jobs with state that left the registry (removed or renamed) are listed, not hidden.
+        known = [*registry, *(name for name in rows if name not in registry)]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        entries = [self._entry(registry.get(name), rows.get(name), name) for name in names or known]
         if format == "json":
             self.stdout.write(json.dumps(entries, indent=2))
         else:
             self._table(entries)
 
-    def _entry(self, spec, job):
+    def _entry(self, spec, job, name):
+        if spec is not None:
+            spec = effective_spec(spec, job)
         return {
-            "name": spec.name,
-            "cmd": " ".join([spec.cmd, *spec.cmd_args]),
-            "schedule": spec.schedule.description,
-            "enabled": spec.enabled,
-            "backfill": spec.backfill,
+            "name": name,
+            "in_registry": spec is not None,
+            "cmd": " ".join([spec.cmd, *spec.cmd_args]) if spec else None,
+            "schedule": spec.schedule.description if spec else NOT_IN_REGISTRY,
+            "enabled": spec.enabled if spec else False,
+            "backfill": spec.backfill if spec else False,
+            **self._state(job),
+        }
+
+    @staticmethod
+    def _state(job):
+        return {
             "next_run": iso(job and job.next_run),
             "next_slot": iso(job and job.next_slot),
             "last_run": iso(job and job.last_run),
@@ -105,6 +116,8 @@ class Command(BaseCommand):
         lines = [header]
         for e in entries:
             next_run = when(e["next_run"]) if e["enabled"] else "disabled"
+            if not e["in_registry"]:
+                next_run = "never (not in the registry)"
             if e["enabled"] and e["first_run"] is None:
                 next_run = "next tick (new)"
             running = f"since {when(e['ongoing'])} by {e['claimed_by']}" if e["ongoing"] else "-"

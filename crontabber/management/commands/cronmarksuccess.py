@@ -1,11 +1,17 @@
+from itertools import islice, takewhile
+
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber import repair
+from crontabber.models import Job
+from crontabber.registry import effective_spec
 from crontabber.schedule import ScheduleError, format_instant, parse_instant
 
-from ._common import RepairCommand, database_error, registry_or_error, select_names
+from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
+
+BACKLOG_ASKED = 10_000  # slots: a larger backlog left by a mark needs --yes
 
 
 class Command(RepairCommand):
@@ -19,19 +25,26 @@ class Command(RepairCommand):
             metavar="ISO8601",
             help="the slot to mark (default now); a time without offset is read in TIME_ZONE",
         )
+        parser.add_argument(
+            "--yes", action="store_true", help=f"mark even when it leaves more than {BACKLOG_ASKED:,} slots to backfill"
+        )
 
-    def handle(self, *args, names=(), all_jobs=False, time=None, **options):
+    def handle(self, *args, names=(), all_jobs=False, time=None, yes=False, **options):
         registry = registry_or_error()
         now = timezone.now()
+        marked = marked_slot(time, now)
         try:
-            marked = parse_instant(time, timezone.get_default_timezone()) if time else now.replace(microsecond=0)
-        except ScheduleError as error:
-            raise CommandError(f"--time: {error}") from None
-        if marked > now:
-            raise CommandError(f"--time {format_instant(marked)} is in the future")
-        selected = select_names(names, all_jobs, set(registry))
-        try:
-            done = repair.mark_success([registry[name] for name in selected], marked, now, by="cronmarksuccess")
+            selected = select_names(names, all_jobs, set(registry) if all_jobs else known_names(registry))
+            outside = [name for name in selected if name not in registry]
+            if outside:
+                raise CommandError(
+                    f"{', '.join(outside)}: not in the registry, so there is no schedule to mark; "
+                    "register it first; nothing was changed"
+                )
+            specs = [registry[name] for name in selected]
+            if not yes:
+                refuse_a_large_backlog(specs, marked, now)
+            done = repair.mark_success(specs, marked, now, by="cronmarksuccess")
         except repair.RepairError as error:
             raise CommandError(str(error)) from None
         except DatabaseError as error:
@@ -40,4 +53,34 @@ class Command(RepairCommand):
             self.stdout.write(
                 f"{job.name}: marked succeeded at {format_instant(job.last_success)}; "
                 f"next run {format_instant(job.next_run)}"
+            )
+
+
+def marked_slot(text, now):
+    """--time as an instant (default now); refused when empty, unreadable or in the future."""
+    if text is None:
+        return now.replace(microsecond=0)
+    try:
+        marked = parse_instant(text, timezone.get_default_timezone())
+    except ScheduleError as error:
+        raise CommandError(f"--time: {error}") from None
+    if marked > now:
+        raise CommandError(f"--time {format_instant(marked)} is in the future")
+    return marked
+
+
+def refuse_a_large_backlog(specs, marked, now) -> None:
+    """A mark far back leaves a backfill job every slot since to run: ask first."""
+    jobs = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
+    for spec in specs:
+        if not spec.backfill:
+            continue
+        job = jobs.get(spec.name)
+        schedule = effective_spec(spec, job).schedule
+        anchor = job.first_run if job and job.first_run else marked
+        slots = takewhile(lambda slot: slot <= now, schedule.slots_after(marked, anchor))
+        if sum(1 for _ in islice(slots, BACKLOG_ASKED + 1)) > BACKLOG_ASKED:
+            raise CommandError(
+                f"{spec.name}: marking {format_instant(marked)} leaves more than {BACKLOG_ASKED:,} slots to "
+                "backfill; add --yes to mark anyway; nothing was changed"
             )

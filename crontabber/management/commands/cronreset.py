@@ -19,7 +19,9 @@ class Command(RepairCommand):
         except DatabaseError as error:
             raise database_error(error) from None
         for name in selected:
-            if name in jobs:
+            if name in jobs and name not in registry:
+                self.stdout.write(f"{name}: reset; it is not in the registry, so it does not run")
+            elif name in jobs:
                 self.stdout.write(f"{name}: reset; it runs on the next tick as a new job")
             else:
                 self.stdout.write(f"{name}: has no state yet; nothing to reset")

@@ -6,8 +6,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
 
 from crontabber import conf
+from crontabber.models import Job
+from crontabber.plan import why_not_run
+from crontabber.registry import effective_spec
 from crontabber.runner import Runner
 from crontabber.schedule import format_instant
 
@@ -36,14 +40,20 @@ def check_options(jobs, force, job_arg, dry_run, loop, interval, max_ticks) -> N
         raise CommandError("--max-ticks must be 0 or more")
 
 
+RESERVED_OPTIONS = {"run-time", "run_time", "last-success", "last_success"}  # crontabber passes these itself
+
+
 def job_arguments(items) -> dict[str, str]:
     """--job-arg NAME=VALUE... as {NAME: VALUE}."""
     extra = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip().lstrip("-")
+        if not sep or not key:
             raise CommandError(f"--job-arg {item!r} is not NAME=VALUE")
-        extra[key.strip().lstrip("-")] = value
+        if key in RESERVED_OPTIONS:
+            raise CommandError(f"--job-arg {key}: crontabber passes --{key} itself; give another option")
+        extra[key] = value
     return extra
 
 
@@ -108,6 +118,8 @@ class Command(BaseCommand):
         report = self._tick(runner, dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values()))
         if dry_run:
             self._print_plan(report)
+        elif jobs:
+            self._explain(report, jobs, registry, extra)
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal; unfinished slots run on the next tick")
         if jobs and report.failed:
@@ -126,6 +138,18 @@ class Command(BaseCommand):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    def _explain(self, report, names, registry, extra) -> None:
+        """Say why a job named with --job ran nothing, and that a --job-arg went unused."""
+        ran = {result.job for result in report.results} | {name for name, _ in report.waiting}
+        idle = [name for name in dict.fromkeys(names) if name not in ran]
+        jobs = {job.name: job for job in Job.objects.filter(name__in=idle)}
+        now = timezone.now()
+        for name in idle:
+            spec = effective_spec(registry[name], jobs.get(name))
+            self.stdout.write(f"{name}: nothing ran: {why_not_run(spec, jobs.get(name), now, report.held_all)}")
+        if extra and not report.results:
+            self.stdout.write(f"--job-arg {', '.join(extra)}: not used, since nothing ran")
 
     def _loop(self, registry, interval: float, max_ticks: int) -> None:
         """Tick now, then at every multiple of ``interval`` seconds of the clock (so the

@@ -1,0 +1,62 @@
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+
+from tests.jobs.models import Execution
+
+
+class Weird(BaseException):
+    """What no `except Exception` catches."""
+
+
+class Command(BaseCommand):
+    help = "Test job: misbehaves in the way --how says (the fuzz test's and the edge tests' adversary)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run-time", default="")
+        parser.add_argument("--last-success", default="")
+        parser.add_argument(
+            "--how",
+            default="",
+            choices=[
+                "",
+                "raise",
+                "exit",
+                "base-exception",
+                "autocommit-off",
+                "begin",
+                "swallow-timeout",
+                "nul",
+                "flood",
+            ],
+        )
+        parser.add_argument("--seconds", type=float, default=0.0)
+
+    def handle(self, *args, how="", seconds=0.0, run_time="", **options):
+        if how == "raise":
+            raise RuntimeError("misbehaving on purpose")
+        if how == "exit":
+            sys.exit(3)
+        if how == "base-exception":
+            raise Weird("not an Exception at all")
+        if how == "autocommit-off":
+            transaction.set_autocommit(False)
+            Execution.objects.create(label="uncommitted", slot=run_time, pid=0, started=time.time())
+        if how == "begin":
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+            Execution.objects.create(label="uncommitted", slot=run_time, pid=0, started=time.time())
+        if how == "swallow-timeout":
+            for _ in range(int(seconds / 0.05)):  # counted: tests freeze the clock
+                try:
+                    time.sleep(0.05)
+                except BaseException:  # noqa: S110 - the point: a job that swallows everything
+                    pass
+        if how == "nul":
+            self.stdout.write("a NUL \x00 in the output")
+        if how == "flood":
+            for _ in range(200):
+                self.stdout.write("x" * 10_000, ending="")
+        self.stdout.write(f"done {how}")

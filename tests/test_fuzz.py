@@ -1,0 +1,152 @@
+"""Hypothesis throws random registries, operators' overrides, command lines and job
+behaviours at cronrun, and checks the promises: no traceback out of the command, only
+documented exit statuses, no row left running, and every healthy job's due slots run
+exactly once. CRONTABBER_FUZZ_EXAMPLES sets the depth (a deeper run: 500)."""
+
+import os
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from freezegun import freeze_time
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crontabber.models import Control, Job, Log
+from crontabber.registry import load_jobs
+from tests.helpers import at
+from tests.jobs import control
+from tests.jobs.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+EXAMPLES = int(os.environ.get("CRONTABBER_FUZZ_EXAMPLES", "25"))
+START = at("2026-05-01 10:07")
+SCHEDULES = [
+    {"frequency": "5m"},
+    {"frequency": "1h"},
+    {"frequency": "1d", "time": "03:30"},
+    {"cron": "*/10 * * * *"},
+    {"cron": "0 * * * *", "timezone": "Europe/Berlin"},
+]
+BEHAVIOURS = ["raise", "exit", "base-exception", "autocommit-off", "begin", "swallow-timeout", "nul", "flood"]
+BAD_VALUES = [
+    {"frequency": "999999999d"},
+    {"frequency": "٣m"},
+    {"timeout": float("nan")},
+    {"timeout": 1e300},
+    {"max_backfill": 10**30},
+    {"name": "x" * 250},
+    {"cron": "*/0 * * * *"},
+]
+OVERRIDES = ["", "", "30m", "06:00,18:00", "999999999999m", "25:00", "٣m", "1d"]
+
+
+@st.composite
+def registries(draw):
+    entries = []
+    for n in range(draw(st.integers(1, 4))):
+        entry = {
+            "name": f"ok{n}",
+            "cmd": "record",
+            "cmd_args": ["--label", f"ok{n}"],
+            **draw(st.sampled_from(SCHEDULES)),
+        }
+        entry["backfill"] = draw(st.booleans())
+        if draw(st.integers(0, 4)) == 0:
+            entry["max_backfill"] = draw(st.integers(1, 5))
+        if n and draw(st.integers(0, 3)) == 0:
+            entry["depends_on"] = [f"ok{draw(st.integers(0, n - 1))}"]
+        entries.append(entry)
+    for n in range(draw(st.integers(0, 3))):
+        how = draw(st.sampled_from(BEHAVIOURS))
+        args = ["--how", how, "--seconds", "0.5"]
+        entry = {"name": f"bad{n}", "cmd": "misbehave", "cmd_args": args, **draw(st.sampled_from(SCHEDULES))}
+        if how == "swallow-timeout":
+            entry["timeout"] = 0.1
+        entries.append(entry)
+    if draw(st.integers(0, 5)) == 0:
+        entries[0] = {**entries[0], **draw(st.sampled_from(BAD_VALUES))}
+    return entries
+
+
+command_lines = st.sampled_from(
+    [
+        [],
+        [],
+        ["--dry-run"],
+        ["--job", "ok0"],
+        ["--job", "ok0", "--force"],
+        ["--job", "ok0", "--force", "--job-arg", "colour=red"],
+        ["--job", "ghost"],
+        ["--force"],
+        ["--max-ticks", "1"],
+        ["--job-arg", "x"],
+    ]
+)
+
+
+def cronrun(args):
+    """cronrun as its user sees it: returns the exit status, or fails the test on a traceback."""
+    try:
+        call_command("cronrun", *args)
+    except CommandError:
+        return 1
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+def clean_slate():
+    Log.objects.all().delete()
+    Job.objects.all().delete()
+    Control.objects.all().delete()
+    Execution.objects.all().delete()
+    control.reset()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    registry=registries(),
+    overrides=st.lists(st.tuples(st.sampled_from(OVERRIDES), st.sampled_from([None, True, False])), max_size=4),
+    args=command_lines,
+    later=st.integers(1, 600),
+)
+def test_cronrun_keeps_its_promises_whatever_it_is_given(jobs, registry, overrides, args, later):
+    clean_slate()
+    jobs(registry)
+    with freeze_time(START):
+        first = cronrun([])
+    for (schedule, enabled), name in zip(overrides, [e["name"] for e in registry]):
+        Job.objects.filter(name=name).update(schedule_override=schedule, enabled_override=enabled)
+    now = START + timedelta(minutes=later)
+    with freeze_time(now):
+        second = cronrun(args)
+        third = cronrun([])
+    assert {first, second, third} <= {0, 1}
+    assert not Log.objects.filter(outcome="running").exists()
+    assert set(Log.objects.values_list("outcome", flat=True)) <= {"success", "failure", "timeout", "skipped"}
+    assert not Job.objects.exclude(claimed_by="").exists()
+    if first == 1:  # a registry mistake: refused before anything ran
+        assert not Log.objects.exists()
+        return
+    runs = [(call["label"], call["run_time"]) for call in control.CALLS if call["run_time"] is not None]
+    assert len(runs) == len(set(runs)), "a slot ran twice"
+    for spec in load_jobs():
+        job = Job.objects.get(name=spec.name)
+        healthy = spec.cmd == "record" and spec.backfill and not spec.depends_on and spec.max_backfill is None
+        if healthy and job.enabled_override is not False and not job.schedule_override and job.first_run:
+            succeeded = Counter(Log.objects.filter(job=job, outcome="success").values_list("slot", flat=True))
+            assert all(succeeded[slot] == 1 for slot in due_slots(spec, job, now)), spec.name
+
+
+def due_slots(spec, job, now):
+    """Every slot of the job's schedule from its first one through ``now``."""
+    first = spec.schedule.first_slot(job.first_run)
+    slots = [first] if first <= now else []
+    for slot in spec.schedule.slots_after(first, job.first_run):
+        if slot > now:
+            break
+        slots.append(slot)
+    return slots
