@@ -4,6 +4,7 @@ DST rules). croniter parses the fields; finding the slots is ours."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -36,6 +37,10 @@ _NAMES = {
     3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
+_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+# Each field's lowest and highest value (day of week: 7 is Sunday too, but a wrap-around
+# ends at Saturday).
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 # How far a search for the next matching day may look before the cron expression
 # is declared unsatisfiable (Feb 29 on a Monday recurs within 28 years).
 _MAX_DAYS_SEARCHED = 366 * 29
@@ -47,9 +52,9 @@ class CronSchedule(Schedule):
 
     minutes: tuple[int, ...]
     hours: tuple[int, ...]
-    days_of_month: frozenset  # ints and 'l' (last day of the month); empty = any
+    days_of_month: frozenset  # ints and 'l' (last day of the month)
     months: frozenset  # empty = any
-    days_of_week: frozenset  # 0 = Sunday; empty = any
+    days_of_week: frozenset  # every week (0 = Sunday); a field of only "5#2"/"L5" terms has none
     nth_weekday: dict  # day of week -> {n}: "5#2" is the second Friday, "L5" ({'l'}) the last
     days_and: bool  # both day fields must match (one of them starts with '*')
     real_time: bool  # minute or hour field starts with '*': keep real elapsed spacing
@@ -67,24 +72,23 @@ class CronSchedule(Schedule):
     def _day_matches(self, day: date) -> bool:
         if self.months and day.month not in self.months:
             return False
-        if self.days_and or not self.days_of_month or not self.days_of_week:
+        if self.days_and:
             return self._day_of_month_matches(day) and self._day_of_week_matches(day)
         return self._day_of_month_matches(day) or self._day_of_week_matches(day)  # cron's OR of the day fields
 
     def _day_of_month_matches(self, day: date) -> bool:
-        if not self.days_of_month or day.day in self.days_of_month:
+        if day.day in self.days_of_month:
             return True
         return "l" in self.days_of_month and (day + timedelta(days=1)).month != day.month
 
     def _day_of_week_matches(self, day: date) -> bool:
+        """A plain weekday matches every week; "3#1" or "L3" only its week ("1,2,3#1" is either)."""
         dow = (day.weekday() + 1) % 7
-        if not self.days_of_week:
+        if dow in self.days_of_week:
             return True
-        if dow not in self.days_of_week:
-            return False
-        nth = self.nth_weekday.get(dow)
+        nth = self.nth_weekday.get(dow, ())
         last = (day + timedelta(days=7)).month != day.month
-        return not nth or (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
+        return (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
 
     def _day_slots(self, day: date) -> list[datetime]:
         """The day's slots as sorted UTC instants (at most 1,440)."""
@@ -169,35 +173,101 @@ def single_values_for_croniter(fields: list[str]) -> str:
     return " ".join(",".join(term(text, i) for text in field.split(",")) for i, field in enumerate(fields))
 
 
-def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
+def _ascii_text(expression) -> str:
+    """Fields one space apart; other than ASCII refused, as Vixie cron splits on blanks only."""
+    text = str(expression)
+    for char in text:
+        if not (" " <= char <= "~" or char in "\t\n\r\x0b\x0c"):
+            name = unicodedata.name(char, "a control character")
+            raise ScheduleError(
+                f"{expression!r} contains {name} (U+{ord(char):04X}): write cron expressions in ASCII, "
+                "with plain spaces between the fields"
+            )
+    return " ".join(text.split())
+
+
+def _wrap_around(start: int, end: int, step: str, field: int) -> str:
+    """The two upward ranges that say what a downward range such as "5-1" means."""
+    low, high = _BOUNDS[field]
+    suffix = f"/{step}" if step else ""
+    if field == 4 and end == 0:
+        return f"{start}-7{suffix}"  # "FRI-SUN": 7 is Sunday too
+    first = f"{start}-{high}{suffix}" if start < high else str(start)
+    second = f"{low}-{end}{suffix}" if end > low else str(low)
+    return f"{first},{second}"
+
+
+def _check_term(expression: str, term: str, field: int) -> None:
+    """Refuse a zero step and a downward range, as Vixie cron does (croniter ignores or wraps them)."""
+    span, _, step = term.partition("/")
+    where = f"{term!r} in the {_FIELD_NAMES[field]} field"
+    if step.isdigit() and int(step) == 0:
+        raise ScheduleError(f"{expression!r}: {where} has a step of 0; a step must be 1 or more")
+    first, dash, last = span.partition("-")
+    start, end = _field_value(first, field), _field_value(last, field)
+    top = 7 if field == 4 else _BOUNDS[field][1]
+    if not dash or not all(isinstance(v, int) and _BOUNDS[field][0] <= v <= top for v in (start, end)):
+        return  # not a range, or one croniter refuses with its own message
+    if start > end:
+        raise ScheduleError(
+            f"{expression!r}: {where} runs downward; ranges go up, so write a wrap-around as two "
+            f"ranges: {_wrap_around(start, end, step, field)!r}"
+        )
+
+
+def _weekday_terms(field: str) -> tuple[str, str]:
+    """Plain terms ("1,2") apart from n-th/last ones ("3#1", "L5"): croniter refuses them mixed."""
+    terms = field.split(",")
+    special = [term for term in terms if "#" in term or term.lower().startswith("l")]
+    return ",".join(term for term in terms if term not in special), ",".join(special)
+
+
+def _expand(expression: str, fields: list[str]):
+    """croniter's reading of five fields, its errors as one-line ScheduleErrors."""
     from croniter import croniter  # croniter parses the fields; iteration is ours
 
-    text = " ".join(str(expression).split())
-    fields_text = MACROS.get(text.lower(), text)
-    fields = fields_text.split()
+    try:
+        return croniter.expand(single_values_for_croniter(fields))
+    except Exception as error:  # croniter raises several unrelated types
+        raise ScheduleError(f"{expression!r} is not a valid cron expression: {error}") from None
+
+
+def _values(field: list, every=()) -> frozenset:
+    """A field croniter expanded; a '*' anywhere in its list is the whole field ("*,5")."""
+    return frozenset(every) if "*" in field else frozenset(field)
+
+
+def _fields(expression, text: str) -> list[str]:
+    """The five fields of an expression or macro, each term checked."""
+    fields = MACROS.get(text.lower(), text).split()
     if len(fields) != 5 or text.lower() == "@reboot":
         raise ScheduleError(f"{expression!r} is not a five-field cron expression or a macro such as '@daily'")
     if "w" in fields[2].lower():
         # croniter accepts "15W" (the weekday nearest the 15th) but expands it to plain 15.
         raise ScheduleError(f"{expression!r}: 'W' (nearest weekday) is not supported")
-    try:
-        expanded, nth = croniter.expand(single_values_for_croniter(fields))
-    except Exception as error:  # croniter raises several unrelated types
-        raise ScheduleError(f"{expression!r} is not a valid cron expression: {error}") from None
+    for index, field in enumerate(fields):
+        for term in field.split(","):
+            _check_term(expression, term, index)
+    return fields
 
-    def values(field, every=()):
-        return frozenset(every) if field == ["*"] else frozenset(field)
 
-    minutes, hours, dom, months, dow = expanded
+def parse_cron(expression: str, zone: ZoneInfo) -> CronSchedule:
+    """A cron expression read as Vixie cron reads it; ScheduleError (one line) if it cannot be."""
+    text = _ascii_text(expression)
+    fields = _fields(expression, text)
+    plain, special = _weekday_terms(fields[4])
+    (minutes, hours, dom, months, dow), _ = _expand(expression, [*fields[:4], plain or "*"])
+    nth = _expand(expression, ["0", "0", "*", "*", special])[1] if special else {}
     schedule = CronSchedule(
-        minutes=tuple(range(60)) if minutes == ["*"] else tuple(sorted(minutes)),
-        hours=tuple(range(24)) if hours == ["*"] else tuple(sorted(hours)),
+        minutes=tuple(sorted(_values(minutes, range(60)))),
+        hours=tuple(sorted(_values(hours, range(24)))),
         # croniter also writes '*' for a day field that only covers every day ("0/1"
         # beside "1,*/2"); spelled out, it still takes part in the OR of the day fields.
-        days_of_month=values(dom, range(1, 32)),
-        months=values(months),
-        days_of_week=values(dow, range(7)),
+        days_of_month=_values(dom, range(1, 32)),
+        months=_values(months),
+        days_of_week=_values(dow, range(7)) if plain else frozenset(),
         nth_weekday={day: frozenset(ns) for day, ns in nth.items()},
+        # As in Vixie cron: by the field's first character, so "*,5" is a '*' and "5,*" is not.
         days_and=fields[2].startswith("*") or fields[4].startswith("*"),
         real_time=fields[0].startswith("*") or fields[1].startswith("*"),
         zone=zone,

@@ -100,6 +100,76 @@ def test_cron_names_macros_and_day_fields():
     assert take(build_schedule(cron="0 0 * * 5#2"), at("2026-11-01 00:00"), 1) == [at("2026-11-13 00:00")]
 
 
+def days(expression, after, n):
+    return [slot.strftime("%a %d %b") for slot in take(build_schedule(cron=expression), at(after), n)]
+
+
+def test_a_star_in_a_list_is_the_whole_field():
+    """Vixie cron reads '*' in a list as first-last; croniter kept a literal '*' value."""
+    assert take(build_schedule(cron="*,5 * * * *"), at("2026-11-20 10:00"), 3) == [
+        at("2026-11-20 10:01"),
+        at("2026-11-20 10:02"),
+        at("2026-11-20 10:03"),
+    ]
+    assert days("0 0 * *,2 *", "2026-11-20 10:00", 3) == ["Sat 21 Nov", "Sun 22 Nov", "Mon 23 Nov"]
+    assert days("* * * * *,0", "2026-11-20 10:00", 1) == ["Fri 20 Nov"]  # was a TypeError
+
+
+def test_a_star_in_a_day_field_counts_for_the_or_rule_only_as_its_first_character():
+    """As in Vixie cron's entry.c (DOM_STAR/DOW_STAR from the field's first character)."""
+    # '*,5' starts with '*': both day fields must match, so Mondays only.
+    assert days("0 0 *,5 * 1", "2026-11-20 10:00", 3) == ["Mon 23 Nov", "Mon 30 Nov", "Mon 07 Dec"]
+    # '5,*' does not: every day of the month OR Monday, so every day.
+    assert days("0 0 5,* * 1", "2026-11-20 10:00", 3) == ["Sat 21 Nov", "Sun 22 Nov", "Mon 23 Nov"]
+    assert days("0 0 13 * 3#1,*", "2026-11-20 10:00", 2) == ["Sat 21 Nov", "Sun 22 Nov"]
+    assert days("0 0 13 * *,3#1", "2026-11-20 10:00", 2) == ["Sun 13 Dec", "Wed 13 Jan"]
+
+
+def test_nth_and_last_weekdays_beside_plain_weekdays():
+    # Monday, Tuesday or the first Wednesday of the month.
+    assert days("0 0 * * 1,2,3#1", "2026-11-30 10:00", 7) == [
+        "Tue 01 Dec",
+        "Wed 02 Dec",
+        "Mon 07 Dec",
+        "Tue 08 Dec",
+        "Mon 14 Dec",
+        "Tue 15 Dec",
+        "Mon 21 Dec",
+    ]
+    assert days("0 0 * * L5,MON", "2026-11-20 10:00", 3) == ["Mon 23 Nov", "Fri 27 Nov", "Mon 30 Nov"]
+    assert days("0 0 * * 0,7#1", "2026-11-20 10:00", 2) == ["Sun 22 Nov", "Sun 29 Nov"]  # every Sunday
+
+
+ZERO = "has a step of 0; a step must be 1 or more"
+DOWN = "runs downward; ranges go up, so write a wrap-around as two ranges:"
+ASCII = "write cron expressions in ASCII, with plain spaces between the fields"
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("5-5/0 * * * *", f"'5-5/0 * * * *': '5-5/0' in the minute field {ZERO}"),
+        ("*/0 * * * *", f"'*/0 * * * *': '*/0' in the minute field {ZERO}"),
+        ("0 0 * * MON-MON/00", f"'0 0 * * MON-MON/00': 'MON-MON/00' in the day-of-week field {ZERO}"),
+        ("0 1,3/0 * * *", f"'0 1,3/0 * * *': '3/0' in the hour field {ZERO}"),
+        ("5-1 * * * *", f"'5-1 * * * *': '5-1' in the minute field {DOWN} '5-59,0-1'"),
+        ("0 0 * * 5-1", f"'0 0 * * 5-1': '5-1' in the day-of-week field {DOWN} '5-6,0-1'"),
+        ("0 0 * * FRI-SUN", f"'FRI-SUN' in the day-of-week field {DOWN} '5-7'"),
+        ("0 22-2/2 * * *", f"'22-2/2' in the hour field {DOWN} '22-23/2,0-2/2'"),
+        ("0 0 25-5 * *", f"'25-5' in the day-of-month field {DOWN} '25-31,1-5'"),
+        ("0 0 1 NOV-FEB *", f"'NOV-FEB' in the month field {DOWN} '11-12,1-2'"),
+        ("0\u00a00 * * *", f"'0\\xa00 * * *' contains NO-BREAK SPACE (U+00A0): {ASCII}"),
+        ("0 0 * * *\u2003", f"contains EM SPACE (U+2003): {ASCII}"),
+        ("\u0665 * * * *", f"contains ARABIC-INDIC DIGIT FIVE (U+0665): {ASCII}"),
+        ("0 0 * * \x1c", f"contains a control character (U+001C): {ASCII}"),
+    ],
+)
+def test_cron_expressions_vixie_cron_refuses_are_refused_in_one_line(expression, message):
+    with pytest.raises(ScheduleError) as refused:
+        build_schedule(cron=expression)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -180,8 +180,12 @@ MACROS = {  # written out here, independently of the schedule module
 @st.composite
 def cron_field(draw, low: int, high: int, names: list[str] | None = None, dense: bool = False) -> str:
     """One field in any of the forms cron allows: *, */n, a, a-b, a-b/n, a/n and
-    comma-separated lists of these; month and weekday names in any case."""
+    comma-separated lists of these ('*' among them too); month and weekday names in any
+    case. Now and then a form cron refuses: a zero step, a downward range."""
     case = draw(st.sampled_from([str.upper, str.lower, str.title])) if names else str
+
+    def step() -> int:
+        return 0 if draw(st.integers(0, 39)) == 0 else draw(st.integers(1, high - low + 1))
 
     def show(value: int, name_ok: bool = True) -> str:
         if names and name_ok and value < low + len(names) and draw(st.booleans()):
@@ -189,18 +193,22 @@ def cron_field(draw, low: int, high: int, names: list[str] | None = None, dense:
         return str(value)
 
     def term() -> str:
-        kind = draw(st.sampled_from(["a", "a", "a-b", "a-b", "a-b/n", "a/n", "*/n"]))
+        kind = draw(st.sampled_from(["a", "a", "a-b", "a-b", "a-b/n", "a/n", "*/n"] * 6 + ["*", "b-a"]))
         a = draw(st.integers(low, high))
         if kind == "a":
             return show(a)
+        if kind == "*":
+            return "*"
         if kind == "*/n":
-            return f"*/{draw(st.integers(1, high - low + 1))}"
+            return f"*/{step()}"
         if kind == "a/n":
-            return f"{show(a)}/{draw(st.integers(1, high - low + 1))}"
+            return f"{show(a)}/{step()}"
+        if kind == "b-a":  # downward: refused by both (cronsim: "Bad minute")
+            return f"{high}-{show(a)}" if a < high else f"{show(a)}-{low}"
         b = draw(st.integers(a, min(high, a + draw(st.sampled_from([0, 1, 3, high - low])))))
         # A name can end a range only if it sorts after the start (so no "FRI-SUN").
         span = f"{show(a)}-{show(b, name_ok=b < low + len(names or []))}"
-        return span if kind == "a-b" else f"{span}/{draw(st.integers(1, high - low + 1))}"
+        return span if kind == "a-b" else f"{span}/{step()}"
 
     # Mostly a few values for minutes and hours (every minute is slow to compare).
     shapes = ["list"] * 8 + ["*/n"] * 3 + ["*"] if dense else ["list", "list", "*/n", "*", "*"]
@@ -227,7 +235,7 @@ def cron_expressions(draw) -> str:
     dom = draw(cron_field(1, 31)) if dom == "field" else dom
     month = draw(cron_field(1, 12, MONTH_NAMES))
     dow_kind = draw(st.integers(0, 9))
-    if dow_kind == 0:  # the n-th or last weekday of the month: "5#2", "MON#1,fri#3", "L5"
+    if dow_kind <= 1:  # the n-th or last weekday, alone or beside others: "5#2", "1,2,3#1", "L5,*"
 
         def nth() -> str:
             if draw(st.integers(0, 2)) == 0:
@@ -235,7 +243,12 @@ def cron_expressions(draw) -> str:
             day = draw(st.sampled_from([str(d) for d in range(7)] + DAY_NAMES))
             return f"{day}#{draw(st.integers(1, 5))}"
 
-        dow = ",".join(nth() for _ in range(draw(st.integers(1, 2))))
+        def plain() -> str:
+            return draw(st.sampled_from(["*", "*/2", *map(str, range(8)), *DAY_NAMES, "1-5", "MON-FRI/2"]))
+
+        dow = ",".join(
+            nth() if dow_kind == 0 or draw(st.booleans()) else plain() for _ in range(draw(st.integers(1, 3)))
+        )
     else:
         dow = draw(cron_field(0, 7, DAY_NAMES))
     return f"{minute} {hour} {dom} {month} {dow}"
@@ -243,7 +256,7 @@ def cron_expressions(draw) -> str:
 
 _STEP_FROM = re.compile(r"^(\w+)/(\d+)$")
 _LAST_WEEKDAY = re.compile(r"^[lL](\d)$")
-_ONE_VALUE_RANGE = re.compile(r"^(\w+)-(\w+)/\d+$")
+_ONE_VALUE_RANGE = re.compile(r"^(\w+)-(\w+)/0*[1-9]\d*$")  # with a step (never 0: refused)
 
 
 def cronsim_form(expression: str) -> str:
@@ -252,7 +265,7 @@ def cronsim_form(expression: str) -> str:
     * Macros are written out (cronsim has none).
     * The last Friday of the month is "L5" for us (croniter's spelling), "5L" for cronsim.
     * A one-value range with a step, "5-5/10", is the value 5, as in Debian cron; cronsim
-      reads it as "5/10" (5, 15, 25, ...).
+      reads it as "5/10" (5, 15, 25, ...). A zero step ("5-5/0") stays, for both to refuse.
     * In the day-of-week field "a/n" steps from a to Saturday (6); cronsim goes on to 7
       (Sunday again): "1/2" is Mon, Wed, Fri for us, and Sunday too for it.
       7 is Sunday everywhere, so "7/n" is "0/n". Other fields have no such alias.
@@ -384,6 +397,10 @@ def at_utc(text: str) -> Start:
 @example("45 2 * * *", at_utc("2026-10-25 01:30"), 0)  # cronsim from a repeated hour
 @example("* 4 * * *", at_utc("2026-10-03 15:45"), 0)  # cronsim after Lord Howe's change
 @example("0 0 1,*/2 1 0/1", at_utc("2026-01-01 00:00"), 0)  # croniter's '*' dropped the OR
+@example("0 0 * *,2 *", at_utc("2026-01-01 00:00"), 0)  # '*' in a list: was February only
+@example("0 0 * * 1,2,3#1", at_utc("2026-01-01 00:00"), 0)  # '#' beside plain weekdays: was refused
+@example("5-5/0 * * * *", at_utc("2026-01-01 00:00"), 0)  # zero step: was minute 5, now refused
+@example("0 0 * * FRI-MON", at_utc("2026-01-01 00:00"), 0)  # downward: croniter wraps, cron refuses
 def test_cron_slots_equal_cronsims_in_every_zone(expression, start, pick):
     theirs = cronsim_form(expression)
     try:
@@ -428,6 +445,47 @@ def check_cron_in_zone(expression, theirs, zone_name, start, pick, spacing):
         a, b = head[pick], head[pick + 1]
         assert schedule.next_after(a, start) == b
         assert schedule.latest_at_or_before(b - TINY, start) == a
+
+
+# Vixie cron's readings named in docs/schedules.md, each from a few starts in every zone.
+VIXIE_READINGS = [
+    "*,5 * * * *",  # '*' in a list is the whole field (was a TypeError)
+    "0 0 * *,2 *",  # (was February only)
+    "* * * * *,0",  # (was a TypeError)
+    "5,* * * * *",  # every minute, but a fixed-time job: the field does not start with '*'
+    "0 0 *,5 * 1",  # starts with '*': both day fields must match, so Mondays
+    "0 0 5,* * 1",  # does not: every day of the month OR Monday, so every day
+    "0 0 13 * *,3#1",
+    "0 0 13 * 3#1,*",
+    "0 0 * * 1,2,3#1",  # Monday, Tuesday or the first Wednesday
+    "0 0 * * L5,MON",  # Monday or the last Friday (cronsim: "5L,MON")
+    "0 0 * * 0,7#1",  # every Sunday
+    "0 9 1,15 * 1,3#2",  # the 1st, the 15th, Mondays and the second Wednesday
+]
+
+
+@pytest.mark.parametrize("expression", VIXIE_READINGS)
+@pytest.mark.parametrize("start", ["2026-01-01 00:00", "2026-03-28 12:00", "2026-10-24 12:30"])
+def test_vixie_readings_equal_cronsims_in_every_zone(expression, start):
+    theirs = cronsim_form(expression)
+    parsed = CronSim(theirs, START)
+    spacing = timedelta(days=1) / (len(parsed.minutes) * len(parsed.hours))
+    for zone_name in ZONES:
+        CASES["cron (Vixie readings)"] += 1
+        instant = at_utc(start).in_zone(zone_name)
+        with noted(zone_name, instant):
+            check_cron_in_zone(expression, theirs, zone_name, instant, 3, spacing)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["5-5/0 * * * *", "*/0 * * * *", "0 0 * * MON-MON/0", "5-1 * * * *", "0 0 * * FRI-SUN", "0 0 25-5 * *"],
+)
+def test_zero_steps_and_downward_ranges_are_refused_by_cronsim_too(expression):
+    with pytest.raises(ScheduleError):
+        build_schedule(cron=expression)
+    with pytest.raises(CronSimError):
+        CronSim(cronsim_form(expression), START)
 
 
 # --- Frequencies against their definitions ---------------------------------------------------
