@@ -571,9 +571,12 @@ class Runner:
         quote = connection.ops.quote_name
         requested = Job._meta.get_field("run_requested")
         with transaction.atomic():
-            update_rows(Log, [item.log for item in pending], LOG_FIELDS)
-            # Only where the claim is still ours. A finished attempt serves a "run now"
-            # requested before it started (served: that start), not one requested later.
+            # The jobs first, then their Log rows: on MariaDB/MySQL, writing a Log row's
+            # started_at checks its foreign key, a shared lock on the job's row that the
+            # job's UPDATE would then have to upgrade: a deadlock with any other runner
+            # waiting to update that row. Only where the claim is still ours. A finished
+            # attempt serves a "run now" requested before it started (served: that
+            # start), not one requested later.
             kept = update_rows(
                 Job,
                 jobs,
@@ -584,6 +587,7 @@ class Runner:
                 where_sql=f"{quote('claimed_by')} = %s",
                 where_params=[self.owner],
             )
+            update_rows(Log, [item.log for item in pending], LOG_FIELDS)
         for job in jobs:
             if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:
                 job.run_requested = None
