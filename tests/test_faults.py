@@ -83,11 +83,14 @@ def backlog(names, hours):
 
 
 def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
+    # Each slot takes 10 ms, so a round's 200 slots outlast the runners' start-up skew: with
+    # no-op jobs the first runner up could finish them alone before the others started
+    # (seen on MariaDB under load), and the round would test no concurrency at all.
     registry = [
         {
             "name": f"job-{n}",
             "cmd": "work",
-            "cmd_args": ["--label", f"job-{n}"],
+            "cmd_args": ["--label", f"job-{n}", "--seconds", "0.01"],
             "cron": "0 * * * *",
             "backfill": True,
         }
