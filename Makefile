@@ -55,8 +55,9 @@ $(MYSQL_STAMP): $(STAMP)
 
 mysqlclient-build-deps:
 	@(pkg-config --exists mysqlclient && command -v cc) >/dev/null 2>&1 || \
-	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -q && \
-	   apt-get install -y -q pkg-config default-libmysqlclient-dev build-essential)
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=300 update -q && \
+	   apt-get -o DPkg::Lock::Timeout=300 install -y -q pkg-config default-libmysqlclient-dev build-essential) || \
+	  { echo "mysqlclient cannot be built: install pkg-config default-libmysqlclient-dev build-essential" >&2; exit 1; }
 
 mariadb:
 	bin/ensure_mariadb.sh
