@@ -107,6 +107,9 @@ def _schedule(frequency, at, cron, zone) -> Schedule:
     return build_schedule(frequency, at, cron, zone)
 
 
+NAME_MAX_LENGTH = 200  # Job.name's max_length
+
+
 def _is_bool(value) -> bool:
     return isinstance(value, bool)
 
@@ -130,6 +133,10 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
         problem("cmd", f"unknown management command {cmd!r}", "crontabber.E003")
     if "name" in entry and (not isinstance(entry["name"], str) or not entry["name"].strip()):
         problem("name", "must be a non-empty string", "crontabber.E004")
+    # The Job row's name column: PostgreSQL would refuse a longer name at every tick, and
+    # MariaDB/MySQL (INSERT IGNORE) would cut it, so that the job silently never ran.
+    if isinstance(name, str) and len(name) > NAME_MAX_LENGTH:
+        problem("name", f"at most {NAME_MAX_LENGTH} characters (the database column)", "crontabber.E004")
     cmd_args = entry.get("cmd_args", [])
     if not isinstance(cmd_args, (list, tuple)) or not all(isinstance(a, str) for a in cmd_args):
         problem("cmd_args", "must be a list of strings", "crontabber.E004")
