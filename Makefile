@@ -19,8 +19,9 @@ run: $(STAMP)
 	$(PY) webapp/manage.py migrate --noinput
 	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
-# Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running).
-test: lint test-sqlite test-postgres
+# Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running),
+# then on MariaDB, then on PostgreSQL with Django 6.
+test: lint test-sqlite test-postgres test-mariadb test-django6
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -37,6 +38,54 @@ test-postgres: $(STAMP) postgres chromium
 postgres:
 	bin/ensure_postgres.sh
 
+# --- MariaDB: the whole suite with Django 5.2 and mysqlclient (MYSQL_URL's database name
+# is the prefix of the test database, as PG_URL's is). The driver is built against the
+# system's client library, installed here when missing, as Chromium is below.
+MYSQL_URL ?= mysql://root@127.0.0.1:3306/crontabber
+MYSQL_STAMP := $(VENV)/.installed-mysql
+
+.PHONY: test-mariadb mariadb mysqlclient-build-deps
+
+test-mariadb: $(MYSQL_STAMP) mariadb chromium
+	DATABASE_URL=$(MYSQL_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+$(MYSQL_STAMP): $(STAMP)
+	$(MAKE) --no-print-directory mysqlclient-build-deps
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,test]'
+	touch $(MYSQL_STAMP)
+
+mysqlclient-build-deps:
+	@(pkg-config --exists mysqlclient && command -v cc) >/dev/null 2>&1 || \
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout=300 update -q && \
+	   apt-get -o DPkg::Lock::Timeout=300 install -y -q pkg-config default-libmysqlclient-dev build-essential) || \
+	  { echo "mysqlclient cannot be built: install pkg-config default-libmysqlclient-dev build-essential" >&2; exit 1; }
+
+mariadb:
+	bin/ensure_mariadb.sh
+
+# --- Django 6: the whole suite with Django 6.1 (the `pinned-django6` extra) on Python
+# 3.12+ in its own virtualenv, on PostgreSQL, and the database-independent tests (the
+# wheel, the deploy files) that the other legs run on SQLite only. Skipped, and said so,
+# where no such interpreter exists (bin/find_python.sh looks on PATH and under pyenv).
+DJ6_VENV ?= .venv-dj6
+DJ6_PY := $(DJ6_VENV)/bin/python
+DJ6_STAMP := $(DJ6_VENV)/.installed
+
+.PHONY: test-django6
+
+test-django6: postgres chromium
+	@python=$$(bin/find_python.sh 3.12) || \
+	  { echo "test-django6: SKIPPED: no Python 3.12+ interpreter on this machine (Django 6 needs one)"; exit 0; }; \
+	$(MAKE) --no-print-directory DJ6_PYTHON="$$python" $(DJ6_STAMP) && \
+	echo "DATABASE_URL=$(PG_URL) $(DJ6_PY) -m pytest $(PYTEST_ARGS)  # $$($(DJ6_PY) -m django --version), $$($(DJ6_PY) -V)" && \
+	DATABASE_URL=$(PG_URL) CRONTABBER_TEST_DB_INDEPENDENT=1 $(DJ6_PY) -m pytest $(PYTEST_ARGS)
+
+$(DJ6_STAMP): pyproject.toml
+	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
+	$(DJ6_PY) -m pip install --quiet --upgrade pip
+	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,test]'
+	touch $(DJ6_STAMP)
+
 # tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
 # which downloads browsers). Installed here when missing; where it cannot be (not root, no
 # apt), the browser tests are skipped and say why.
@@ -52,4 +101,4 @@ bench: $(STAMP) postgres
 	$(PY) benchmarks/tick.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(DJ6_VENV) var .pytest_cache

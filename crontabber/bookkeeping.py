@@ -254,8 +254,10 @@ class Bookkeeping:
     def _write(self, finished: list[Finished], served: dict[int, datetime]) -> None:
         jobs = list({id(item.claimed.job): item.claimed.job for item in finished}.values())
         with transaction.atomic():
-            update_rows(Log, [item.log for item in finished], LOG_FIELDS)
+            # Jobs first: on MariaDB a Log row's foreign key share-locks its job's row, and
+            # upgrading that lock while another runner waits for the row is a deadlock.
             kept = self._write_jobs(jobs, served)
+            update_rows(Log, [item.log for item in finished], LOG_FIELDS)
         if kept < len(jobs):
             self._note_lost(jobs)
 

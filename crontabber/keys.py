@@ -96,7 +96,8 @@ KEYS = {
         Key(
             "name",
             "str",
-            "the job's key in the database; lets one command be scheduled twice with different `cmd_args`",
+            "the job's key in the database (at most 200 characters); lets one command be scheduled twice with "
+            "different `cmd_args`",
             shown_default="`cmd`",
             check=_job_name,
         ),

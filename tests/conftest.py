@@ -23,15 +23,19 @@ def jobs(settings):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Tests of real locking and real processes need PostgreSQL.
-    from django.conf import settings
-
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (run with DATABASE_URL=postgres://...)")
+    # Tests of real locking among real concurrent processes need a database server
+    # (PostgreSQL or MariaDB); a few need PostgreSQL itself.
+    vendor = connection.vendor
+    skips = {
+        "server_db": vendor == "sqlite"
+        and pytest.mark.skip(reason="needs a database server (DATABASE_URL=postgres://... or mysql://...)"),
+        "postgres": vendor != "postgresql"
+        and pytest.mark.skip(reason="needs PostgreSQL (run with DATABASE_URL=postgres://...)"),
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if skip and marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

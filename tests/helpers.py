@@ -5,6 +5,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 from freezegun import freeze_time
@@ -41,9 +42,13 @@ def child_env(registry_json="[]", **extra):
     if connection.vendor == "sqlite":
         url = f"sqlite:///{settings_dict['NAME']}"
     else:
+        scheme, user, port = {"postgresql": ("postgres", "postgres", 5432), "mysql": ("mysql", "root", 3306)}[
+            connection.vendor
+        ]
+        password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
         url = (
-            f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST'] or '127.0.0.1'}:"
-            f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+            f"{scheme}://{quote(settings_dict['USER'] or user, safe='')}{password}@"
+            f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or port}/{settings_dict['NAME']}"
         )
     env = {
         **os.environ,
@@ -66,3 +71,10 @@ def manage(*args, env, timeout=60):
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def database_independent_tests_run_here() -> bool:
+    """Tests of what no database changes (the wheel, the deploy files) run once per Django:
+    in the SQLite suite, and in a suite that says it is the only one of its Django version
+    (`make test-django6` sets CRONTABBER_TEST_DB_INDEPENDENT=1)."""
+    return connection.vendor == "sqlite" or os.environ.get("CRONTABBER_TEST_DB_INDEPENDENT") == "1"

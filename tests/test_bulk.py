@@ -1,10 +1,10 @@
-"""crontabber.bulk.update_rows: many rows in one statement (PostgreSQL) or one executemany."""
+"""crontabber.bulk.update_rows: many rows in one statement (PostgreSQL) or one executemany (SQLite, MariaDB)."""
 
 import pytest
 from django.db import DataError, connection, transaction
 
 from crontabber.bulk import update_rows
-from crontabber.models import Job
+from crontabber.models import Job, Log
 from tests.helpers import at
 
 pytestmark = pytest.mark.django_db
@@ -47,9 +47,24 @@ def test_a_value_per_row_in_an_expression():
     }
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce varchar lengths")
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite does not enforce varchar lengths")
 def test_a_value_too_long_for_its_column_is_refused_not_cut():
     jobs = make_jobs()
     jobs[0].claimed_by = "x" * 201
     with pytest.raises(DataError), transaction.atomic():
         update_rows(Job, jobs, ["claimed_by"])
+
+
+def test_a_bulk_insert_gives_back_the_ids_where_the_backend_says_it_does():
+    # The runner opens a batch's Log rows in one INSERT only where the ids come back
+    # (runner._open_attempts); MariaDB does since 10.5 (INSERT ... RETURNING), MySQL does not.
+    if connection.vendor == "postgresql" or (connection.vendor == "mysql" and connection.mysql_is_mariadb):
+        assert connection.features.can_return_rows_from_bulk_insert
+    if not connection.features.can_return_rows_from_bulk_insert:
+        pytest.skip(f"{connection.display_name} returns no ids from a bulk INSERT")
+    job = Job.objects.create(name="j")
+    logs = Log.objects.bulk_create(
+        [Log(job=job, slot=at(f"2026-05-01 1{n}:00"), started_at=at("2026-05-01 12:00"), duration=0) for n in range(3)]
+    )
+    assert all(log.pk is not None for log in logs)
+    assert {log.pk: log.slot for log in logs} == dict(Log.objects.values_list("pk", "slot"))

@@ -24,12 +24,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from django.db import connection
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, database_independent_tests_run_here
 
-if connection.vendor == "postgresql":
-    pytest.skip("database-independent; runs in the SQLite suite only", allow_module_level=True)
+if not database_independent_tests_run_here():
+    pytest.skip("database-independent; runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
 
 DOCKER = ROOT / "docker"
 ENTRYPOINT = DOCKER / "entrypoint.sh"

@@ -2,8 +2,9 @@
 and enough for an existing Django project that adds "crontabber" to INSTALLED_APPS and a
 CRONTABBER_JOBS list (installed into a fresh virtualenv, outside this checkout).
 
-Builds and installs from PyPI through pip's cache: some seconds. It runs on the SQLite
-suite only (`make test` runs the suite twice; the PostgreSQL run would repeat it as is).
+Builds and installs from PyPI through pip's cache: some seconds. It runs once per Django
+version `make test` tests: in the SQLite suite (Django 5.2, Python 3.11; the PostgreSQL
+and MariaDB runs would repeat it as is) and in the Django 6 leg (its Python, its pins).
 """
 
 import json
@@ -16,14 +17,14 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import django
 import pytest
-from django.db import connection
 from packaging.requirements import Requirement
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, database_independent_tests_run_here
 
-if connection.vendor == "postgresql":
-    pytest.skip("database-independent; runs in the SQLite suite only", allow_module_level=True)
+if not database_independent_tests_run_here():
+    pytest.skip("database-independent; runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
 
 # What a build from a fresh clone sees: the tree without local state (and without the
 # build/ and *.egg-info/ an in-tree build would reuse, stale files included).
@@ -50,12 +51,36 @@ def run(args, **kwargs):
     return result
 
 
+def pinned_extra():
+    """The `pinned*` extra of pyproject.toml this suite runs with: the one that pins the
+    Django installed here (`pinned` for 5.2, `pinned-django6` for 6.x)."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    running = f"django=={django.get_version()}"
+    matching = [name for name in extras if name.startswith("pinned") and running in map(str.lower, extras[name])]
+    assert len(matching) == 1, f"Django {django.get_version()} is pinned by {matching or 'no'} `pinned*` extra"
+    return matching[0]
+
+
 def pin(name):
-    """`name==version` from the `pinned` extra: the versions the project is tested with."""
-    for requirement in PYPROJECT["project"]["optional-dependencies"]["pinned"]:
+    """`name==version` from the pinned extra of this suite: the versions it is tested with."""
+    for requirement in PYPROJECT["project"]["optional-dependencies"][pinned_extra()]:
         if requirement.lower().startswith(name.lower() + "=="):
             return requirement
-    raise AssertionError(f"{name} is not pinned in pyproject.toml's `pinned` extra")
+    raise AssertionError(f"{name} is not pinned in pyproject.toml's `{pinned_extra()}` extra")
+
+
+def test_the_pinned_extras_differ_only_in_django_and_each_pin_is_in_the_ranges():
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    pinned = {name: [Requirement(r) for r in extras[name]] for name in extras if name.startswith("pinned")}
+    assert set(pinned) == {"pinned", "pinned-django6"}
+    others = {name: {str(r) for r in requirements if r.name != "Django"} for name, requirements in pinned.items()}
+    assert others["pinned"] == others["pinned-django6"], "one version of everything but Django"
+    ranges = {Requirement(r).name: Requirement(r).specifier for r in PYPROJECT["project"]["dependencies"]}
+    for requirements in pinned.values():
+        for requirement in requirements:
+            if requirement.name in ranges:
+                [version] = [spec.version for spec in requirement.specifier]
+                assert ranges[requirement.name].contains(version), f"{requirement} is outside the range"
 
 
 @pytest.fixture(scope="module")

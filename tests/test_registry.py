@@ -8,8 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
 from crontabber.models import Job
+from crontabber.keys import NAME_MAX as NAME_MAX_LENGTH
 from crontabber.registry import check_registry, load_jobs
-from tests.helpers import child_env, manage
+from tests.helpers import at, child_env, manage, tick
 
 MISTAKES = [
     ({"cmd": "no_such_command"}, "no_such_command", "cmd", "unknown management command"),
@@ -36,6 +37,7 @@ MISTAKES = [
     ({"cmd": "record", "depends_on": ["ghost"]}, "record", "depends_on", "unknown job 'ghost'"),
     ({"frequency": "1h"}, "#0", "cmd", "required"),
     ({"cmd": "record", "cron": ["0", "3", "*", "*", "*"]}, "record", "cron", "must be a string"),
+    ({"cmd": "record", "name": "n" * 201}, "n" * 201, "name", "at most 200 characters"),
 ]
 
 
@@ -111,3 +113,14 @@ def test_cronrun_refuses_a_bad_registry_with_one_line_and_exit_status_1():
     assert not Job.objects.exists()
     check = manage("check", env=child_env(registry))
     assert check.returncode == 1 and "job 'nightly': key 'frequency'" in check.stderr
+
+
+@pytest.mark.django_db
+def test_a_name_as_long_as_the_column_allows_runs_and_is_kept_whole(jobs):
+    assert Job._meta.get_field("name").max_length == NAME_MAX_LENGTH
+    name = "n" * NAME_MAX_LENGTH
+    jobs([{"name": name, "cmd": "record", "frequency": "1h"}])
+    assert check_registry() == []
+    report = tick(at("2026-05-01 10:00"))
+    assert [(result.job, result.attempt.outcome) for result in report.results] == [(name, "success")]
+    assert list(Job.objects.values_list("name", flat=True)) == [name]
