@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean
+.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
 # Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running).
-test: lint test-sqlite test-postgres
+test: lint test-sqlite test-postgres test-container
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -35,6 +35,12 @@ test-postgres: $(STAMP) postgres chromium
 
 postgres:
 	bin/ensure_postgres.sh
+
+# docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of
+# its own (PG_URL's name + _container): docs/deploy.md#the-container-leg-of-make-test.
+# Installs podman where it can; where podman cannot run, says why and is skipped.
+test-container: $(STAMP) postgres
+	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) bin/container_test.sh $(PYTEST_ARGS)
 
 # tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
 # which downloads browsers). Installed here when missing; where it cannot be (not root, no
