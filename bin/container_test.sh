@@ -29,8 +29,10 @@ log() {
 }
 
 # --- podman, from Debian's packages -------------------------------------------------
-packages=(podman runc catatonit debootstrap podman-compose)
-if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null || ! command -v podman-compose >/dev/null; then
+# catatonit: podman's --init.
+packages=(podman runc catatonit debootstrap)
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v catatonit >/dev/null ||
+    ! command -v debootstrap >/dev/null; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
         skip "podman is not installed and cannot be here (needs root and apt-get: apt-get install ${packages[*]})"
     fi

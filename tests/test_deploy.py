@@ -386,7 +386,8 @@ def test_compose_runs_postgres_migrate_web_and_two_crontabber_replicas():
     spec = compose()
     services = spec["services"]
     assert set(services) == {"postgres", "migrate", "web", "crontabber"}
-    assert services["crontabber"]["deploy"]["replicas"] == 2
+    # podman-compose starts the replicas only in mode "replicated" (docker compose's default).
+    assert services["crontabber"]["deploy"] == {"mode": "replicated", "replicas": 2}
     assert "container_name" not in services["crontabber"]  # it would forbid replicas
 
     for name in ("postgres", "web", "crontabber"):
@@ -446,8 +447,9 @@ def test_the_env_example_matches_the_compose_database():
         assert key in env, key
     assert env["DEBUG"] in ("0", "false", "")
     # The example is what operators copy; docker/webapp.env itself (with real secrets) is not
-    # let into the build context.
+    # let into the build context, nor into git.
     assert "!docker/webapp.env" not in (DOCKER / "Dockerfile.dockerignore").read_text()
+    assert "docker/webapp.env" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 # --- docs/deploy/: the systemd unit and the Kubernetes example ----------------------------
