@@ -118,4 +118,7 @@ podman build --quiet --format docker --pull=never --network=host \
 size=$(podman image inspect --format '{{.Size}}' "$image")
 log "built $image in $(($(date +%s) - started)) s: $((size / 1000000)) MB"
 
-CONTAINER_IMAGE=$image "$python" -m pytest tests/test_container.py "$@"
+status=0
+CONTAINER_IMAGE=$image "$python" -m pytest tests/test_container.py "$@" || status=$?
+log "done in ${SECONDS} s"
+exit "$status"
