@@ -94,7 +94,7 @@ if ! podman image exists "$base"; then
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/doc \
         "$rootfs"/usr/share/man "$rootfs"/usr/share/info "$rootfs"/var/log/* "$rootfs"/debootstrap
     cp "$cafile" "$rootfs$cafile"
-    tar -C "$rootfs" -c . | podman import \
+    tar -C "$rootfs" -c . | podman import --quiet \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change "ENV PIP_CERT=$cafile" \

@@ -63,7 +63,8 @@ fetch_command = management.ManagementUtility.fetch_command
 
 def fetch_known_command(self, name):
     try:
-        known = settings.INSTALLED_APPS and name in management.get_commands()
+        settings.INSTALLED_APPS  # raises if the settings are broken
+        known = name in management.get_commands()
     except Exception:
         known = True
     if not known:
