@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean
+.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ run: $(STAMP)
 	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
 # Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running),
-# then on MariaDB, then on PostgreSQL with Django 6.
-test: lint test-sqlite test-postgres test-mariadb test-django6
+# then on MariaDB, then on PostgreSQL with Django 6, then the container image.
+test: lint test-sqlite test-postgres test-mariadb test-django6 test-container
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -85,6 +85,12 @@ $(DJ6_STAMP): pyproject.toml
 	$(DJ6_PY) -m pip install --quiet --upgrade pip
 	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,test]'
 	touch $(DJ6_STAMP)
+
+# docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of
+# its own (PG_URL's name + _container): docs/deploy.md#the-container-leg-of-make-test.
+# Installs podman where it can; where podman cannot run, says why and is skipped.
+test-container: $(STAMP) postgres
+	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) bin/container_test.sh $(PYTEST_ARGS)
 
 # tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
 # which downloads browsers). Installed here when missing; where it cannot be (not root, no

@@ -46,6 +46,38 @@ migrate_first() {
     esac
 }
 
+# `manage.py COMMAND ARG...` in one Python process, with one check: a command manage.py does
+# not know prints the usage (exit status 2) rather than Django's one-liner. When the
+# commands cannot be listed (bad settings, say), the command runs and shows the real error.
+run_known_command=$(
+    cat <<'EOF'
+import os, runpy, sys
+
+manage, usage, *args = sys.argv[1:]
+sys.argv, sys.path[0] = [manage, *args], os.path.dirname(manage)
+from django.conf import settings
+from django.core import management
+
+fetch_command = management.ManagementUtility.fetch_command
+
+
+def fetch_known_command(self, name):
+    try:
+        settings.INSTALLED_APPS  # raises if the settings are broken
+        known = name in management.get_commands()
+    except Exception:
+        known = True
+    if not known:
+        print(f"entrypoint: unknown command '{name}'\n{usage}", file=sys.stderr)
+        sys.exit(2)
+    return fetch_command(self, name)
+
+
+management.ManagementUtility.fetch_command = fetch_known_command
+runpy.run_path(manage, run_name="__main__")
+EOF
+)
+
 case ${1:-} in
     crontabber)
         shift
@@ -82,15 +114,6 @@ case ${1:-} in
         exit 2
         ;;
     *)
-        # A name manage.py does not know gets this help rather than Django's one-liner. If
-        # the list cannot be had (bad settings, say), run the command to show the real error.
-        if commands=$("$python" "$manage" help --commands 2>/dev/null); then
-            if ! grep -qxF -- "$1" <<<"$commands"; then
-                echo "entrypoint: unknown command '$1'" >&2
-                usage >&2
-                exit 2
-            fi
-        fi
-        exec "$python" "$manage" "$@"
+        exec "$python" -c "$run_known_command" "$manage" "$(usage)" "$@"
         ;;
 esac
