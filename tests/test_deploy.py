@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -254,6 +255,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env, tmp_path):
     port = free_port()
     env = {**real_env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
@@ -270,8 +276,22 @@ def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env
                 return subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
 
             assert wait_for(healthy, seconds=60), log.read_text()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as response:
+            url = f"http://127.0.0.1:{port}/admin/login/"
+            # Production defaults: plain HTTP is sent to https; what came through the TLS proxy is served.
+            with pytest.raises(urllib.error.HTTPError) as redirected:
+                urllib.request.build_opener(NoRedirect).open(url, timeout=10)
+            assert redirected.value.code == 301
+            assert redirected.value.headers["Location"] == f"https://127.0.0.1:{port}/admin/login/"
+            proxied = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
+            with urllib.request.urlopen(proxied, timeout=10) as response:
                 assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+                assert "Secure" in response.headers["Set-Cookie"]
+            # The health endpoint answers probes over plain HTTP (no tick yet: 503).
+            with pytest.raises(urllib.error.HTTPError) as health:
+                urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{port}/crontabber/health/", timeout=10)
+            assert health.value.code == 503 and json.loads(health.value.read())["status"] == "critical"
         finally:
             web.send_signal(signal.SIGTERM)
             web.wait(timeout=30)
