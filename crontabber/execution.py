@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
 
-from . import SkipRun
+from . import SkipRun, scrub
 from .models import Log
 
 logger = logging.getLogger("crontabber")
@@ -90,6 +90,7 @@ class OutputCapture(io.TextIOBase):
         return len(text)
 
     def _emit(self, line: str) -> None:
+        line = scrub.text(line)  # before the log (and Sentry's breadcrumbs) and the tail see it
         logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
         self._tail.append(line)
         self._tail_size += len(line) + 1

@@ -24,7 +24,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import signals
+from . import scrub, signals
 from .bulk import update_rows
 from .execution import CLOCK, Attempt, Deadlines, run_in_child, run_in_process, setting
 from .models import Control, Job, Log
@@ -501,7 +501,8 @@ class Runner:
         self._send(signals.attempt_started, spec=spec, job=job, log=log)
         logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
         run = run_in_child if spec.process else run_in_process
-        attempt = run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines)
+        # Secrets scrubbed from its error and traceback before they are stored or sent.
+        attempt = scrub.attempt(run(spec.name, spec.cmd, argv, spec.timeout, self.deadlines))
         report.results.append(SlotResult(spec.name, slot, attempt))
         self.say(f"{spec.name} {format_instant(slot)}: {attempt.outcome} ({attempt.duration:.2f} s)\n")
         if attempt.is_error:

@@ -170,12 +170,17 @@ if SENTRY_DSN:
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
 
+    from crontabber import scrub
+
     sentry_sdk.init(
         dsn=SENTRY_DSN,
         integrations=[DjangoIntegration()],
         environment=os.environ.get("SENTRY_ENVIRONMENT") or None,
         release=os.environ.get("SENTRY_RELEASE") or None,
-        send_default_pii=False,
+        send_default_pii=False,  # no users, IP addresses, cookies or request bodies
+        # Locals such as db_password by their name, then every string through crontabber's patterns.
+        event_scrubber=scrub.sentry_event_scrubber(),
+        before_send=scrub.sentry_before_send,
     )
 CRONTABBER_SENTRY_CRONS = env_flag("CRONTABBER_SENTRY_CRONS")
 CRONTABBER_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("CRONTABBER_NOTIFY_EMAILS", "").split(",") if a.strip()]
