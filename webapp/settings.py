@@ -163,6 +163,8 @@ CRONTABBER_JOBS = [
     },
 ]
 CRONTABBER_INTERVAL = env_int("CRONTABBER_INTERVAL", 300)
+# The bearer token that gets GET /crontabber/health/'s full report (docs/security.md).
+CRONTABBER_HEALTH_TOKEN = os.environ.get("CRONTABBER_HEALTH_TOKEN", "")
 
 # Alerts (docs/alerts.md): Sentry, Sentry Crons check-ins, e-mail.
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
