@@ -29,6 +29,7 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.base import BaseCommand, CommandError
 
 from . import SkipRun, scrub
+from .child import environment as child_environment
 from .models import Log
 
 logger = logging.getLogger("crontabber")
@@ -239,7 +240,7 @@ def child_command(cmd: str, argv: list[str]) -> list[str]:
 def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
     capture = OutputCapture(name)
     # The child imports the same project: same settings module, same import path.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
+    env = {**child_environment(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
     started = CLOCK["now"]()
     child = subprocess.Popen(
         child_command(cmd, argv),
