@@ -500,6 +500,30 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_unit_is_sandboxed():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read_string(UNIT.read_text())
+    service = unit["Service"]
+    assert service["ProtectSystem"] == "strict" and service["ProtectHome"] == "yes"
+    assert service["CapabilityBoundingSet"] == "" and service["UMask"] == "0027"
+    assert service["ReadWritePaths"] == "-/srv/crontabber/var"  # where SQLite's file goes (Dockerfile: var/)
+
+
+def test_systemd_analyze_security_scores_the_unit_ok(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "crontabber.service"
+    unit.write_text(UNIT.read_text())
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for crontabber\.service: (\d+\.\d+) (\w+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 3.0 and match.group(2) == "OK", result.stdout
+
+
 def test_the_kubernetes_example():
     documents = [d for d in yaml.safe_load_all(KUBERNETES.read_text()) if d]
     kinds = {d["kind"]: d for d in documents}
@@ -528,6 +552,11 @@ def test_the_kubernetes_example():
     user = next(line.split()[1] for _, lines in stages()[-1:] for line in lines if line.startswith("USER "))
     for spec in (pod, job_pod):
         assert str(spec["securityContext"]["runAsUser"]) == user.split(":")[0]
+    # Read-only root filesystems; nothing but /tmp (an emptyDir) is writable.
+    for container in (loop, migrate):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
 
 # --- docs ---------------------------------------------------------------------------------
