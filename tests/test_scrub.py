@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sentry():
-    """The SDK as webapp/settings.py initialises it (its scrubbers), on an in-memory transport."""
+    """The SDK with webapp/settings.py's scrubbers (send_default_pii off: the default), on an in-memory transport."""
     transport = MemoryTransport()
     sentry_sdk.init(
         dsn="https://public@sentry.invalid/1",
@@ -31,7 +31,6 @@ def sentry():
         default_integrations=False,
         auto_enabling_integrations=False,
         integrations=[LoggingIntegration()],
-        send_default_pii=False,
         event_scrubber=scrub.sentry_event_scrubber(),
         before_send=scrub.sentry_before_send,
     )
