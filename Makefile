@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
 STAMP := $(VENV)/.installed
+# `make run` and `make check` are development: without DEBUG=1 (or a SECRET_KEY) the host project refuses to start.
+DEV := DEBUG=$${DEBUG:-1}
 
 .PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container
 
@@ -16,8 +18,8 @@ $(STAMP): pyproject.toml
 # Migrate the SQLite database under var/ and run the loop in the foreground.
 run: $(STAMP)
 	mkdir -p var
-	$(PY) webapp/manage.py migrate --noinput
-	PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
+	$(DEV) $(PY) webapp/manage.py migrate --noinput
+	$(DEV) PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
 # Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running),
 # then on MariaDB, then on PostgreSQL with Django 6, then the container image.
@@ -101,7 +103,7 @@ chromium:
 	  echo "chromium could not be installed: the browser tests will be skipped" >&2
 
 check: $(STAMP)
-	$(PY) webapp/manage.py check
+	$(DEV) $(PY) webapp/manage.py check
 
 bench: $(STAMP) postgres
 	$(PY) benchmarks/tick.py

@@ -7,6 +7,6 @@ class CrontabberConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import notify, registry  # noqa: F401  registry registers the system check
+        from . import notify, registry, scrub  # noqa: F401  registry and scrub register system checks
 
         notify.connect()  # e-mail and Sentry on each attempt

@@ -23,7 +23,7 @@ from itertools import chain
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import signals
+from . import scrub, signals
 from .attempt import Attempt, Outcome
 from .bulk import update_rows
 from .execution import CLOCK
@@ -116,7 +116,7 @@ class Bookkeeping:
     def record(self, claimed: Claimed, log: Log, attempt: Attempt) -> None:
         """The attempt's outcome and the job's new state, written now or with the batch."""
         job, now, previous_errors = claimed.job, timezone.now(), claimed.job.error_count
-        attempt = attempt.storable()
+        attempt = scrub.attempt(attempt).storable()  # no secrets, no NULs, in rows, mail or Sentry
         job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
         job.claim_expires = now + lease()
         log.finish(attempt)

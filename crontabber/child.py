@@ -1,9 +1,31 @@
 """Runs one management command in its own process for a ``"process": True`` job:
 ``python -m crontabber.child COMMAND ARGS...``. Exit status 0 on success,
-75 when the command raised crontabber.SkipRun, 1 on any other error."""
+75 when the command raised crontabber.SkipRun, 1 on any other error.
 
+It inherits the runner's environment, secrets included, unless CRONTABBER_CHILD_ENV
+names the variables it gets (see environment())."""
+
+import fnmatch
+import os
 import sys
 import traceback
+
+# Always passed: the child must load the same settings.
+ALWAYS = ("DJANGO_SETTINGS_MODULE",)
+
+
+def environment() -> dict[str, str]:
+    """The environment a child starts with: the runner's whole environment, or with
+    CRONTABBER_CHILD_ENV (names or shell patterns such as "LC_*") only what it names."""
+    from . import conf
+
+    allowed = conf.get("CRONTABBER_CHILD_ENV")
+    if allowed is None:
+        return dict(os.environ)
+    if isinstance(allowed, str):
+        allowed = allowed.split(",")
+    patterns = [p.strip() for p in allowed if p.strip()] + list(ALWAYS)
+    return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
 
 def main(argv: list[str]) -> int:

@@ -79,6 +79,38 @@ SETTINGS = {
             "two `CRONTABBER_INTERVAL`s (`600`)",
         ),
         Setting(
+            "CRONTABBER_SCRUB_PATTERNS",
+            [],
+            "more regular expressions whose matches (or their group `secret`) are scrubbed from output, errors "
+            "and tracebacks before they are stored or sent ([security](security.md)); a string is one pattern",
+        ),
+        Setting(
+            "CRONTABBER_SCRUB_DEFAULTS",
+            True,
+            "`False`: only `CRONTABBER_SCRUB_PATTERNS` are scrubbed, not the built-in passwords, tokens, keys and "
+            "URL credentials",
+        ),
+        Setting(
+            "CRONTABBER_NOTIFY_OUTPUT",
+            True,
+            "`False`: mails and Sentry events carry no output tail, traceback or locals (the Log row keeps the "
+            "scrubbed tail)",
+        ),
+        Setting(
+            "CRONTABBER_HEALTH_TOKEN",
+            "",
+            "the bearer token that gets the full health report (`Authorization: Bearer ...`); without it, or a "
+            "staff session, the endpoint tells only the verdict and each job's status",
+            "none",
+        ),
+        Setting(
+            "CRONTABBER_CHILD_ENV",
+            None,
+            "for `process` jobs: the environment variables the child gets (names or patterns such as `LC_*`); "
+            "`DJANGO_SETTINGS_MODULE` always",
+            "all of the runner's",
+        ),
+        Setting(
             "CRONTABBER_CRITICAL_ERRORS",
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",

@@ -26,8 +26,9 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
-from . import SkipRun, conf
+from . import SkipRun, conf, scrub
 from .attempt import Attempt, Outcome
+from .child import environment as child_environment
 
 logger = logging.getLogger("crontabber")
 # The real clock, kept out of freezegun's reach (it patches module-level references).
@@ -74,6 +75,7 @@ class OutputCapture(io.TextIOBase):
         return len(text)
 
     def _emit(self, line: str) -> None:
+        line = scrub.text(line)  # before the log (and Sentry's breadcrumbs) and the tail see it
         logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
         self._tail.append(line)
         self._tail_size += len(line) + 1
@@ -276,7 +278,7 @@ def child_command(cmd: str, argv: list[str]) -> list[str]:
 def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
     capture = OutputCapture(name)
     # The child imports the same project: same settings module, same import path.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
+    env = {**child_environment(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
     started = CLOCK["now"]()
     child = subprocess.Popen(
         child_command(cmd, argv),

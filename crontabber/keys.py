@@ -81,6 +81,10 @@ class Key:
     code: str = "crontabber.E004"  # the system check id of a bad value
 
 
+def flag(name: str, meaning: str, default: bool = False) -> Key:
+    return Key(name, "bool", meaning, default, f"`{default}`", _flag)
+
+
 SCHEDULE_ERROR = "crontabber.E005"
 KEYS = {
     key.name: key
@@ -134,37 +138,32 @@ KEYS = {
             check=_parsed_by(parse_zone),
             code=SCHEDULE_ERROR,
         ),
-        Key(
+        flag(
             "enabled",
-            "bool",
             "`False` keeps the job and its state but never runs it (`cronrun --job NAME --force` still can)",
-            True,
-            "`True`",
-            _flag,
+            default=True,
         ),
-        Key(
+        flag(
             "backfill",
-            "bool",
             "run every due slot, oldest first, each with `--run-time=<slot>`; the command must accept `--run-time`",
-            False,
-            "`False`",
-            _flag,
         ),
-        Key(
+        flag(
             "last_success",
-            "bool",
             "pass `--last-success=<slot of the last success>` (left out before the first success); the command "
             "must accept it",
-            False,
-            "`False`",
-            _flag,
         ),
         Key(
             "max_backfill",
             "int > 0",
             "at most this many slots of this job in one tick; the rest run on the next",
-            shown_default="no limit",
-            check=_positive(whole=True, most=MAX_BACKFILL_MAX),
+            None,
+            "no limit",
+            _positive(whole=True, most=MAX_BACKFILL_MAX),
+        ),
+        flag(
+            "process",
+            "run the command as its own process (`python -m crontabber.child`): a timeout or stop can then kill it "
+            "even inside C code",
         ),
         Key(
             "timeout",
@@ -174,15 +173,6 @@ KEYS = {
             check=_positive(whole=False, most=TIMEOUT_MAX),
         ),
         Key(
-            "process",
-            "bool",
-            "run the command as its own process (`python -m crontabber.child`): a timeout or stop can then kill it "
-            "even inside C code",
-            False,
-            "`False`",
-            _flag,
-        ),
-        Key(
             "depends_on",
             "list of names",
             "hold each slot until every named job has succeeded for that slot or a later one",
@@ -190,14 +180,10 @@ KEYS = {
             "`[]`",
             _strings("job names"),
         ),
-        Key(
+        flag(
             "notify_on_success",
-            "bool",
             "mail a success that printed something (failures and recoveries are mailed anyway; see "
             "[alerts](alerts.md))",
-            False,
-            "`False`",
-            _flag,
         ),
     )
 }

@@ -29,7 +29,7 @@ import sys
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from . import conf, signals
+from . import conf, scrub, signals
 from .attempt import Outcome
 from .cron import CronSchedule
 from .models import Log
@@ -67,6 +67,23 @@ def _ignore_failure_logger() -> None:
     ignore_logger(FAILURE_LOGGER)  # a set: adding twice is harmless
 
 
+def notify_output() -> bool:
+    """CRONTABBER_NOTIFY_OUTPUT: False leaves a job's output and traceback out of mails and Sentry."""
+    return bool(conf.get("CRONTABBER_NOTIFY_OUTPUT"))
+
+
+def _without_output(event, hint):
+    """An event without the attempt's output: its breadcrumbs (the output's log lines) and
+    the locals of crontabber's own frames (which hold the captured output)."""
+    from sentry_sdk.utils import iter_event_frames
+
+    event.pop("breadcrumbs", None)
+    for frame in iter_event_frames(event):
+        if str(frame.get("module", "")).startswith("crontabber."):
+            frame.pop("vars", None)
+    return event
+
+
 def attempt_tags(spec, log: Log) -> dict[str, str]:
     return {
         "crontabber.job": spec.name,
@@ -99,9 +116,13 @@ def sentry_capture_failure(sender, spec, job, log, attempt, previous_error_count
                 "host": log.host,
                 "pid": log.pid,
                 "log_id": log.pk,
-                "output": attempt.output,
+                **({"output": attempt.output} if notify_output() else {}),
             },
         )
+        # Whatever sentry_sdk.init says, crontabber's own events are scrubbed (docs/security.md).
+        scope.add_event_processor(scrub.sentry_event_processor)
+        if not notify_output():
+            scope.add_event_processor(_without_output)
         scope.set_transaction_name(f"crontabber {spec.name}")
         if attempt.exception is not None:
             sentry_sdk.capture_exception(attempt.exception)
@@ -268,13 +289,18 @@ def compose(spec, job, log, attempt, previous_error_count: int) -> tuple[str, st
         *lines,
     ]
     body = "\n".join(head) + "\n\n" + "".join(f"{note}\n" for note in notes)
-    if attempt.output.strip():
-        body += f"\nOutput (the last {conf.get('CRONTABBER_OUTPUT_TAIL_CHARS')} characters at most):\n"
-        body += f"{attempt.output}\n"
-    if attempt.is_error and attempt.traceback and attempt.traceback.strip() != attempt.output.strip():
-        body += f"\n{attempt.traceback}"
+    if not notify_output():
+        if attempt.output.strip() or attempt.traceback:
+            body += "\nOutput and traceback are left out of mails (CRONTABBER_NOTIFY_OUTPUT): see the admin's Log.\n"
+    else:
+        if attempt.output.strip():
+            body += f"\nOutput (the last {conf.get('CRONTABBER_OUTPUT_TAIL_CHARS')} characters at most):\n"
+            body += f"{attempt.output}\n"
+        if attempt.is_error and attempt.traceback and attempt.traceback.strip() != attempt.output.strip():
+            body += f"\n{attempt.traceback}"
     prefix = _setting("EMAIL_SUBJECT_PREFIX", "[Django] ")
-    return " ".join(f"{prefix}crontabber: {subject}".split()), body
+    # The attempt's text is scrubbed already; this also covers the job's cmd_args.
+    return scrub.text(" ".join(f"{prefix}crontabber: {subject}".split())), scrub.text(body)
 
 
 def _news(spec, job, log, attempt, previous_error_count: int) -> tuple[str, list[str], list[str]] | None:

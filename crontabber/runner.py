@@ -23,7 +23,7 @@ from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf, signals
+from . import conf, scrub, signals
 from .attempt import Attempt
 from .bookkeeping import Bookkeeping, Claimed, database_lost
 from .execution import CLOCK, Deadlines, run_in_child, run_in_process
@@ -216,7 +216,7 @@ class Runner:
     def _record_job_error(self, spec: JobSpec, error: Exception, now: datetime, report: TickReport) -> None:
         """A failed attempt of a job that could not even be planned (no claim is held)."""
         logger.error("%s: %s", spec.name, error, exc_info=error)
-        attempt = Attempt.failed(error).storable()
+        attempt = scrub.attempt(Attempt.failed(error)).storable()
         report.results.append(SlotResult(spec.name, now, attempt))
         self.say(f"{spec.name}: {attempt.outcome}: {attempt.error_type}: {attempt.error_value}\n")
         try:

@@ -1,13 +1,14 @@
 """The health endpoint: GET /crontabber/health/ (crontabber.urls), for load balancers,
 uptime checks and Kubernetes probes.
 
-JSON: the verdict ("ok", "warning", "critical"), when any runner last ticked, the hold
-switch, the problems, and each job's status (ok, running, failing, overdue, disabled).
-HTTP 200 when the verdict is ok, 503 otherwise. No authentication: it shows job names,
-schedules and one line of each job's last error, never a traceback. Two queries,
-whatever the number of jobs.
+HTTP 200 when the verdict is ok, 503 otherwise. Without credentials the JSON is the
+verdict and each job's name and status only: no error text, no user names. The full
+report (last tick, hold switch, problems, schedules, one line of each job's last error,
+never a traceback) needs ``Authorization: Bearer <CRONTABBER_HEALTH_TOKEN>`` or a staff
+session; a wrong token is 401. Two queries, whatever the number of jobs.
 """
 
+import hmac
 import logging
 
 from django.db import DatabaseError
@@ -16,16 +17,50 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import health
+from . import conf, health
 from .registry import RegistryError
 
 logger = logging.getLogger("crontabber")
 
 
+def health_token() -> str:
+    """CRONTABBER_HEALTH_TOKEN: the bearer token that gets the full report ("": none does)."""
+    return conf.get("CRONTABBER_HEALTH_TOKEN") or ""
+
+
+def _full_report_allowed(request) -> bool | None:
+    """True: a valid bearer token or a staff session; False: a wrong token; None: neither."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        token = health_token()
+        # Compared in constant time, so the answer's timing tells nothing about the token.
+        return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
+    user = getattr(request, "user", None)
+    return True if user is not None and user.is_active and user.is_staff else None
+
+
+def _summary(body: dict) -> dict:
+    """What anyone may see: the verdict and each job's name and status."""
+    return {
+        "status": body["status"],
+        "checked_at": body["checked_at"],
+        "jobs": [{"name": job["name"], "status": job["status"]} for job in body["jobs"]],
+    }
+
+
 @never_cache
 @require_safe
 def health_view(request):
-    now = timezone.now()
+    full = _full_report_allowed(request)
+    if full is False:
+        response = JsonResponse({"error": "invalid token"}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="crontabber health"'
+        return response
+    body, status = _full_body(timezone.now())
+    return JsonResponse(body if full else _summary(body), status=status)
+
+
+def _full_body(now) -> tuple[dict, int]:
     try:
         report = health.report(now=now)
     except RegistryError as error:
@@ -38,10 +73,10 @@ def health_view(request):
     body["problems"] = [health.first_line(problem) for problem in body["problems"]]
     for job in body["jobs"]:
         job["last_error"] = health.first_line(job["last_error"]) or None
-    return JsonResponse(body, status=200 if report.healthy else 503)
+    return body, 200 if report.healthy else 503
 
 
-def _critical(now, problem: str) -> JsonResponse:
+def _critical(now, problem: str) -> tuple[dict, int]:
     body = {
         "status": "critical",
         "checked_at": now.isoformat(),
@@ -50,4 +85,4 @@ def _critical(now, problem: str) -> JsonResponse:
         "problems": [health.first_line(problem)],
         "jobs": [],
     }
-    return JsonResponse(body, status=503)
+    return body, 503

@@ -2,8 +2,13 @@
 
 import json
 import os
+from unittest import mock
 
-from webapp.settings import *  # noqa: F403
+# Imported in development mode (no SECRET_KEY needed, plain HTTP for the test client), without
+# leaving DEBUG in the environment that child processes and test_deploy's production runs copy.
+with mock.patch.dict(os.environ, {"DEBUG": "1"}):
+    from webapp.settings import *  # noqa: F403
+DEBUG = False
 
 INSTALLED_APPS = INSTALLED_APPS + ["tests.jobs"]  # noqa: F405
 # Subprocess tests hand their registry to the child through the environment.

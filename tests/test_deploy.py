@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -256,6 +257,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env, tmp_path):
     port = free_port()
     env = {**real_env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
@@ -272,8 +278,22 @@ def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env
                 return subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
 
             assert wait_for(healthy, seconds=60), log.read_text()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as response:
+            url = f"http://127.0.0.1:{port}/admin/login/"
+            # Production defaults: plain HTTP is sent to https; what came through the TLS proxy is served.
+            with pytest.raises(urllib.error.HTTPError) as redirected:
+                urllib.request.build_opener(NoRedirect).open(url, timeout=10)
+            assert redirected.value.code == 301
+            assert redirected.value.headers["Location"] == f"https://127.0.0.1:{port}/admin/login/"
+            proxied = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
+            with urllib.request.urlopen(proxied, timeout=10) as response:
                 assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+                assert "Secure" in response.headers["Set-Cookie"]
+            # The health endpoint answers probes over plain HTTP (no tick yet: 503).
+            with pytest.raises(urllib.error.HTTPError) as health:
+                urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{port}/crontabber/health/", timeout=10)
+            assert health.value.code == 503 and json.loads(health.value.read())["status"] == "critical"
         finally:
             web.send_signal(signal.SIGTERM)
             web.wait(timeout=30)
@@ -484,6 +504,30 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_unit_is_sandboxed():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read_string(UNIT.read_text())
+    service = unit["Service"]
+    assert service["ProtectSystem"] == "strict" and service["ProtectHome"] == "yes"
+    assert service["CapabilityBoundingSet"] == "" and service["UMask"] == "0027"
+    assert service["ReadWritePaths"] == "-/srv/crontabber/var"  # where SQLite's file goes (Dockerfile: var/)
+
+
+def test_systemd_analyze_security_scores_the_unit_ok(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "crontabber.service"
+    unit.write_text(UNIT.read_text())
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for crontabber\.service: (\d+\.\d+) (\w+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 3.0 and match.group(2) == "OK", result.stdout
+
+
 def test_the_kubernetes_example():
     documents = [d for d in yaml.safe_load_all(KUBERNETES.read_text()) if d]
     kinds = {d["kind"]: d for d in documents}
@@ -512,6 +556,11 @@ def test_the_kubernetes_example():
     user = next(line.split()[1] for _, lines in stages()[-1:] for line in lines if line.startswith("USER "))
     for spec in (pod, job_pod):
         assert str(spec["securityContext"]["runAsUser"]) == user.split(":")[0]
+    # Read-only root filesystems; nothing but /tmp (an emptyDir) is writable.
+    for container in (loop, migrate):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
 
 # --- docs ---------------------------------------------------------------------------------

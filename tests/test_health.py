@@ -30,9 +30,19 @@ def registry(jobs):
     tick(at("2026-05-01 11:00"))
 
 
-def get_health(client, when=at("2026-05-01 11:05")):
+TOKEN = "health-token-for-tests"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def _health_token(settings):
+    settings.CRONTABBER_HEALTH_TOKEN = TOKEN
+
+
+def get_health(client, when=at("2026-05-01 11:05"), headers=BEARER):
+    """(status, JSON) of the endpoint; the full report (the bearer token) unless headers say otherwise."""
     with freeze_time(when):
-        response = client.get("/crontabber/health/")
+        response = client.get("/crontabber/health/", headers=headers)
     assert response["Content-Type"] == "application/json"
     return response.status_code, response.json()
 
@@ -142,9 +152,63 @@ def test_the_endpoint_costs_two_queries_whatever_the_number_of_jobs(jobs, client
     jobs([{"name": f"j{n}", "cmd": "noop", "frequency": "1h"} for n in range(count)])
     tick(at("2026-05-01 10:00"))
     with freeze_time(at("2026-05-01 10:01")), CaptureQueriesContext(connection) as queries:
-        response = client.get("/crontabber/health/")
+        response = client.get("/crontabber/health/", headers=BEARER)
     assert response.status_code == 200 and len(response.json()["jobs"]) == count
     assert len(queries) == 2, [q["sql"] for q in queries]  # the jobs, the control row
+
+
+# --- who sees what ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_and_held(registry):
+    control.FAILING.add("*")
+    tick(at("2026-05-01 12:00"))
+    Control.objects.filter(pk=1).update(hold_all=True, held_by="alice")
+
+
+def test_strangers_get_the_verdict_and_each_jobs_status_only(failing_and_held, client):
+    status, body = get_health(client, at("2026-05-01 12:01"), headers={})
+    assert status == 503
+    assert body == {
+        "status": "warning",
+        "checked_at": "2026-05-01T12:01:00+00:00",
+        "jobs": [
+            {"name": "hourly", "status": "failing"},
+            {"name": "skip", "status": "ok"},
+            {"name": "off", "status": "disabled"},
+        ],
+    }
+    full_status, full = get_health(client, at("2026-05-01 12:01"))
+    assert full_status == 503 and "alice" in json.dumps(full) and "failing on purpose" in json.dumps(full)
+
+
+def test_a_staff_session_gets_the_full_report_and_other_users_do_not(failing_and_held, client, django_user_model):
+    user = django_user_model.objects.create_user("bob", password="x")
+    client.force_login(user)
+    assert "problems" not in get_health(client, at("2026-05-01 12:01"), headers={})[1]
+    user.is_staff = True
+    user.save()
+    status, body = get_health(client, at("2026-05-01 12:01"), headers={})
+    assert status == 503 and body["problems"][-1] == "all jobs are held by alice"
+
+
+@pytest.mark.parametrize("token, header", [(TOKEN, f"Bearer {TOKEN}x"), (TOKEN, "Bearer "), ("", "Bearer anything")])
+def test_a_wrong_token_or_none_configured_is_401_and_tells_nothing(failing_and_held, client, settings, token, header):
+    settings.CRONTABBER_HEALTH_TOKEN = token
+    with freeze_time(at("2026-05-01 12:01")):
+        response = client.get("/crontabber/health/", headers={"Authorization": header})
+    assert response.status_code == 401 and response.json() == {"error": "invalid token"}
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_token_is_compared_in_constant_time(registry, client, monkeypatch):
+    import hmac
+
+    compared = []
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or a == b)
+    assert get_health(client)[0] == 200
+    assert compared == [(TOKEN.encode(), TOKEN.encode())]
 
 
 # --- cronlist --check, and the last skip -------------------------------------------------------

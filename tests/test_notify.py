@@ -163,7 +163,7 @@ def test_the_webapp_initialises_sentry_with_the_django_integration_when_sentry_d
     # Without a DSN nothing imports the SDK (a fifth of a second on every tick and child).
     bare = subprocess.run(
         [sys.executable, "-c", "import django, sys; django.setup(); print('sentry_sdk' in sys.modules)"],
-        env={**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings"},
+        env={**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings", "SECRET_KEY": "test"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -174,7 +174,7 @@ def test_the_webapp_initialises_sentry_with_the_django_integration_when_sentry_d
         "import django, sentry_sdk; django.setup(); client = sentry_sdk.get_client()\n"
         "print(client.is_active(), 'django' in client.integrations, client.dsn)"
     )
-    env = {**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings"}
+    env = {**child_env(), "DJANGO_SETTINGS_MODULE": "webapp.settings", "SECRET_KEY": "test"}
     without = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
     )
@@ -184,6 +184,15 @@ def test_the_webapp_initialises_sentry_with_the_django_integration_when_sentry_d
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert with_dsn.stdout.split() == ["True", "True", "https://public@sentry.invalid/1"], with_dsn.stderr
+    # Events are scrubbed (docs/security.md), and no personal data is sent.
+    code = (
+        "import django, sentry_sdk; django.setup(); options = sentry_sdk.get_client().options\n"
+        "print(options['event_scrubber'].__module__, options['before_send'].__module__, options['send_default_pii'])"
+    )
+    scrubbed = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert scrubbed.stdout.split() == ["crontabber.scrub", "crontabber.scrub", "False"], scrubbed.stderr
 
 
 # --- Sentry Crons ----------------------------------------------------------------------------

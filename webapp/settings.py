@@ -2,8 +2,11 @@
 
 DATABASE_URL   sqlite:///path (default: var/crontabber.sqlite3 in the checkout) or
                postgres://user:password@host:port/name
-SECRET_KEY     required when DEBUG is off
+SECRET_KEY     required when DEBUG is off (without it the project refuses to start)
 DEBUG          1/true/yes to turn on
+SECURE_SSL_REDIRECT, SESSION_COOKIE_SECURE, CSRF_COOKIE_SECURE, SECURE_HSTS_SECONDS,
+SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD, SECURE_PROXY_SSL_HEADER
+               HTTPS behind a TLS proxy: see docs/deploy.md
 TIME_ZONE      default UTC
 SENTRY_DSN     turns on Sentry (Django integration; failed runs are captured by crontabber)
 CRONTABBER_SENTRY_CRONS      1/true: Sentry Crons check-ins for every job
@@ -13,8 +16,10 @@ See docs/alerts.md.
 """
 
 import os
+import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+
+import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,34 +28,36 @@ def env_flag(name, default=False):
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
 
 
-def database_from_url(url):
-    """A Django DATABASES entry from a URL (sqlite:///path, postgres://..., mysql://...)."""
-    parts = urlsplit(url)
-    engines = {
-        "sqlite": "django.db.backends.sqlite3",
-        "postgres": "django.db.backends.postgresql",
-        "postgresql": "django.db.backends.postgresql",
-        "mysql": "django.db.backends.mysql",
-    }
-    if parts.scheme not in engines:
-        raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite, postgres or mysql)")
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
-        name = path if path in (":memory:", "") or os.path.isabs(path) else str(BASE_DIR / path)
-        return {"ENGINE": engines["sqlite"], "NAME": name or ":memory:"}
-    return {
-        "ENGINE": engines[parts.scheme],
-        "NAME": unquote(parts.path.lstrip("/")),
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-    }
+def env_int(name, default):
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdigit():
+        sys.exit(f"{name} must be a whole number, not {value!r}")
+    return int(value)
 
 
 DEBUG = env_flag("DEBUG")
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-development-key-set-SECRET_KEY-in-production")
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:  # one line, not a traceback: the key must never default to a public one
+        sys.exit("SECRET_KEY is not set: set it to a long random string (or DEBUG=1 for development)")
+    SECRET_KEY = "django-insecure-development-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+
+# HTTPS, for a site behind a TLS proxy (docs/deploy.md#https): on by default with DEBUG off.
+SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_flag("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_flag("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
+if not SECURE_HSTS_PRELOAD:  # asking browsers to preload the domain is its owner's decision, not a default
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# The header by which the proxy says the request came over HTTPS; it must set or strip it.
+_proxy_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto").strip()
+if _proxy_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+# Load balancers and probes ask for the health over plain HTTP, to the app itself.
+SECURE_REDIRECT_EXEMPT = [r"^crontabber/health/$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -89,12 +97,18 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {
-    "default": database_from_url(os.environ.get("DATABASE_URL", "sqlite:///var/crontabber.sqlite3")),
-}
+try:
+    DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or "sqlite:///var/crontabber.sqlite3")}
+except ValueError:
+    scheme = (os.environ.get("DATABASE_URL") or "").partition(":")[0]
+    sys.exit(f"DATABASE_URL: unsupported scheme {scheme!r} (use sqlite, postgres or mysql)")
 # Tests run real runner processes against the test database, so SQLite tests use a file.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     (BASE_DIR / "var").mkdir(exist_ok=True)
+    # sqlite:///var/x.sqlite3 is relative to the checkout, whatever the working directory
+    # (sqlite:////abs/path stays absolute: joining an absolute path replaces BASE_DIR).
+    if DATABASES["default"]["NAME"] != ":memory:":
+        DATABASES["default"]["NAME"] = str(BASE_DIR / DATABASES["default"]["NAME"])
     # Named after the database, so test runs against different files do not collide.
     _db = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {
@@ -106,6 +120,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **DATABASES["default"].get("OPTIONS", {}),
     }
 
 USE_TZ = True
@@ -148,7 +163,9 @@ CRONTABBER_JOBS = [
         "time": "03:30",
     },
 ]
-CRONTABBER_INTERVAL = int(os.environ.get("CRONTABBER_INTERVAL", "300"))
+CRONTABBER_INTERVAL = env_int("CRONTABBER_INTERVAL", 300)
+# The bearer token that gets GET /crontabber/health/'s full report (docs/security.md).
+CRONTABBER_HEALTH_TOKEN = os.environ.get("CRONTABBER_HEALTH_TOKEN", "")
 
 # Alerts (docs/alerts.md): Sentry, Sentry Crons check-ins, e-mail.
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
@@ -156,15 +173,20 @@ if SENTRY_DSN:
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
 
+    from crontabber import scrub
+
     sentry_sdk.init(
         dsn=SENTRY_DSN,
         integrations=[DjangoIntegration()],
         environment=os.environ.get("SENTRY_ENVIRONMENT") or None,
         release=os.environ.get("SENTRY_RELEASE") or None,
-        send_default_pii=False,
+        send_default_pii=False,  # no users, IP addresses, cookies or request bodies
+        # Locals such as db_password by their name, then every string through crontabber's patterns.
+        event_scrubber=scrub.sentry_event_scrubber(),
+        before_send=scrub.sentry_before_send,
     )
 CRONTABBER_SENTRY_CRONS = env_flag("CRONTABBER_SENTRY_CRONS")
 CRONTABBER_NOTIFY_EMAILS = [a.strip() for a in os.environ.get("CRONTABBER_NOTIFY_EMAILS", "").split(",") if a.strip()]
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "root@localhost")

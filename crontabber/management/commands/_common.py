@@ -1,8 +1,10 @@
 """Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from crontabber import scrub
 from crontabber.health import first_line
 from crontabber.models import Job
 from crontabber.registry import RegistryError, load_jobs
@@ -11,8 +13,9 @@ from crontabber.registry import RegistryError, load_jobs
 def registry_or_error():
     """The registry's jobs by name; a registry mistake becomes a one-line CommandError."""
     try:
+        scrub.patterns()  # a bad CRONTABBER_SCRUB_PATTERNS stops here, not in the middle of a run
         return {spec.name: spec for spec in load_jobs()}
-    except RegistryError as error:
+    except (RegistryError, ImproperlyConfigured) as error:
         raise CommandError(str(error)) from None
 
 
