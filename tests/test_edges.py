@@ -60,7 +60,16 @@ def test_a_receiver_that_calls_sys_exit_does_not_stop_the_tick(jobs):
     assert outcomes("a") == outcomes("b") == [(at("2026-05-01 10:00"), "success")]
 
 
-@pytest.mark.parametrize("how", ["autocommit-off", "begin"])
+RAW_BEGIN_UNSEEN = "mysqlclient does not expose the server's transaction status: a raw BEGIN is not detected"
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "autocommit-off",
+        pytest.param("begin", marks=pytest.mark.skipif(connection.vendor == "mysql", reason=RAW_BEGIN_UNSEEN)),
+    ],
+)
 def test_a_job_that_leaves_a_transaction_open_has_failed_and_the_runner_recovers(jobs, how):
     jobs([misbehaving(how), misbehaving("", "after")])
     tick(at("2026-05-01 10:00"))
