@@ -70,7 +70,7 @@ def test_counting_slots_agrees_with_walking_them(sched, most):
     anchor = at("2026-03-20 00:00")
     first = sched.next_after(anchor, anchor)
     for until in (first - timedelta(minutes=1), first, first + timedelta(days=1), at("2026-04-05 00:00")):
-        walked = [first, *takewhile(lambda slot: slot <= until, sched.slots_after(first, anchor))]
+        walked = [first, *takewhile(lambda slot, until=until: slot <= until, sched.slots_after(first, anchor))]
         expected = len([slot for slot in walked if slot <= until])
         expected = min(expected, most) if most else expected
         assert sched.count(first, until, anchor, most) == expected, until

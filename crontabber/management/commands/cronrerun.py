@@ -1,3 +1,5 @@
+import signal
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
@@ -9,7 +11,7 @@ from crontabber.registry import effective_spec
 from crontabber.runner import Runner, TickReport
 from crontabber.schedule import format_instant
 
-from ._common import database_error, registry_or_error
+from ._common import database_error, install_stop_handlers, registry_or_error
 
 
 class Command(BaseCommand):
@@ -57,8 +59,13 @@ class Command(BaseCommand):
             for slot in slots_between(effective_spec(spec, job), first, last, job.anchor(now)):
                 self.stdout.write(f"would re-run {spec.name} for {format_instant(slot)}")
             return
-        report = TickReport()
-        Runner(out=self.stdout).rerun(spec, first, last, report)
+        report, runner = TickReport(), Runner(out=self.stdout)
+        previous = install_stop_handlers(runner)  # SIGTERM: as cronrun, the running slot may finish
+        try:
+            runner.rerun(spec, first, last, report)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         if report.failed or report.waiting:
             stopped = (
                 report.waiting[0][1]
