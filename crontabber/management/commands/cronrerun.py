@@ -66,6 +66,8 @@ class Command(BaseCommand):
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        if runner.stop_requested:
+            raise rerun.RerunRefused("stopped on a signal; the rest of the range did not run")
         if report.failed or report.waiting:
             stopped = (
                 report.waiting[0][1]
