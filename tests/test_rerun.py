@@ -1,8 +1,11 @@
 """cronrerun and the admin's re-run: a range of past slots runs again, oldest first, as new
 attempts, without moving the job's schedule back; refusals change nothing."""
 
+import json
+
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
@@ -11,7 +14,7 @@ from freezegun import freeze_time
 
 from crontabber.models import Control, Job, Log
 from crontabber.runner import Runner
-from tests.helpers import at, job, tick
+from tests.helpers import at, child_env, job, manage, tick
 from tests.jobs import control
 
 pytestmark = pytest.mark.django_db
@@ -160,8 +163,6 @@ def test_a_job_that_is_not_told_its_slot_runs_once_for_the_latest(ran, capsys):
 
 @pytest.fixture
 def operator(ran):
-    from django.contrib.auth.models import User
-
     client = Client()
     client.force_login(User.objects.create_superuser("op", password="pw"))
     return client
@@ -214,3 +215,14 @@ def test_a_queued_rerun_waiting_for_a_dependency_stays_queued_from_that_slot(ope
         Runner().tick()
     assert [c["run_time"] for c in control.CALLS] == [at("2026-05-01 10:00")]
     assert (job("child").rerun_from, job("child").rerun_to) == (at("2026-05-01 11:00"), at("2026-05-01 12:00"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reversed_range_from_the_shell_is_one_line_exit_status_1_and_no_traceback():
+    args = ("cronrerun", "hourly", "--from", "2026-05-01T12:00Z", "--to", "2026-05-01T10:00Z")
+    result = manage(*args, env=child_env(json.dumps(REGISTRY)))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: hourly: the range is reversed: 2026-05-01T12:00:00+00:00 is after "
+        "2026-05-01T10:00:00+00:00; nothing was re-run"
+    ]
