@@ -41,10 +41,16 @@ def check_range(first: datetime, last: datetime, now: datetime) -> tuple[datetim
 def slot_count(spec: JobSpec, first: datetime, last: datetime, now: datetime, most: int | None = None) -> int:
     """How many slots a re-run of the range runs (at most ``most``), on the job's schedule
     as operators changed it. RerunRefused if the job has never run (its grid is unknown)."""
-    job = Job.objects.filter(name=spec.name).first()
-    if job is None or job.first_run is None:
-        raise RerunRefused(f"{spec.name} has not run yet: it has no past slots to re-run")
+    job = job_that_ran(spec.name)
     return count_between(effective_spec(spec, job), first, last, job.anchor(now), most)
+
+
+def job_that_ran(name: str) -> Job:
+    """The job's row; RerunRefused if it has never run (its grid is not known yet)."""
+    job = Job.objects.filter(name=name).first()
+    if job is None or job.first_run is None:
+        raise RerunRefused("it has not run yet: it has no past slots to re-run")
+    return job
 
 
 def run_requested(runner, specs: list[JobSpec], rows: dict, report) -> None:

@@ -275,9 +275,7 @@ class Runner:
         control = Control.load()
         if control.hold_all:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
-        job = Job.objects.filter(name=spec.name).first()
-        if job is None or job.first_run is None:
-            raise RerunRefused(f"{spec.name} has not run yet: it has no past slots to re-run")
+        job = rerun.job_that_ran(spec.name)
         spec, anchor, held = effective_spec(spec, job), job.anchor(timezone.now()), []
         slots = slots_between(spec, start, end, anchor)
         count = partial(spec.schedule.count, until=end, anchor=anchor) if spec.backfill else None
@@ -289,7 +287,7 @@ class Runner:
         self._run_claimed(claim, {}, report)
         if not held:
             holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
-            raise RerunRefused(f"{spec.name} is running (claimed by {holder}); nothing was re-run, try again later")
+            raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
         return held[0].waiting_at
 
     def _run_job(self, claimed: Claimed, book: Bookkeeping, extra: dict, report: TickReport) -> None:

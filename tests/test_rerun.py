@@ -124,7 +124,7 @@ def test_refused_while_another_runner_holds_the_job(ran):
     Job.objects.filter(name="hourly").update(
         claimed_by="h:1:x", claimed_at=at("2026-05-01 12:29"), claim_expires=at("2026-05-01 12:34")
     )
-    with pytest.raises(CommandError, match=r"hourly is running \(claimed by h:1:x\)"):
+    with pytest.raises(CommandError, match=r"hourly: it is running \(claimed by h:1:x\)"):
         rerun("hourly", "--from", "2026-05-01T10:00Z", "--to", "2026-05-01T11:00Z")
     assert control.CALLS == [] and job("hourly").claimed_by == "h:1:x"
 
@@ -140,7 +140,7 @@ def test_refused_for_unknown_and_never_run_jobs(ran, jobs):
     with pytest.raises(CommandError, match="unknown job 'nope'"):
         rerun("nope", "--from", "2026-05-01T10:00Z", "--to", "2026-05-01T11:00Z")
     jobs([*REGISTRY, {"name": "new", "cmd": "record", "frequency": "1h", "backfill": True}])
-    with pytest.raises(CommandError, match="new has not run yet"):
+    with pytest.raises(CommandError, match="new: it has not run yet"):
         rerun("new", "--from", "2026-05-01T10:00Z", "--to", "2026-05-01T11:00Z")
 
 

@@ -5,7 +5,6 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber import rerun
-from crontabber.models import Job
 from crontabber.plan import slots_between
 from crontabber.registry import effective_spec
 from crontabber.runner import Runner, TickReport
@@ -55,7 +54,7 @@ class Command(BaseCommand):
         if not spec.backfill:
             self.stdout.write(f"{spec.name} is not a backfill job (it is not told its slot): one run, for the latest")
         if dry_run:
-            job = Job.objects.get(name=spec.name)
+            job = rerun.job_that_ran(spec.name)
             for slot in slots_between(effective_spec(spec, job), first, last, job.anchor(now)):
                 self.stdout.write(f"would re-run {spec.name} for {format_instant(slot)}")
             return
