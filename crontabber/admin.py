@@ -97,7 +97,10 @@ class JobAdmin(JobActions, admin.ModelAdmin):
     search_fields = ("name",)
     fieldsets = [
         (None, {"fields": ["name", "status", "registry_schedule", "schedule_shown", "logs"]}),
-        ("Operator's controls", {"fields": ["enabled_override", "schedule_override", "run_requested"]}),
+        (
+            "Operator's controls",
+            {"fields": ["enabled_override", "schedule_override", "run_requested", "rerun_from", "rerun_to"]},
+        ),
         (
             "State",
             {

@@ -12,8 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from . import repair
-from .admin_forms import MarkSuccessForm, UnlockForm
+from . import repair, rerun
+from .admin_forms import MarkSuccessForm, RerunForm, UnlockForm
 from .models import Control, Job
 from .registry import jobs_or_none
 from .schedule import format_instant
@@ -32,6 +32,14 @@ CONFIRMATIONS = {
         "backfilled, and clears the errors. The log gets a row saying you marked it.",
         "Mark succeeded",
     ),
+    "rerun": (
+        "Re-run a range of slots?",
+        "The next tick runs every slot of each job's schedule in the range again, oldest first, whatever "
+        "their outcome, each as a new attempt, before the job's regular slots (a job that is not a backfill "
+        "job runs once, for the latest). It stops at a failure or at a slot whose dependencies have not "
+        "succeeded. The job's schedule is not moved back.",
+        "Re-run",
+    ),
     "unlock": (
         "Release the jobs' claims?",
         "For a runner that died holding a job: its claim is released, its unfinished attempts are recorded "
@@ -45,7 +53,7 @@ CONFIRMATIONS = {
 class JobActions:
     """A mixin of JobAdmin: its actions and the hold switch."""
 
-    actions = ["run_now", "reset", "mark_success", "unlock", "enable", "disable", "registry_decides"]
+    actions = ["run_now", "rerun", "reset", "mark_success", "unlock", "enable", "disable", "registry_decides"]
 
     @staticmethod
     def can_hold(request) -> bool:
@@ -142,6 +150,35 @@ class JobActions:
                 "(a request is cleared when any attempt ends)."
             )
         self.message_user(request, f"Queued to run on the next tick: {names}.{note}")
+
+    @admin.action(description="Re-run a range of slots (on the next tick)", permissions=["change"])
+    def rerun(self, request, queryset):
+        form = RerunForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(request, queryset, "rerun", form)
+        known, _ = self._split(request, queryset)
+        start, end, now = form.cleaned_data["start"], form.cleaned_data["end"], timezone.now()
+        span = f"from {format_instant(start)} to {format_instant(end)}"
+        for job, spec in known:
+            try:
+                count = rerun.slot_count(spec, start, end, now, rerun.MOST_UNASKED + 1)
+            except rerun.RerunRefused as refused:
+                self.message_user(request, f"{job.name}: {refused}", messages.ERROR)
+                continue
+            if not count or form.cleaned_data["dry_run"] or count > rerun.MOST_UNASKED:
+                self.message_user(request, self._rerun_refusal(job.name, count, span, form.cleaned_data["dry_run"]))
+                continue
+            Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
+            self.log_change(request, job, f"Re-run queued {span} ({count} slot{'s' if count > 1 else ''})")
+            self.message_user(request, f"{job.name}: {count} slot(s) {span} re-run on the next tick.")
+
+    @staticmethod
+    def _rerun_refusal(name: str, count: int, span: str, dry_run: bool) -> str:
+        if not count:
+            return f"{name}: no slot of its schedule {span}; nothing queued."
+        if count > rerun.MOST_UNASKED:
+            return f"{name}: more than {rerun.MOST_UNASKED:,} slots {span}; use manage.py cronrerun --yes."
+        return f"{name}: {count} slot(s) {span} would re-run (dry run: nothing queued)."
 
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):

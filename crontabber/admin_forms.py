@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .models import Job
 from .registry import jobs_or_none
+from .rerun import RerunRefused, check_range
 from .schedule import ScheduleError, build_override, format_instant, parse_instant, parse_time
 
 ENABLED_CHOICES = [("", "Registry decides"), ("True", "Enabled (override)"), ("False", "Disabled (override)")]
@@ -84,3 +85,24 @@ class UnlockForm(forms.Form):
         label="Also release claims that have not expired",
         help_text="Their runner may still be running the job: it would then run twice at once.",
     )
+
+
+class RerunForm(forms.Form):
+    start = forms.CharField(
+        label="From slot", help_text="ISO 8601, such as 2026-05-01T03:00 (TIME_ZONE without offset)."
+    )
+    end = forms.CharField(label="To slot", help_text="The last slot to re-run, included; not in the future.")
+    dry_run = forms.BooleanField(required=False, label="Dry run", help_text="Only say which slots would re-run.")
+
+    def clean(self):
+        data = super().clean()
+        if "start" not in data or "end" not in data:
+            return data
+        try:
+            zone = timezone.get_default_timezone()
+            data["start"], data["end"] = check_range(
+                parse_instant(data["start"], zone), parse_instant(data["end"], zone), timezone.now()
+            )
+        except (ScheduleError, RerunRefused) as error:
+            raise forms.ValidationError(str(error)) from None
+        return data

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from itertools import chain
 
 from django.db import DatabaseError, connection, transaction
@@ -57,6 +58,9 @@ class Claimed:
     slots: Iterator[datetime]
     opened: Log | None = None  # its first attempt's row, written with the batch's
     running: Log | None = None  # the row of its attempt under way: opened, not yet recorded
+    count: Callable[[datetime], int] | None = None  # how many slots from a first one: a backlog's size
+    again: bool = False  # a re-run: new attempts at slots run before; the schedule's state stays
+    waiting_at: datetime | None = None  # the slot it stopped at, a dependency not having succeeded
 
 
 @dataclass
@@ -100,12 +104,20 @@ class Bookkeeping:
             self.end_batch()
             size = self._next_size(started, self.attempts - attempts_before, size)
 
+    def claim_again(self, spec: JobSpec, slots: Iterator[datetime], count) -> Claimed | None:
+        """Claim one job, due or not, to run ``slots`` again (a re-run); None if another
+        runner holds it. Released by end_batch."""
+        claimed = self._claimed = self._claim([Due(spec, forced=True)])
+        for item in claimed:
+            item.slots, item.count, item.again = slots, count, True
+        return claimed[0] if claimed else None
+
     def open(self, claimed: Claimed, slot: datetime) -> Log:
         """The Log row of an attempt about to start: opened with its batch, or written now,
         so that a crash from here on leaves a trace."""
         log, claimed.opened = claimed.opened, None
         if log is None:
-            log = Log.opened(claimed.job, slot, timezone.now(), self.host, self.pid)
+            log = Log.opened(claimed.job, slot, timezone.now(), self.host, self.pid, claimed.again)
             log.save(force_insert=True)
         else:
             self._opened.remove(claimed)
@@ -117,7 +129,10 @@ class Bookkeeping:
         """The attempt's outcome and the job's new state, written now or with the batch."""
         job, now, previous_errors = claimed.job, timezone.now(), claimed.job.error_count
         attempt = scrub.attempt(attempt).storable()  # no secrets, no NULs, in rows, mail or Sentry
-        job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
+        if claimed.again:
+            job.apply_rerun(log.slot, log.started_at, attempt)
+        else:
+            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
         job.claim_expires = now + lease()
         log.finish(attempt)
         claimed.running = None
@@ -125,7 +140,7 @@ class Bookkeeping:
         self._unwritten_since = self._unwritten_since or CLOCK["now"]()
         self.attempts += 1
         # A finished attempt serves a "run now" requested before it started, not a later one.
-        if attempt.outcome != Outcome.INTERRUPTED:
+        if attempt.outcome != Outcome.INTERRUPTED and not claimed.again:
             self._served[job.pk] = max(self._served.get(job.pk, log.started_at), log.started_at)
         quick = attempt.handled and attempt.duration < QUICK_SECONDS
         if not quick or CLOCK["now"]() - self._unwritten_since >= BATCH_SECONDS or len(self._unwritten) >= MAX_BATCH:
@@ -214,7 +229,14 @@ class Bookkeeping:
                     "Abandoned", f"runner {job.taken_over_from} stopped without finishing (its claim expired)"
                 )
         return [
-            Claimed(item.spec, job, slots_to_run(item.spec, job.next_slot, job.anchor(now), now, item.forced))
+            Claimed(
+                item.spec,
+                job,
+                slots_to_run(item.spec, job.next_slot, job.anchor(now), now, item.forced),
+                count=partial(item.spec.schedule.count, until=now, anchor=job.anchor(now), most=item.spec.max_backfill)
+                if item.spec.backfill
+                else None,
+            )
             for item in batch
             if (job := jobs.get(item.spec.name)) is not None
         ]

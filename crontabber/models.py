@@ -34,6 +34,8 @@ TICK_FIELDS = (
     "enabled_override",
     "schedule_override",
     "run_requested",
+    "rerun_from",
+    "rerun_to",
 )
 
 
@@ -124,6 +126,9 @@ class Job(models.Model):
     run_requested = models.DateTimeField(
         null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
     )
+    # A re-run an operator queued in the admin: the next tick runs these slots again first.
+    rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
+    rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
 
     objects = JobQuerySet.as_manager()
 
@@ -195,6 +200,14 @@ class Job(models.Model):
             self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             self.next_run = max(self.next_slot or now, now + retry_delay(self.error_count))
 
+    def apply_rerun(self, slot: datetime, started_at: datetime, attempt: Attempt) -> None:
+        """The job's new state after a re-run of ``slot`` (in memory; pure): the regular
+        schedule's state (next slot, errors, back-off) is left alone; only a success of a
+        later slot than the last moves ``last_success`` forward."""
+        self.last_run = started_at
+        if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
+            self.last_success = slot
+
     def mark_succeeded(self, schedule: Schedule, slot: datetime) -> None:
         """A success of ``slot`` recorded without running (in memory): no backfill before it.
         A job with no state yet has its grid anchored at ``slot``, so every slot after it
@@ -207,10 +220,11 @@ class Job(models.Model):
         self.error_count = 0
         self.last_error = ""
 
-    def try_number(self, slot: datetime) -> int:
+    def try_number(self, slot: datetime, again: bool = False) -> int:
         """1 for a slot's first attempt, 2 for its retry... Only a job that failed or was
-        taken over can be retrying a slot: only then are its attempts at the slot counted."""
-        if not (self.error_count or self.taken_over_from) or self.pk is None:
+        taken over, or a re-run (``again``), can be retrying a slot: only then are its
+        attempts at the slot counted."""
+        if not (self.error_count or self.taken_over_from or again) or self.pk is None:
             return 1
         return self.logs.filter(slot=slot).exclude(outcome=Outcome.RUNNING).count() + 1
 
@@ -270,15 +284,16 @@ class Log(models.Model):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"
 
     @classmethod
-    def opened(cls, job: Job, slot: datetime, started_at: datetime, host: str, pid: int) -> Log:
-        """The row of an attempt about to start (not saved): ``running`` until it ends."""
+    def opened(cls, job: Job, slot: datetime, started_at: datetime, host: str, pid: int, again=False) -> Log:
+        """The row of an attempt about to start (not saved): ``running`` until it ends.
+        ``again``: a re-run, which may follow earlier attempts at the slot."""
         return cls(
             job=job,
             slot=slot,
             started_at=started_at,
             duration=0,
             outcome=Outcome.RUNNING,
-            attempt=job.try_number(slot),
+            attempt=job.try_number(slot, again),
             host=host[:200],
             pid=pid,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
 
 from .registry import JobSpec, effective_spec
@@ -69,6 +69,38 @@ def slots_to_run(
     if first is None:
         return iter([now.replace(microsecond=0)] if forced else [])
     return chain([first], slots)
+
+
+def slots_between(spec: JobSpec, start: datetime, end: datetime, anchor: datetime) -> Iterator[datetime]:
+    """The slots a re-run of ``start`` to ``end`` (both included) runs, oldest first,
+    lazily: every one for a backfill job; for another job (which is not told its slot,
+    so runs the same way for any) one run, for the latest, as a tick coalesces them."""
+    if not spec.backfill:
+        latest = spec.schedule.latest_at_or_before(end, anchor)
+        return iter([latest] if latest is not None and latest >= start else [])
+    return takewhile(lambda slot: slot <= end, spec.schedule.slots_after(start - timedelta(microseconds=1), anchor))
+
+
+def count_between(spec: JobSpec, start: datetime, end: datetime, anchor: datetime, most: int | None = None) -> int:
+    """How many slots slots_between yields (at most ``most``), counted, not listed."""
+    first = next(slots_between(spec, start, end, anchor), None)
+    if first is None or not spec.backfill:
+        return 0 if first is None else 1
+    return spec.schedule.count(first, end, anchor, most)
+
+
+def numbered(slots: Iterator[datetime], count) -> Iterator[tuple[datetime, str]]:
+    """Each slot with which of how many it is (' [3/72]') when there are several, counted
+    once by ``count`` (from the first slot; None: never more than one); '' for a lone
+    slot, which costs nothing more: the second slot is looked for earlier, not more often."""
+    first = next(slots, None)
+    second = next(slots, None) if first is not None and count is not None else None
+    if second is None:
+        yield from ((slot, "") for slot in chain([first] if first is not None else [], slots))
+        return
+    total = count(first)
+    for position, slot in enumerate(chain([first, second], slots), 1):
+        yield slot, f" [{position}/{total}]"
 
 
 def waiting_for(spec: JobSpec, slot: datetime, last_successes: dict) -> str:

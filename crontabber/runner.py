@@ -17,19 +17,21 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import chain, islice, takewhile
 
 from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf, scrub, signals
+from . import conf, rerun, scrub, signals
 from .attempt import Attempt
 from .bookkeeping import Bookkeeping, Claimed, database_lost
 from .execution import CLOCK, Deadlines, run_in_child, run_in_process
 from .models import Control, Job, Log, lease
-from .plan import Due, plan, slots_to_run, waiting_for
+from .plan import Due, numbered, plan, slots_between, slots_to_run, waiting_for
 from .registry import JobSpec, effective_spec, load_jobs
+from .rerun import RerunRefused
 from .schedule import format_instant
 
 logger = logging.getLogger("crontabber")
@@ -112,6 +114,7 @@ class Runner:
         self.stop_requested = False
         self.forcing = False  # this tick runs its jobs whatever their schedule and dependencies
         self.deadlines = Deadlines()
+        self._progress: dict[int, str] = {}  # id(log) -> which slot of how many: " [3/72]"
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -144,6 +147,7 @@ class Runner:
         if control.purge_due(now):
             self._purge_old_logs(now)
         specs, rows = self._start_new_and_realign(specs, Job.objects.tick_rows(), now, report)
+        rerun.run_requested(self, specs, rows, report)
         self._run(plan(specs, rows, now, force), extra, report)
 
     def _record_end(self, run_tick, *args) -> None:
@@ -247,21 +251,50 @@ class Runner:
     # --- the jobs ------------------------------------------------------------------------
 
     def _run(self, due: list[Due], extra: dict, report: TickReport) -> None:
-        if not due:
-            return
+        if due:
+            claims = lambda book: book.claim_in_batches(due, stopping=lambda: self.stop_requested)  # noqa: E731
+            self._run_claimed(claims, extra, report)
+
+    def _run_claimed(self, claims, extra: dict, report: TickReport) -> None:
+        """Run each job ``claims(book)`` yields, with the heartbeat renewing their claims."""
         book = Bookkeeping(self.owner, self.host, self.pid, on_recorded=lambda *item: self._recorded(report, *item))
         with self.deadlines, Heartbeat(self.owner):
             try:
-                for claimed in book.claim_in_batches(due, stopping=lambda: self.stop_requested):
+                for claimed in claims(book):
                     self._run_job(claimed, book, extra, report)
             finally:
                 book.end_batch()
+                self._progress.clear()
+
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, report: TickReport) -> datetime | None:
+        """Run the job's slots from ``start`` to ``end`` (both included) again, oldest first,
+        as a tick runs slots: claimed, each a new attempt, recorded and signalled alike; the
+        schedule's own state is left alone. Stops at a failure, or at a slot whose
+        dependencies have not succeeded: returns that slot (else None). RerunRefused, one
+        line, when every job is held, the job has never run or another runner holds it."""
+        control = Control.load()
+        if control.hold_all:
+            raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
+        job = rerun.job_that_ran(spec.name)
+        spec, anchor, held = effective_spec(spec, job), job.anchor(timezone.now()), []
+        slots = slots_between(spec, start, end, anchor)
+        count = partial(spec.schedule.count, until=end, anchor=anchor) if spec.backfill else None
+
+        def claim(book: Bookkeeping) -> list[Claimed]:
+            held.extend(filter(None, [book.claim_again(spec, slots, count)]))
+            return held
+
+        self._run_claimed(claim, {}, report)
+        if not held:
+            holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
+            raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+        return held[0].waiting_at
 
     def _run_job(self, claimed: Claimed, book: Bookkeeping, extra: dict, report: TickReport) -> None:
         """A claimed job's slots, oldest first, until one is not handled. Whatever raises
         on the way is this job's failure, not the tick's."""
         try:
-            for slot in claimed.slots:
+            for slot, progress in numbered(claimed.slots, claimed.count):
                 if self.stop_requested or book.lost(claimed):
                     break
                 waiting = self._waiting_for(claimed.spec, slot, book)
@@ -270,8 +303,10 @@ class Runner:
                 elif waiting:
                     report.waiting.append((claimed.spec.name, waiting))
                     self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
+                    claimed.waiting_at = slot
                     break
                 log = book.open(claimed, slot)
+                self._progress[id(log)] = progress
                 attempt = self._execute(claimed, log, extra)
                 book.record(claimed, log, attempt)
                 if not attempt.handled:
@@ -302,7 +337,8 @@ class Runner:
         only now is it reported, so what is printed is what was recorded."""
         report.results.append(SlotResult(spec.name, log.slot, attempt))
         lost = "" if written else "; not recorded: another runner took the job over"
-        self.say(f"{spec.name} {format_instant(log.slot)}: {attempt.outcome} ({attempt.duration:.2f} s){lost}\n")
+        outcome = f"{attempt.outcome} ({attempt.duration:.2f} s){self._progress.pop(id(log), '')}{lost}"
+        self.say(f"{spec.name} {format_instant(log.slot)}: {outcome}\n")
         if attempt.is_error:
             failure_logger.error(
                 "%s: slot %s %s: %s: %s",

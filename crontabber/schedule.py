@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = UTC
@@ -129,6 +130,14 @@ class Schedule:
             yield slot
             slot = self.next_after(slot, anchor)
 
+    def count(self, first: datetime, until: datetime, anchor: datetime, most: int | None = None) -> int:
+        """How many slots from the slot ``first`` to ``until``, both included (at most
+        ``most``), without listing them: walked once here, a few microseconds a slot."""
+        if first > until:
+            return 0
+        following = takewhile(lambda slot: slot <= until, self.slots_after(first, anchor))
+        return 1 + sum(1 for _ in (islice(following, most - 1) if most else following))
+
     def __str__(self) -> str:
         return self.description
 
@@ -153,6 +162,14 @@ class IntervalSchedule(Schedule):
         if elapsed < timedelta(0):
             return None
         return anchor + (elapsed // self.step) * self.step
+
+    def count(self, first, until, anchor, most=None):
+        """By arithmetic on the grid, whatever the length of the range."""
+        following = self.next_after(first, anchor)
+        if first > until:
+            return 0
+        total = 1 if following > until else 2 + (self.latest_at_or_before(until, anchor) - following) // self.step
+        return min(total, most) if most else total
 
 
 @dataclass(frozen=True)

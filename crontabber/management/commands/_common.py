@@ -1,13 +1,19 @@
 """Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
 
+import logging
+import signal
+import time
+
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from crontabber import scrub
+from crontabber import conf, scrub
 from crontabber.health import first_line
 from crontabber.models import Job
 from crontabber.registry import RegistryError, load_jobs
+
+logger = logging.getLogger("crontabber")
 
 
 def registry_or_error():
@@ -60,3 +66,35 @@ class RepairCommand(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME")
         parser.add_argument("--all", action="store_true", dest="all_jobs", help=self.all_help)
+
+
+def install_stop_handlers(runner, wake=None):
+    """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
+    CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
+    its claim released. A second signal, two seconds or more after the first,
+    interrupts it at once (closer repeats are one stop seen twice: a service manager
+    signalling the loop and this process together)."""
+    grace = conf.get("CRONTABBER_STOP_GRACE_SECONDS")
+    first_signal = []
+
+    def on_stop(signum, frame):
+        name = signal.Signals(signum).name
+        now = time.monotonic()
+        if first_signal and now - first_signal[0] >= 2:
+            runner.request_stop(f"{name} received twice", 0)
+            return
+        if first_signal:
+            return
+        first_signal.append(now)
+        logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
+        runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
+        if wake is not None:
+            wake.set()  # a loop sleeping between ticks stops at once
+
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_stop)
+    except ValueError:  # not the main thread (call_command from a thread): no handlers
+        pass
+    return previous

@@ -1,7 +1,10 @@
 import json
+import os
 
 from django.core.management.base import BaseCommand, CommandError
+from django.core.management.color import color_style
 from django.db import DatabaseError
+from django.utils import termcolors, timezone
 
 from crontabber import health
 from crontabber.models import Job
@@ -19,6 +22,20 @@ def iso(value):
 
 def short(value):
     return value.strftime("%Y-%m-%d %H:%MZ") if value else "-"
+
+
+def colours(stdout, no_color=False, force_color=False) -> dict:
+    """Each health status's colour for the table: only on a terminal, never with NO_COLOR
+    set (https://no-color.org) or --no-color; --force-color colours anyway."""
+    if not force_color and (no_color or os.environ.get("NO_COLOR") or not stdout.isatty()):
+        return {}
+    style = color_style(force_color=True)  # Django's roles, and its DJANGO_COLORS palette
+    return {
+        "failing": style.ERROR,
+        "overdue": style.WARNING,
+        "running": termcolors.make_style(fg="blue"),
+        "ok": style.SUCCESS,
+    }
 
 
 def nagios_summary(report) -> str:
@@ -66,8 +83,15 @@ class Command(BaseCommand):
         entries = [self._entry(registry.get(name), rows.get(name), name) for name in names or known]
         if format == "json":
             self.stdout.write(json.dumps(entries, indent=2))
-        else:
-            self._table(entries)
+            return
+        now = timezone.now()
+        statuses = [
+            health.job_status(effective_spec(registry[e["name"]], rows.get(e["name"])), rows.get(e["name"]), now)
+            if e["in_registry"]
+            else "gone"
+            for e in entries
+        ]
+        self._table(entries, statuses, colours(self.stdout, options.get("no_color"), options.get("force_color")))
 
     def _entry(self, spec, job, name):
         if spec is not None:
@@ -97,7 +121,7 @@ class Command(BaseCommand):
             "claimed_by": (job.claimed_by or None) if job else None,
         }
 
-    def _table(self, entries):
+    def _table(self, entries, statuses, palette):
         from datetime import datetime
 
         def when(value):
@@ -134,11 +158,13 @@ class Command(BaseCommand):
                 )
             )
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        for line in lines:
-            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        plain = lambda text: text  # noqa: E731
+        for line, status in zip(lines, ["", *statuses]):
+            self.stdout.write(palette.get(status, plain)("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()))
         for e in entries:
             if e["last_error"]:
-                self.stdout.write(f"{e['name']}: last error: {health.first_line(e['last_error'])}")
+                line = f"{e['name']}: last error: {health.first_line(e['last_error'])}"
+                self.stdout.write(palette.get("failing", plain)(line))
 
     def _check(self, names, format):
         """Like the original crontabber's Nagios check: one summary line, then a line per

@@ -15,7 +15,7 @@ from crontabber.registry import effective_spec
 from crontabber.runner import Runner
 from crontabber.schedule import format_instant
 
-from ._common import database_error, one_line, registry_or_error
+from ._common import database_error, install_stop_handlers, one_line, registry_or_error
 
 
 def interval_seconds(text: str) -> float:
@@ -130,7 +130,7 @@ class Command(BaseCommand):
 
     def _tick(self, runner, options):
         """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says (not a dry run)."""
-        previous = self._install_signal_handlers(runner) if not options["dry_run"] else {}
+        previous = install_stop_handlers(runner) if not options["dry_run"] else {}
         try:
             return runner.tick(**options)
         except DatabaseError as error:
@@ -159,7 +159,7 @@ class Command(BaseCommand):
         last tick failed so, else 0."""
         runner = Runner(out=self.stdout)
         wake = threading.Event()
-        previous = self._install_signal_handlers(runner, wake)
+        previous = install_stop_handlers(runner, wake)
         ticks, failed = 0, False
         try:
             while not runner.stop_requested:
@@ -198,34 +198,3 @@ class Command(BaseCommand):
             if more:
                 through = f" through {format_instant(last)}" if last else " (the rest on later ticks)"
                 self.stdout.write(f"... and more slots of {name}{through}")
-
-    def _install_signal_handlers(self, runner, wake=None):
-        """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
-        CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
-        its claim released. A second signal, two seconds or more after the first,
-        interrupts it at once (closer repeats are one stop seen twice: a service manager
-        signalling the loop and this process together)."""
-        grace = conf.get("CRONTABBER_STOP_GRACE_SECONDS")
-        first_signal = []
-
-        def on_stop(signum, frame):
-            name = signal.Signals(signum).name
-            now = time.monotonic()
-            if first_signal and now - first_signal[0] >= 2:
-                runner.request_stop(f"{name} received twice", 0)
-                return
-            if first_signal:
-                return
-            first_signal.append(now)
-            logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
-            runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
-            if wake is not None:
-                wake.set()  # a loop sleeping between ticks stops at once
-
-        previous = {}
-        try:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, on_stop)
-        except ValueError:  # not the main thread (call_command from a thread): no handlers
-            pass
-        return previous

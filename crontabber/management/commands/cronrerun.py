@@ -1,0 +1,76 @@
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from django.utils import timezone
+
+from crontabber import rerun
+from crontabber.plan import slots_between
+from crontabber.registry import effective_spec
+from crontabber.runner import Runner, TickReport
+from crontabber.schedule import format_instant
+
+from ._common import database_error, install_stop_handlers, registry_or_error
+
+
+class Command(BaseCommand):
+    help = "Run a job's past slots from --from to --to again, oldest first, whatever their outcome."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", metavar="NAME")
+        parser.add_argument("--from", dest="start", required=True, metavar="ISO8601", help="the first slot")
+        parser.add_argument(
+            "--to",
+            dest="end",
+            required=True,
+            metavar="ISO8601",
+            help="the last slot (a time without offset: TIME_ZONE)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="list the slots that would run; run nothing")
+        parser.add_argument("--yes", action="store_true", help=f"re-run even more than {rerun.MOST_UNASKED:,} slots")
+
+    def handle(self, *args, name, start, end, dry_run=False, yes=False, **options):
+        registry = registry_or_error()
+        if name not in registry:
+            raise CommandError(f"unknown job {name!r}; nothing was re-run")
+        try:
+            self._rerun(registry[name], start, end, dry_run, yes)
+        except rerun.RerunRefused as refused:
+            raise CommandError(f"{name}: {refused}") from None
+        except DatabaseError as error:
+            raise database_error(error) from None
+
+    def _rerun(self, spec, start, end, dry_run, yes):
+        now = timezone.now()
+        first, last = rerun.parse_range(start, end, timezone.get_default_timezone(), now)
+        count = rerun.slot_count(spec, first, last, now, None if yes else rerun.MOST_UNASKED + 1)
+        if not count:
+            raise rerun.RerunRefused(
+                f"no slot of its schedule from {format_instant(first)} to {format_instant(last)}; nothing was re-run"
+            )
+        if count > rerun.MOST_UNASKED and not yes:
+            raise rerun.RerunRefused(f"more than {rerun.MOST_UNASKED:,} slots to re-run; add --yes to run them all")
+        if not spec.backfill:
+            self.stdout.write(f"{spec.name} is not a backfill job (it is not told its slot): one run, for the latest")
+        if dry_run:
+            job = rerun.job_that_ran(spec.name)
+            for slot in slots_between(effective_spec(spec, job), first, last, job.anchor(now)):
+                self.stdout.write(f"would re-run {spec.name} for {format_instant(slot)}")
+            return
+        report, runner = TickReport(), Runner(out=self.stdout)
+        previous = install_stop_handlers(runner)  # SIGTERM: as cronrun, the running slot may finish
+        try:
+            runner.rerun(spec, first, last, report)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if runner.stop_requested:
+            raise rerun.RerunRefused("stopped on a signal; the rest of the range did not run")
+        if report.failed or report.waiting:
+            stopped = (
+                report.waiting[0][1]
+                if report.waiting
+                else f"{report.failed[0].attempt.outcome} for {format_instant(report.failed[0].slot)}"
+            )
+            raise rerun.RerunRefused(f"the re-run stopped: {stopped}")
