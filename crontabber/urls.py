@@ -7,4 +7,5 @@ from . import views
 app_name = "crontabber"
 urlpatterns = [
     path("health/", views.health_view, name="health"),
+    path("metrics", views.metrics_view, name="metrics"),
 ]

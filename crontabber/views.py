@@ -6,18 +6,21 @@ verdict and each job's name and status only: no error text, no user names. The f
 report (last tick, hold switch, problems, schedules, one line of each job's last error,
 never a traceback) needs ``Authorization: Bearer <CRONTABBER_HEALTH_TOKEN>`` or a staff
 session; a wrong token is 401. Two queries, whatever the number of jobs.
+
+GET /crontabber/metrics: the Prometheus metrics (crontabber.metrics), for the same token or
+staff session as the full report; 501 when prometheus-client is not installed.
 """
 
 import hmac
 import logging
 
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import conf, health
+from . import conf, health, metrics
 from .registry import RegistryError
 
 logger = logging.getLogger("crontabber")
@@ -86,3 +89,27 @@ def _critical(now, problem: str) -> tuple[dict, int]:
         "jobs": [],
     }
     return body, 503
+
+
+@never_cache
+@require_safe
+def metrics_view(request):
+    """Every job's metrics in Prometheus's text format; four queries whatever the number of jobs."""
+    if not _full_report_allowed(request):
+        response = _text("a bearer token or a staff session is required", 401)
+        response["WWW-Authenticate"] = 'Bearer realm="crontabber metrics"'
+        return response
+    if not metrics.available():
+        return _text(metrics.MISSING, 501)
+    try:
+        body = metrics.exposition(timezone.now())
+    except RegistryError as error:
+        return _text(health.first_line(str(error)), 503)
+    except DatabaseError:
+        logger.exception("metrics: database error")
+        return _text("database unavailable", 503)
+    return HttpResponse(body, content_type=metrics.content_type())
+
+
+def _text(line: str, status: int) -> HttpResponse:
+    return HttpResponse(line + "\n", content_type="text/plain; charset=utf-8", status=status)

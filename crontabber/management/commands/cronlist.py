@@ -6,7 +6,7 @@ from django.core.management.color import color_style
 from django.db import DatabaseError
 from django.utils import termcolors, timezone
 
-from crontabber import health
+from crontabber import health, metrics
 from crontabber.models import Job
 from crontabber.registry import RegistryError, effective_spec, load_jobs
 
@@ -60,7 +60,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME", help="only these jobs")
-        parser.add_argument("--format", choices=["table", "json"], default="table")
+        parser.add_argument(
+            "--format",
+            choices=["table", "json", "prometheus"],
+            default="table",
+            help="prometheus: the metrics in the text format, for node_exporter's textfile collector",
+        )
         parser.add_argument(
             "--check",
             action="store_true",
@@ -69,7 +74,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, names=(), format="table", check=False, **options):
         if check:
+            if format == "prometheus":
+                raise CommandError("--check answers as a table or JSON, not prometheus")
             return self._check(names, format)
+        if format == "prometheus":
+            return self._prometheus(names)
         registry = registry_or_error()
         try:
             rows = {job.name: job for job in Job.objects.all()}
@@ -84,14 +93,18 @@ class Command(BaseCommand):
         if format == "json":
             self.stdout.write(json.dumps(entries, indent=2))
             return
-        now = timezone.now()
-        statuses = [
+        statuses = self._statuses(entries, registry, rows, timezone.now())
+        self._table(entries, statuses, colours(self.stdout, options.get("no_color"), options.get("force_color")))
+
+    @staticmethod
+    def _statuses(entries, registry, rows, now):
+        """Each entry's health status for the table's colours; "gone": not in the registry."""
+        return [
             health.job_status(effective_spec(registry[e["name"]], rows.get(e["name"])), rows.get(e["name"]), now)
             if e["in_registry"]
             else "gone"
             for e in entries
         ]
-        self._table(entries, statuses, colours(self.stdout, options.get("no_color"), options.get("force_color")))
 
     def _entry(self, spec, job, name):
         if spec is not None:
@@ -165,6 +178,20 @@ class Command(BaseCommand):
             if e["last_error"]:
                 line = f"{e['name']}: last error: {health.first_line(e['last_error'])}"
                 self.stdout.write(palette.get("failing", plain)(line))
+
+    def _prometheus(self, names):
+        """The metrics of GET /crontabber/metrics, without a web request."""
+        if not metrics.available():
+            raise CommandError(metrics.MISSING)
+        registry = registry_or_error()
+        unknown = [name for name in names if name not in registry]
+        if unknown:
+            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        try:
+            text = metrics.exposition(timezone.now(), names or None).decode()
+        except DatabaseError as error:
+            raise database_error(error) from None
+        self.stdout.write(text, ending="")
 
     def _check(self, names, format):
         """Like the original crontabber's Nagios check: one summary line, then a line per
