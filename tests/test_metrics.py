@@ -3,6 +3,8 @@ with prometheus_client's own parser."""
 
 import io
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -16,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crontabber import metrics
 from crontabber.models import Control, Job, Log
-from tests.helpers import ROOT, at, tick
+from tests.helpers import ROOT, at, child_env, tick
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +223,25 @@ def test_the_example_alert_rules_parse_and_use_only_metrics_that_exist(registry,
     exposed = {name for name, _ in samples(scrape(client).content.decode())}
     used = {name for rule in rules for name in re.findall(r"\bcrontabber_\w+", rule["expr"])}
     assert used and used <= exposed
+
+
+def test_the_app_imports_and_answers_501_without_prometheus_client():
+    """A site without the extra: crontabber.metrics imports, the endpoint says what to install."""
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "from django.test.utils import setup_test_environment; setup_test_environment()\n"
+        "from crontabber import metrics, urls\n"
+        "response = Client().get('/crontabber/metrics', headers={'Authorization': 'Bearer t'})\n"
+        "print(metrics.available(), response.status_code, response.content.decode().strip())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_env(CRONTABBER_HEALTH_TOKEN="t"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.stdout.strip() == f"False 501 {metrics.MISSING}", result.stderr
