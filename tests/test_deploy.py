@@ -372,11 +372,11 @@ def test_the_builder_installs_the_pinned_dependencies_before_copying_the_code():
     first_code = next(i for i, line in enumerate(copies) if "crontabber/" in line)
     assert first_pyproject < first_code, "COPY pyproject.toml before the code, so the dependency layer is cached"
     install = " ".join(builder)
-    # The same pins as `make test`: the `pinned`, `postgres` and `web` extras of pyproject.toml.
-    for extra in ("pinned", "postgres", "web"):
+    # The same pins as `make test`: the `pinned`, `postgres`, `web` and `metrics` extras of pyproject.toml.
+    for extra in ("pinned", "postgres", "web", "metrics"):
         assert f"['{extra}']" in install, extra
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for requirement in extras["pinned"] + extras["postgres"] + extras["web"]:
+    for requirement in extras["pinned"] + extras["postgres"] + extras["web"] + extras["metrics"]:
         assert "==" in requirement, f"not an exact pin: {requirement}"
 
 
