@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
 
-from .registry import JobSpec, effective_spec
+from .registry import JobSpec
 from .schedule import format_instant
 
 
@@ -19,13 +19,13 @@ class Due:
 
 
 def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -> list[Due]:
-    """The jobs to run now, as operators changed them, each after the due jobs it depends
-    on. ``rows``: each job's tick row by name (JobQuerySet.tick_rows); a job
-    without one, or without a next run (reset), is new and due at its first slot."""
+    """The jobs to run now, each after the due jobs it depends on. ``specs``: the jobs as
+    operators changed them (registry.effective_spec); ``rows``: each job's tick row by name
+    (JobQuerySet.tick_rows). A job without one, or without a next run (reset), is new
+    and due at its first slot."""
     due = []
     for spec in specs:
         row = rows.get(spec.name)
-        spec = effective_spec(spec, row)
         requested = row is not None and row.run_requested is not None  # "run now" from the admin
         if not (spec.enabled or force or requested):
             continue

@@ -51,7 +51,7 @@ def effective_spec(spec: JobSpec, overrides) -> JobSpec:
         changes["enabled"] = enabled_override
     if schedule_override:
         try:
-            changes["schedule"] = build_override(schedule_override, spec.zone)
+            changes["schedule"] = _override(schedule_override, spec.zone)
         except ScheduleError as error:
             logger.error("%s: ignoring the schedule override %r: %s", spec.name, schedule_override, error)
     return replace(spec, **changes) if changes else spec
@@ -85,6 +85,9 @@ class RegistryError(Exception):
 def _options_of(cmd: str, app: str) -> frozenset[str]:
     """The option strings a command accepts; commands do not change in a process."""
     return frozenset(load_command_class(app, cmd).create_parser("manage.py", cmd)._option_string_actions)
+
+
+_override = functools.lru_cache(maxsize=1024)(build_override)  # parsed once per process, as below
 
 
 @functools.lru_cache(maxsize=4096)

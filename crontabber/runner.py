@@ -50,6 +50,11 @@ def command_arguments(spec: JobSpec, slot: datetime, last_success: datetime | No
     return argv
 
 
+def as_operators_changed(specs: list[JobSpec], rows: dict) -> list[JobSpec]:
+    """Each job with its operator's overrides from its tick row, applied once per tick."""
+    return [effective_spec(spec, rows.get(spec.name)) for spec in specs]
+
+
 class Heartbeat:
     """A thread (with its own database connection) that renews every claim the runner
     holds, every third of the lease: a long job keeps its claim, and a dead runner's
@@ -146,7 +151,8 @@ class Runner:
             return
         if control.purge_due(now):
             self._purge_old_logs(now)
-        specs, rows = self._start_new_and_realign(specs, Job.objects.tick_rows(), now, report)
+        rows = Job.objects.tick_rows()
+        specs, rows = self._start_new_and_realign(as_operators_changed(specs, rows), rows, now, report)
         rerun.run_requested(self, specs, rows, report)
         self._run(plan(specs, rows, now, force), extra, report)
 
@@ -199,7 +205,6 @@ class Runner:
         for spec in specs:
             row = rows.get(spec.name)
             try:
-                spec = effective_spec(spec, row)
                 if row is None:
                     new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, now)))
                 elif row.next_run is None:
@@ -358,11 +363,11 @@ class Runner:
         if self._held_all(control, force, report):
             return
         rows, jobs = Job.objects.tick_rows(), {job.name: job for job in Job.objects.all()}
+        specs = as_operators_changed(specs, rows)
         for spec in specs:
             job = jobs.get(spec.name)
-            schedule = effective_spec(spec, job).schedule
-            if job and job.next_run and job.schedule != schedule.description and not job.is_claimed(now):
-                job.next_slot, job.next_run = job.realigned(schedule, now)
+            if job and job.next_run and job.schedule != spec.schedule.description and not job.is_claimed(now):
+                job.next_slot, job.next_run = job.realigned(spec.schedule, now)
                 rows[spec.name] = rows[spec.name]._replace(next_run=job.next_run)
         successes = {name: job.last_success for name, job in jobs.items()}
         for item in plan(specs, rows, now, force):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -78,3 +79,13 @@ def database_independent_tests_run_here() -> bool:
     in the SQLite suite, and in a suite that says it is the only one of its Django version
     (`make test-django6` sets CRONTABBER_TEST_DB_INDEPENDENT=1)."""
     return connection.vendor == "sqlite" or os.environ.get("CRONTABBER_TEST_DB_INDEPENDENT") == "1"
+
+
+def wait_for(predicate, seconds=20.0, every=0.02):
+    """True once ``predicate()`` is, polling every ``every`` s; False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False

@@ -24,6 +24,8 @@ if not IMAGE:
 
 import psycopg  # noqa: E402  (the postgres extra; the leg needs PostgreSQL)
 
+from tests.helpers import wait_for  # noqa: E402
+
 DATABASE_URL = os.environ["DATABASE_URL"]
 HARDENED = [
     "--network=host",
@@ -95,15 +97,6 @@ def query(sql, *params):
         return conn.execute(sql, params).fetchall()
 
 
-def wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def fresh_database():
     url = urlsplit(DATABASE_URL)
@@ -149,7 +142,7 @@ def test_the_loop_ticks_passes_its_healthcheck_and_stops_on_sigterm(containers):
         ticks.update(row[0] for row in query("SELECT last_tick FROM crontabber_control") if row[0])
         return len(ticks) >= 3
 
-    assert wait_for(three_ticks, seconds=60), loop.logs()
+    assert wait_for(three_ticks, seconds=60, every=0.5), loop.logs()
     assert query(
         "SELECT outcome FROM crontabber_log l JOIN crontabber_job j ON j.id = l.job_id WHERE name = %s", "demo-sync"
     ) == [("success",)]
@@ -180,7 +173,7 @@ def test_web_serves_health_and_stops_on_sigterm(containers):
         except OSError:
             return False
 
-    assert wait_for(health, seconds=60), web.logs()
+    assert wait_for(health, seconds=60, every=0.5), web.logs()
     assert answer["status"] == 200 and answer["body"]["status"] == "ok", answer
     assert {job["name"] for job in answer["body"]["jobs"]} >= {"demo-sync"}
 
@@ -219,7 +212,7 @@ def test_two_loops_share_the_database_and_never_run_a_slot_twice(containers, tmp
         return done >= 2
 
     # The first slot runs at once, the second a minute later.
-    assert wait_for(two_slots_done, seconds=150), [loop.logs() for loop in loops]
+    assert wait_for(two_slots_done, seconds=150, every=0.5), [loop.logs() for loop in loops]
     for loop in loops:
         status, _ = loop.sigterm()
         assert status == 0, loop.logs()

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.helpers import ROOT, database_independent_tests_run_here
+from tests.helpers import ROOT, database_independent_tests_run_here, wait_for
 
 if not database_independent_tests_run_here():
     pytest.skip("database-independent; runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
@@ -52,15 +51,6 @@ def documented_default(setting):
 
 # How long a stop may take: the running job's grace, then a `process` job's SIGTERM-to-SIGKILL.
 STOP_SECONDS = documented_default("CRONTABBER_STOP_GRACE_SECONDS") + documented_default("CRONTABBER_KILL_GRACE_SECONDS")
-
-
-def wait_for(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def duration(value):
@@ -241,7 +231,9 @@ def test_crontabber_migrates_then_runs_the_loop_until_sigterm(real_env, tmp_path
             env={**real_env, "CRONTABBER_MIGRATE": "1"},
         )
         try:
-            ran = wait_for(lambda: re.search(r"^demo-sync \S+: success", out.read_text(), re.MULTILINE), seconds=60)
+            ran = wait_for(
+                lambda: re.search(r"^demo-sync \S+: success", out.read_text(), re.MULTILINE), seconds=60, every=0.1
+            )
             assert ran, (out.read_text(), err.read_text())
             assert "Applying crontabber.0001_initial" in out.read_text()  # migrate ran first
         finally:
@@ -277,7 +269,7 @@ def test_web_serves_the_host_project_and_passes_the_compose_healthcheck(real_env
             def healthy():
                 return subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
 
-            assert wait_for(healthy, seconds=60), log.read_text()
+            assert wait_for(healthy, seconds=60, every=0.1), log.read_text()
             url = f"http://127.0.0.1:{port}/admin/login/"
             # Production defaults: plain HTTP is sent to https; what came through the TLS proxy is served.
             with pytest.raises(urllib.error.HTTPError) as redirected:

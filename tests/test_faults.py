@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from crontabber.models import Job, Log
-from tests.helpers import ROOT, child_env
+from tests.helpers import ROOT, child_env, wait_for
 from tests.jobs.models import Execution
 
 pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
@@ -39,15 +39,6 @@ def start_runner(registry, settings=None, *args):
 def finish(process, timeout=60):
     out, err = process.communicate(timeout=timeout)
     return process.returncode, out, err
-
-
-def wait_for(predicate, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def drop_other_connections():

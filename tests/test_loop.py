@@ -11,7 +11,7 @@ import time
 import pytest
 
 from crontabber.models import Control, Log
-from tests.helpers import ROOT, child_env, manage
+from tests.helpers import ROOT, child_env, manage, wait_for
 
 LOOP = ROOT / "bin" / "run_crontabber.sh"
 STUB = """#!/usr/bin/env bash
@@ -32,15 +32,6 @@ if [ -n "${STUB_SLEEP:-}" ]; then
 fi
 exit 0
 """
-
-
-def wait_for(predicate, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def test_a_failing_tick_is_logged_and_the_loop_goes_on(stub):
     script, log = stub
     loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "1"})
     try:
-        assert wait_for(lambda: len(log.read_text().splitlines()) >= 4)
+        assert wait_for(lambda: len(log.read_text().splitlines()) >= 4, seconds=15, every=0.05)
     finally:
         loop.send_signal(signal.SIGTERM)
         _, stderr = loop.communicate(timeout=10)
@@ -80,7 +71,7 @@ def test_a_failing_tick_is_logged_and_the_loop_goes_on(stub):
 def test_a_signal_ends_the_loop_after_the_current_tick_which_is_told_to_stop(stub, signum):
     script, log = stub
     loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "1", "STUB_SLEEP": "30"})
-    assert wait_for(lambda: "tick 1" in log.read_text())
+    assert wait_for(lambda: "tick 1" in log.read_text(), seconds=15, every=0.05)
     time.sleep(0.2)  # let the stub install its trap
     started = time.monotonic()
     loop.send_signal(signum)
@@ -94,7 +85,7 @@ def test_a_signal_ends_the_loop_after_the_current_tick_which_is_told_to_stop(stu
 def test_a_signal_during_the_sleep_ends_the_loop_at_once(stub):
     script, log = stub
     loop = start_loop({"PYTHON": str(script), "STUB_LOG": str(log), "CRONTABBER_INTERVAL": "600"})
-    assert wait_for(lambda: "tick 1" in log.read_text())
+    assert wait_for(lambda: "tick 1" in log.read_text(), seconds=15, every=0.05)
     time.sleep(0.2)
     loop.send_signal(signal.SIGTERM)
     loop.communicate(timeout=5)
@@ -125,7 +116,7 @@ def test_the_loop_runs_real_ticks(tmp_path):
     env = child_env(registry, PYTHON=sys.executable, CRONTABBER_INTERVAL="600")
     loop = subprocess.Popen(["bash", str(LOOP)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30)
+        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30, every=0.05)
     finally:
         loop.send_signal(signal.SIGTERM)
         loop.communicate(timeout=30)
@@ -161,7 +152,7 @@ def test_cronrun_loop_stops_at_once_on_sigterm_between_ticks():
     registry = json.dumps([{"name": "n", "cmd": "noop", "frequency": "5m"}])
     loop = start_cronrun_loop(child_env(registry), "--interval", "600")
     try:
-        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30)
+        assert wait_for(lambda: Log.objects.filter(job__name="n", outcome="success").exists(), seconds=30, every=0.05)
         started = time.monotonic()
         loop.send_signal(signal.SIGTERM)
         _, stderr = loop.communicate(timeout=10)

@@ -1,7 +1,6 @@
 """Alerts: Sentry events and Crons check-ins (the real SDK, an in-memory transport), and
 e-mail (Django's locmem backend)."""
 
-import json
 import subprocess
 import sys
 from datetime import timedelta
@@ -12,13 +11,13 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from sentry_sdk.integrations.logging import LoggingIntegration
-from sentry_sdk.transport import Transport
 
 from crontabber import notify
 from crontabber.models import Job
 from crontabber.registry import effective_spec, load_jobs
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick
 from tests.jobs import control
+from tests.sentry import sentry_in_memory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,54 +25,15 @@ pytestmark = pytest.mark.django_db
 # --- Sentry ------------------------------------------------------------------------------
 
 
-class MemoryTransport(Transport):
-    """Keeps each envelope the SDK would send, as the JSON it would send."""
-
-    def __init__(self, options=None):
-        super().__init__(options)
-        self.items = []  # (type, payload)
-
-    def capture_envelope(self, envelope):
-        for item in envelope.items:
-            self.items.append((item.type, json.loads(item.get_bytes())))
-
-    def flush(self, timeout, callback=None):
-        pass
-
-    def kill(self):
-        pass
-
-    def of_type(self, kind):
-        return [payload for item_type, payload in self.items if item_type == kind]
-
-    @property
-    def events(self):
-        return self.of_type("event")
-
-    @property
-    def checkins(self):
-        return self.of_type("check_in")
-
-
 @pytest.fixture
 def sentry():
     """The real SDK, initialised for this test only, with the logging integration (which
     would turn the runner's error line into a second event if nothing stopped it)."""
-    transport = MemoryTransport()
-    sentry_sdk.init(
-        dsn="https://public@sentry.invalid/1",
-        transport=transport,
-        default_integrations=False,
-        auto_enabling_integrations=False,
-        integrations=[LoggingIntegration()],
-        environment="test",
-    )
+    options = dict(default_integrations=False, auto_enabling_integrations=False, environment="test")
     try:
-        yield transport
+        with sentry_in_memory(integrations=[LoggingIntegration()], **options) as transport:
+            yield transport
     finally:
-        sentry_sdk.get_client().close()
-        sentry_sdk.get_global_scope().set_client(None)
-        sentry_sdk.get_isolation_scope().clear()
         notify._open_checkins.clear()
         assert not sentry_sdk.get_client().is_active()
 

@@ -6,7 +6,6 @@ import json
 import logging
 
 import pytest
-import sentry_sdk
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
@@ -16,7 +15,7 @@ from crontabber import scrub
 from crontabber.models import Job, Log
 from tests.helpers import at, child_env, tick
 from tests.jobs.management.commands.leaky import SECRETS
-from tests.test_notify import MemoryTransport
+from tests.sentry import sentry_in_memory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,35 +23,21 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def sentry():
     """The SDK with webapp/settings.py's scrubbers (send_default_pii off: the default), on an in-memory transport."""
-    transport = MemoryTransport()
-    sentry_sdk.init(
-        dsn="https://public@sentry.invalid/1",
-        transport=transport,
+    with sentry_in_memory(
         default_integrations=False,
         auto_enabling_integrations=False,
         integrations=[LoggingIntegration()],
         event_scrubber=scrub.sentry_event_scrubber(),
         before_send=scrub.sentry_before_send,
-    )
-    try:
+    ) as transport:
         yield transport
-    finally:
-        sentry_sdk.get_client().close()
-        sentry_sdk.get_global_scope().set_client(None)
-        sentry_sdk.get_isolation_scope().clear()
 
 
 @pytest.fixture
 def bare_sentry():
     """The SDK with none of crontabber's scrubbers: crontabber's own events are scrubbed anyway."""
-    transport = MemoryTransport()
-    sentry_sdk.init(dsn="https://public@sentry.invalid/1", transport=transport, default_integrations=False)
-    try:
+    with sentry_in_memory(default_integrations=False) as transport:
         yield transport
-    finally:
-        sentry_sdk.get_client().close()
-        sentry_sdk.get_global_scope().set_client(None)
-        sentry_sdk.get_isolation_scope().clear()
 
 
 @pytest.fixture
