@@ -4,11 +4,13 @@ for dozens, not a few for each.
 Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
 while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
 quick). The Log rows of a batch's first attempts are written, as ``running``, by one
-INSERT before any of them starts. Outcomes and job states wait to be written together,
-in one transaction, while attempts are quick; whatever took real time or failed is
-written at once, so a crash repeats at most a fraction of a second of work. After each
-batch, the rows of attempts that never started are deleted and the claims still held
-are released.
+INSERT before any of them starts; so are the rows of a backfill job's next slots while
+its attempts are quick (as many as take about BATCH_SECONDS at its pace, up to
+MAX_BATCH). Outcomes and job states wait to be written together, in one transaction,
+while attempts are quick; whatever took real time or failed is written at once, so a
+crash repeats at most a fraction of a second of work, and no slot is recorded as run
+before it ran. The rows of attempts that never started are deleted when their job is
+released, or after its batch, and the claims still held are then released.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import collections
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from itertools import chain
+from itertools import takewhile
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -29,7 +31,7 @@ from .attempt import Attempt, Outcome
 from .bulk import update_rows
 from .execution import CLOCK
 from .models import Job, Log, lease
-from .plan import Due, slots_to_run
+from .plan import Due, Upcoming, slots_to_run, waiting_for
 from .registry import JobSpec
 
 logger = logging.getLogger("crontabber")
@@ -55,12 +57,16 @@ class Claimed:
 
     spec: JobSpec
     job: Job
-    slots: Iterator[datetime]
-    opened: Log | None = None  # its first attempt's row, written with the batch's
+    slots: Upcoming
+    # Rows opened for its next attempts, oldest first: with the batch's, or with the job's
+    # previous quick slots. Not started yet: deleted if the job stops before them.
+    ahead: collections.deque[Log] = field(default_factory=collections.deque)
+    opened_at: tuple[float, int] | None = None  # when its rows were last opened, and how many: its pace
     running: Log | None = None  # the row of its attempt under way: opened, not yet recorded
     count: Callable[[datetime], int] | None = None  # how many slots from a first one: a backlog's size
     again: bool = False  # a re-run: new attempts at slots run before; the schedule's state stays
     waiting_at: datetime | None = None  # the slot it stopped at, a dependency not having succeeded
+    successes: dict[str, datetime | None] | None = None  # its dependencies' last successes, as last read
 
 
 @dataclass
@@ -80,7 +86,6 @@ class Bookkeeping:
         self._unreleased: set[str] = set()  # names of the jobs whose claims are not released yet
         self._lost: set[str] = set()  # names of the jobs another runner took from us
         self._claimed: list[Claimed] = []  # this batch's jobs
-        self._opened: list[Claimed] = []  # batch rows whose attempts have not started
         self._unwritten: list[Finished] = []
         self._unwritten_since: float | None = None
         self._served: dict[int, datetime] = {}  # job pk -> latest start that serves a "run now"
@@ -109,20 +114,19 @@ class Bookkeeping:
         runner holds it. Released by end_batch."""
         claimed = self._claimed = self._claim([Due(spec, forced=True)])
         for item in claimed:
-            item.slots, item.count, item.again = slots, count, True
+            item.slots, item.count, item.again = Upcoming(slots), count, True
         return claimed[0] if claimed else None
 
     def open(self, claimed: Claimed, slot: datetime) -> Log:
-        """The Log row of an attempt about to start: opened with its batch, or written now,
-        so that a crash from here on leaves a trace."""
-        log, claimed.opened = claimed.opened, None
-        if log is None:
-            log = Log.opened(claimed.job, slot, timezone.now(), self.host, self.pid, claimed.again)
-            log.save(force_insert=True)
-        else:
-            self._opened.remove(claimed)
-            log.started_at = timezone.now()
-        claimed.running = log
+        """The Log row of an attempt about to start: opened ahead, or now with the rows of
+        the job's next slots while its attempts are quick, so that a crash from here on
+        leaves a trace."""
+        if claimed.ahead and claimed.ahead[0].slot != slot:  # not the slots opened for: never expected
+            self._discard_unstarted([claimed])
+        if not claimed.ahead:
+            self._open_ahead(claimed, slot)
+        log = claimed.running = claimed.ahead.popleft()
+        log.started_at = timezone.now()
         return log
 
     def record(self, claimed: Claimed, log: Log, attempt: Attempt) -> None:
@@ -147,8 +151,9 @@ class Bookkeeping:
             self.flush()
 
     def release(self, claimed: Claimed) -> None:
-        """The runner is done with the job: its claim goes with its unwritten state, or at
-        the end of the batch."""
+        """The runner is done with the job: the rows of attempts it did not start are
+        deleted; its claim goes with its unwritten state, or at the end of the batch."""
+        self._discard_unstarted([claimed])
         if self._unwritten and self._unwritten[-1].claimed is claimed:  # its last attempt
             claimed.job.drop_claim()
             self._unreleased.discard(claimed.job.name)
@@ -163,7 +168,7 @@ class Bookkeeping:
         logger.error("%s: %s", claimed.spec.name, error, exc_info=error)
         log, slot = claimed.running, claimed.running.slot if claimed.running else claimed.job.next_slot
         if log is None:
-            log = Log.opened(claimed.job, slot or timezone.now(), timezone.now(), self.host, self.pid)
+            (log,) = Log.opened(claimed.job, [slot or timezone.now()], timezone.now(), self.host, self.pid)
             log.save(force_insert=True)
         claimed.running = None
         self.record(claimed, log, Attempt.failed(error))
@@ -202,7 +207,7 @@ class Bookkeeping:
         release the claims still held (jobs that stopped early or wait on a dependency)."""
         try:
             self.flush()
-            self._discard_unstarted()
+            self._discard_unstarted(self._claimed)
         finally:
             self._interrupt_unrecorded()
             if self._unreleased:
@@ -232,7 +237,7 @@ class Bookkeeping:
             Claimed(
                 item.spec,
                 job,
-                slots_to_run(item.spec, job.next_slot, job.anchor(now), now, item.forced),
+                Upcoming(slots_to_run(item.spec, job.next_slot, job.anchor(now), now, item.forced)),
                 count=partial(item.spec.schedule.count, until=now, anchor=job.anchor(now), most=item.spec.max_backfill)
                 if item.spec.backfill
                 else None,
@@ -257,20 +262,43 @@ class Bookkeeping:
         (MySQL): those attempts write their own rows as they start."""
         if not connection.features.can_return_rows_from_bulk_insert:
             return
-        now = timezone.now()
+        now, clock, opened = timezone.now(), CLOCK["now"](), []
         for item in claimed:
-            slot = None if item.spec.depends_on else next(item.slots, None)
+            slot = None if item.spec.depends_on else next(iter(item.slots.peek(1)), None)
             if slot is not None:
-                item.opened = Log.opened(item.job, slot, now, self.host, self.pid)
-                item.slots = chain([slot], item.slots)
-                self._opened.append(item)
-        if self._opened:
-            Log.objects.bulk_create([item.opened for item in self._opened])
+                item.ahead.extend(Log.opened(item.job, [slot], now, self.host, self.pid))
+                item.opened_at = (clock, 1)
+                opened += item.ahead
+        if opened:
+            Log.objects.bulk_create(opened)
 
-    def _discard_unstarted(self) -> None:
-        if self._opened:
-            ids = [item.opened.pk for item in self._opened]
-            self._opened = []
+    def _open_ahead(self, claimed: Claimed, slot: datetime) -> None:
+        """The row of the attempt at ``slot`` and, at the pace of the job's last attempts,
+        of as many of its next slots as take about BATCH_SECONDS (only those its
+        dependencies have succeeded for): one INSERT, where a bulk INSERT returns ids."""
+        size = self._next_size(*claimed.opened_at, 1) if claimed.opened_at else 1
+        if not connection.features.can_return_rows_from_bulk_insert:
+            size = 1
+        size = 1 << (size.bit_length() - 1)  # a power of two: the INSERT's text repeats (drivers cache statements)
+        following = claimed.slots.peek(size - 1) if size > 1 else []
+        if claimed.spec.depends_on:
+            met = claimed.successes or {}
+            following = list(takewhile(lambda later: not waiting_for(claimed.spec, later, met), following))
+        logs = Log.opened(claimed.job, [slot, *following], timezone.now(), self.host, self.pid, claimed.again)
+        if len(logs) == 1:
+            logs[0].save(force_insert=True)
+        else:
+            Log.objects.bulk_create(logs)
+        claimed.ahead.extend(logs)
+        claimed.opened_at = (CLOCK["now"](), len(logs))
+
+    @staticmethod
+    def _discard_unstarted(claimed: list[Claimed]) -> None:
+        """Delete the rows opened for attempts that never started."""
+        ids = [log.pk for item in claimed for log in item.ahead]
+        for item in claimed:
+            item.ahead.clear()
+        if ids:
             Log.objects.filter(pk__in=ids, outcome=Outcome.RUNNING)._raw_delete(Log.objects.db)
 
     def _write(self, finished: list[Finished], served: dict[int, datetime]) -> None:

@@ -3,8 +3,10 @@ DST rules). croniter parses the fields; finding the slots is ours."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -90,15 +92,17 @@ class CronSchedule(Schedule):
         last = (day + timedelta(days=7)).month != day.month
         return (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
 
-    def _day_slots(self, day: date) -> list[datetime]:
-        """The day's slots as sorted UTC instants (at most 1,440)."""
+    @functools.lru_cache(maxsize=16)  # noqa: B019  schedules live as long as the process
+    def _day_slots(self, day: date) -> tuple[datetime, ...]:
+        """The day's slots as sorted UTC instants (at most 1,440), kept for the last few
+        days asked: a backlog asks for each slot's next one, day after day."""
         midnight = datetime(day.year, day.month, day.day)
         offset = midnight.replace(tzinfo=self.zone).utcoffset()
         following = (midnight + timedelta(days=1)).replace(tzinfo=self.zone).utcoffset()
         if offset == following and wall_time_exists(midnight, self.zone):
             # No transition today (the common case): one offset for every wall time.
             base = (midnight - offset).replace(tzinfo=UTC)
-            return [base + timedelta(hours=h, minutes=m) for h in self.hours for m in self.minutes]
+            return tuple(base + timedelta(hours=h, minutes=m) for h in self.hours for m in self.minutes)
         slots: set[datetime] = set()
         for hour in self.hours:
             for minute in self.minutes:
@@ -107,7 +111,7 @@ class CronSchedule(Schedule):
                     slots.update(real_instants(wall, self.zone))
                 else:
                     slots.add(resolve_wall_time(wall, self.zone))
-        return sorted(slots)
+        return tuple(sorted(slots))
 
     def _days(self, start: date, step: int) -> Iterator[date]:
         for offset in range(_MAX_DAYS_SEARCHED):
@@ -124,9 +128,10 @@ class CronSchedule(Schedule):
         # forward), so start one day early.
         start = instant.astimezone(self.zone).date() - timedelta(days=1)
         for day in self._days(start, 1):
-            for slot in self._day_slots(day):
-                if slot > instant:
-                    return slot
+            slots = self._day_slots(day)
+            later = bisect_right(slots, instant)
+            if later < len(slots):
+                return slots[later]
         return None
 
     def slots_after(self, instant, anchor=None):

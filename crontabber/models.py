@@ -220,13 +220,20 @@ class Job(models.Model):
         self.error_count = 0
         self.last_error = ""
 
-    def try_number(self, slot: datetime, again: bool = False) -> int:
-        """1 for a slot's first attempt, 2 for its retry... Only a job that failed or was
-        taken over, or a re-run (``again``), can be retrying a slot: only then are its
-        attempts at the slot counted."""
+    def try_numbers(self, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
+        """The try number of each of ``slots`` that is not 1 (its first attempt): 2 for its
+        retry... Only a job that failed or was taken over, or a re-run (``again``), can be
+        retrying a slot: only then are its attempts at the slots counted, in one query."""
         if not (self.error_count or self.taken_over_from or again) or self.pk is None:
-            return 1
-        return self.logs.filter(slot=slot).exclude(outcome=Outcome.RUNNING).count() + 1
+            return {}
+        tried = (
+            self.logs.filter(slot__in=slots)
+            .exclude(outcome=Outcome.RUNNING)
+            .order_by()
+            .values_list("slot")
+            .annotate(tries=models.Count("id"))
+        )
+        return {slot: tries + 1 for slot, tries in tried}
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""
@@ -284,19 +291,26 @@ class Log(models.Model):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"
 
     @classmethod
-    def opened(cls, job: Job, slot: datetime, started_at: datetime, host: str, pid: int, again=False) -> Log:
-        """The row of an attempt about to start (not saved): ``running`` until it ends.
-        ``again``: a re-run, which may follow earlier attempts at the slot."""
-        return cls(
-            job=job,
-            slot=slot,
-            started_at=started_at,
-            duration=0,
-            outcome=Outcome.RUNNING,
-            attempt=job.try_number(slot, again),
-            host=host[:200],
-            pid=pid,
-        )
+    def opened(
+        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False
+    ) -> list[Log]:
+        """The rows of attempts at ``slots`` about to start, one after another (not saved):
+        ``running`` until each ends. ``again``: a re-run, which may follow earlier attempts
+        at the slots."""
+        tries = job.try_numbers(slots, again)
+        return [
+            cls(
+                job=job,
+                slot=slot,
+                started_at=started_at,
+                duration=0,
+                outcome=Outcome.RUNNING,
+                attempt=tries.get(slot, 1),
+                host=host[:200],
+                pid=pid,
+            )
+            for slot in slots
+        ]
 
     def finish(self, attempt: Attempt) -> None:
         """The attempt's outcome on this row (in memory)."""

@@ -3,7 +3,8 @@ jobs' rows and the clock (no Django import), shared by real ticks and dry runs."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain, islice, takewhile
@@ -89,18 +90,36 @@ def count_between(spec: JobSpec, start: datetime, end: datetime, anchor: datetim
     return spec.schedule.count(first, end, anchor, most)
 
 
-def numbered(slots: Iterator[datetime], count) -> Iterator[tuple[datetime, str]]:
-    """Each slot with which of how many it is (' [3/72]') when there are several, counted
-    once by ``count`` (from the first slot; None: never more than one); '' for a lone
-    slot, which costs nothing more: the second slot is looked for earlier, not more often."""
+class Upcoming:
+    """A job's slots to run, oldest first, taken one by one; the next few can be looked at
+    before they are taken (to open their rows together), keeping only those in memory."""
+
+    def __init__(self, slots: Iterable[datetime]):
+        self._rest, self._seen = iter(slots), deque()
+
+    def __iter__(self) -> Iterator[datetime]:
+        return self
+
+    def __next__(self) -> datetime:
+        return self._seen.popleft() if self._seen else next(self._rest)
+
+    def peek(self, most: int) -> list[datetime]:
+        """The next ``most`` slots (fewer if fewer are left), not taken."""
+        self._seen.extend(islice(self._rest, max(most - len(self._seen), 0)))
+        return list(islice(self._seen, most))
+
+
+def numbered(slots: Upcoming, count) -> Iterator[tuple[datetime, int, int]]:
+    """Each slot with its position and the number of slots when there are several,
+    counted once by ``count`` (from the first slot; None: never more than one); 0, 0 for
+    a lone slot, which costs nothing more: the second slot is looked at, not taken."""
     first = next(slots, None)
-    second = next(slots, None) if first is not None and count is not None else None
-    if second is None:
-        yield from ((slot, "") for slot in chain([first] if first is not None else [], slots))
+    if first is None:
         return
-    total = count(first)
-    for position, slot in enumerate(chain([first, second], slots), 1):
-        yield slot, f" [{position}/{total}]"
+    total = count(first) if count is not None and slots.peek(1) else 0
+    yield first, (1 if total else 0), total
+    for position, slot in enumerate(slots, 2):
+        yield slot, position, total
 
 
 def waiting_for(spec: JobSpec, slot: datetime, last_successes: dict) -> str:

@@ -15,7 +15,6 @@ import socket
 import threading
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain, islice, takewhile
@@ -31,6 +30,7 @@ from .execution import CLOCK, Deadlines, run_in_child, run_in_process
 from .models import Control, Job, Log, lease
 from .plan import Due, numbered, plan, slots_between, slots_to_run, waiting_for
 from .registry import JobSpec, effective_spec, load_jobs
+from .report import Progress, TickReport
 from .rerun import RerunRefused
 from .schedule import format_instant
 
@@ -87,27 +87,6 @@ class Heartbeat:
             connection.close()
 
 
-@dataclass
-class SlotResult:
-    job: str
-    slot: datetime
-    attempt: Attempt
-
-
-@dataclass
-class TickReport:
-    results: list[SlotResult] = field(default_factory=list)
-    # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
-    # more follow up to the given last one. Never a list of every missed slot.
-    planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
-    waiting: list[tuple[str, str]] = field(default_factory=list)  # (job, why): a dependency has not run
-    held_all: str = ""  # why no job ran: an operator holds them all
-
-    @property
-    def failed(self) -> list[SlotResult]:
-        return [r for r in self.results if not r.attempt.handled]
-
-
 class Runner:
     """One runner process. ``owner`` names its claims: host, pid and a run id."""
 
@@ -119,7 +98,7 @@ class Runner:
         self.stop_requested = False
         self.forcing = False  # this tick runs its jobs whatever their schedule and dependencies
         self.deadlines = Deadlines()
-        self._progress: dict[int, str] = {}  # id(log) -> which slot of how many: " [3/72]"
+        self.progress = Progress()
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -226,11 +205,11 @@ class Runner:
         """A failed attempt of a job that could not even be planned (no claim is held)."""
         logger.error("%s: %s", spec.name, error, exc_info=error)
         attempt = scrub.attempt(Attempt.failed(error)).storable()
-        report.results.append(SlotResult(spec.name, now, attempt))
+        report.add(spec.name, now, attempt)
         self.say(f"{spec.name}: {attempt.outcome}: {attempt.error_type}: {attempt.error_value}\n")
         try:
             job = Job.objects.get_or_create(name=spec.name)[0]
-            log = Log.opened(job, now, now, self.host, self.pid)
+            (log,) = Log.opened(job, [now], now, self.host, self.pid)
             log.finish(attempt)
             log.save(force_insert=True)
             Job.objects.filter(pk=job.pk).claimable(now).update(
@@ -269,7 +248,7 @@ class Runner:
                     self._run_job(claimed, book, extra, report)
             finally:
                 book.end_batch()
-                self._progress.clear()
+                self.progress.clear()
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime, report: TickReport) -> datetime | None:
         """Run the job's slots from ``start`` to ``end`` (both included) again, oldest first,
@@ -299,19 +278,11 @@ class Runner:
         """A claimed job's slots, oldest first, until one is not handled. Whatever raises
         on the way is this job's failure, not the tick's."""
         try:
-            for slot, progress in numbered(claimed.slots, claimed.count):
-                if self.stop_requested or book.lost(claimed):
-                    break
-                waiting = self._waiting_for(claimed.spec, slot, book)
-                if waiting and self.forcing:  # as the original crontabber: --force runs it anyway
-                    self.say(f"{claimed.spec.name} {format_instant(slot)}: forced, although {waiting}\n")
-                elif waiting:
-                    report.waiting.append((claimed.spec.name, waiting))
-                    self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
-                    claimed.waiting_at = slot
+            for slot, position, total in numbered(claimed.slots, claimed.count):
+                if self.stop_requested or book.lost(claimed) or self._waits(claimed, slot, book, report):
                     break
                 log = book.open(claimed, slot)
-                self._progress[id(log)] = progress
+                self.progress.start(log, position, total)
                 attempt = self._execute(claimed, log, extra)
                 book.record(claimed, log, attempt)
                 if not attempt.handled:
@@ -322,12 +293,29 @@ class Runner:
             book.fail(claimed, error)
         book.release(claimed)
 
+    def _waits(self, claimed: Claimed, slot: datetime, book: Bookkeeping, report: TickReport) -> bool:
+        """The slot waits for a dependency to succeed for it: said, and the job stops
+        there (but with --force, which runs it anyway, as the original crontabber)."""
+        waiting = self._waiting_for(claimed, slot, book)
+        if waiting and self.forcing:
+            self.say(f"{claimed.spec.name} {format_instant(slot)}: forced, although {waiting}\n")
+        elif waiting:
+            report.waiting.append((claimed.spec.name, waiting))
+            self.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
+            claimed.waiting_at = slot
+        return bool(waiting) and not self.forcing
+
     @staticmethod
-    def _waiting_for(spec: JobSpec, slot: datetime, book: Bookkeeping) -> str:
+    def _waiting_for(claimed: Claimed, slot: datetime, book: Bookkeeping) -> str:
+        """Read again only when the dependencies' successes last read do not cover the
+        slot: they only move forward, so a backlog reads them once, not once a slot."""
+        spec = claimed.spec
         if not spec.depends_on:
             return ""
-        book.flush()  # a dependency's success may still be unwritten
-        return waiting_for(spec, slot, Job.objects.last_successes(spec.depends_on))
+        if claimed.successes is None or waiting_for(spec, slot, claimed.successes):
+            book.flush()  # a dependency's success may still be unwritten
+            claimed.successes = Job.objects.last_successes(spec.depends_on)
+        return waiting_for(spec, slot, claimed.successes)
 
     def _execute(self, claimed: Claimed, log: Log, extra: dict) -> Attempt:
         spec, job = claimed.spec, claimed.job
@@ -339,11 +327,14 @@ class Runner:
 
     def _recorded(self, report: TickReport, spec: JobSpec, log: Log, attempt: Attempt, written: bool) -> None:
         """An attempt's outcome is in the database (or another runner took the job over):
-        only now is it reported, so what is printed is what was recorded."""
-        report.results.append(SlotResult(spec.name, log.slot, attempt))
-        lost = "" if written else "; not recorded: another runner took the job over"
-        outcome = f"{attempt.outcome} ({attempt.duration:.2f} s){self._progress.pop(id(log), '')}{lost}"
-        self.say(f"{spec.name} {format_instant(log.slot)}: {outcome}\n")
+        only now is it counted and printed, so what is printed is what was recorded."""
+        report.add(spec.name, log.slot, attempt)
+        counter = self.progress.counter(spec.name, log, routine=attempt.handled and written)
+        if counter is not None:
+            lost = "" if written else "; not recorded: another runner took the job over"
+            self.say(
+                f"{spec.name} {format_instant(log.slot)}: {attempt.outcome} ({attempt.duration:.2f} s){counter}{lost}\n"
+            )
         if attempt.is_error:
             failure_logger.error(
                 "%s: slot %s %s: %s: %s",

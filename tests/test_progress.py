@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from freezegun import freeze_time
 
-from crontabber import schedule
+from crontabber import report, schedule
 from crontabber.cron import parse_cron
 from crontabber.runner import Runner
 from crontabber.schedule import build_override, build_schedule, parse_zone
@@ -42,6 +42,22 @@ def test_a_backlog_says_which_slot_of_how_many(jobs):
     assert [line.rsplit(" ", 1)[-1] for line in later if line.startswith("capped")] == ["[1/2]", "[2/2]"]
     (plain,) = [line for line in later if line.startswith("plain")]
     assert "[" not in plain, "a job that coalesces runs one slot"
+
+
+@pytest.mark.django_db
+def test_a_long_backlog_prints_its_first_slots_then_one_a_second_and_its_last(jobs, monkeypatch):
+    jobs([{"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    lines_of(at("2026-04-01 00:00"))
+    monkeypatch.setattr(report, "SHOWN_EVERY_SECONDS", 3600.0)  # no line for time passing in this test
+    counters = [line.rsplit(" ", 1)[-1] for line in lines_of(at("2026-04-11 12:00"))]
+    assert counters == [f"[{n}/252]" for n in (*range(1, report.SHOWN_FIRST + 1), 252)]
+    control.FAILING.add("2026-04-18T00:00:00+00:00")  # the 156th slot: its line is printed whatever the pace
+    lines = lines_of(at("2026-04-21 12:00"))
+    assert len(lines) == report.SHOWN_FIRST + 1
+    assert lines[-1].startswith("hourly 2026-04-18T00:00:00+00:00: failure (") and lines[-1].endswith("[156/240]")
+    monkeypatch.setattr(report, "SHOWN_EVERY_SECONDS", 0.0)  # a slow backlog: a line for every slot
+    control.FAILING.clear()
+    assert len(lines_of(at("2026-04-21 13:00"))) == 240 - 155 + 1
 
 
 @pytest.mark.django_db

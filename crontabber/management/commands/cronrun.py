@@ -141,14 +141,14 @@ class Command(BaseCommand):
 
     def _explain(self, report, names, registry, extra) -> None:
         """Say why a job named with --job ran nothing, and that a --job-arg went unused."""
-        ran = {result.job for result in report.results} | {name for name, _ in report.waiting}
+        ran = set(report.attempts) | {name for name, _ in report.waiting}
         idle = [name for name in dict.fromkeys(names) if name not in ran]
         jobs = {job.name: job for job in Job.objects.filter(name__in=idle)}
         now = timezone.now()
         for name in idle:
             spec = effective_spec(registry[name], jobs.get(name))
             self.stdout.write(f"{name}: nothing ran: {why_not_run(spec, jobs.get(name), now, report.held_all)}")
-        if extra and not report.results:
+        if extra and not report.attempts:
             self.stdout.write(f"--job-arg {', '.join(extra)}: not used, since nothing ran")
 
     def _loop(self, registry, interval: float, max_ticks: int) -> None:

@@ -1,3 +1,5 @@
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
 from crontabber.schedule import parse_instant
@@ -5,7 +7,7 @@ from tests.jobs import control
 
 
 class Command(BaseCommand):
-    help = "Test job: records its arguments; fails for the run times listed in control.FAILING."
+    help = "Test job: records its arguments; fails for the run times in control.FAILING, is slow for those in SLOW."
 
     def add_arguments(self, parser):
         parser.add_argument("--run-time", type=parse_instant)
@@ -16,6 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, run_time=None, last_success=None, label="", colour="", **options):
         control.CALLS.append({"label": label, "run_time": run_time, "last_success": last_success, "colour": colour})
         key = run_time.isoformat() if run_time else "*"
+        if key in control.SLOW:
+            time.sleep(control.SLOW[key])
         if key in control.FAILING or "*" in control.FAILING:
             raise CommandError(f"failing on purpose for {key}")
         self.stdout.write(f"recorded {label} {key}")
