@@ -14,12 +14,16 @@ on SQLite and PostgreSQL, alternating:
 * a real tick with ``max_backfill: 100`` (``manage.py cronrun``): it runs the 100 oldest
   slots whatever the backlog; wall time, peak RSS of the process, and tracemalloc's peak
   of the tick in a separate child. Target: memory that does not grow with the backlog;
-* with --unbounded (small backlogs only: every slot runs), the tick without
-  ``max_backfill``: how its memory grows with the slots one tick *runs*.
+* the tick without ``max_backfill`` (--unbounded: 1 day, 4 days and the whole year,
+  105,120 slots in one tick): every due slot runs, its rows opened and its outcomes
+  written a batch at a time. Targets (issue 14): at most 0.5 ms per slot beyond start-up,
+  and the year's peak RSS within 10 MB of the 1-day backlog's.
 
 Every command is verified: the dry run names the backlog's first slot and writes nothing;
-the tick writes exactly 100 successful attempts and moves the job's next slot 100 slots on;
-the row is set back before each measurement (SQL outside the measurement).
+the tick writes exactly 100 successful attempts and moves the job's next slot 100 slots on
+(without max_backfill: every slot of the backlog); the row is set back before each
+measurement, and the Log table emptied before each tick without max_backfill (SQL
+outside the measurement).
 
 Usage: python3.11 benchmarks/backfill.py [--db sqlite,postgres] [--runs 5]
 Results: a table on stdout and benchmarks/results-backfill.md.
@@ -50,6 +54,8 @@ BACKLOGS = {"1d": ("1 day", 1), "2d": ("2 days", 2), "4d": ("4 days", 4), "30d":
             "182d": ("6 months", 182), "365d": ("1 year", 365)}  # fmt: skip
 TARGET_S = 0.5  # beyond Django's start-up
 RSS_SLACK_MB = 1.0  # "does not grow": peak RSS within this of the smallest backlog's
+UNBOUNDED_MS_PER_SLOT = 0.5  # a tick without max_backfill: at most this per slot beyond start-up...
+UNBOUNDED_RSS_SLACK_MB = 10.0  # ...and a year's peak RSS within this of a day's
 TRACED_SLACK = 0.10  # ... and tracemalloc's peak within 10 %
 
 
@@ -199,24 +205,29 @@ def measure_db(project: Project, db, backlogs: list[Backlog], unbounded: list[Ba
     # Without max_backfill, small backlogs: every due slot runs in one tick.
     data["unbounded"] = {}
     tick = Measure("tick unbounded", ["cronrun"], False)
-    for backlog in unbounded:
+    env = project.env(db, 0, tick.tool().env)
+
+    def unbounded_tick(backlog: Backlog, what: str, argv: list[str]) -> dict:
+        db.execute("DELETE FROM crontabber_log")
         backlog.set(db)
         tick.writes = backlog.slots
-        env = project.env(db, 0, tick.tool().env)
-        walls, rss = [], []
-        for _ in range(args.unbounded_runs):
-            tick.writes = backlog.slots
-            done = one(backlog, tick, "process", lambda: project.run(["manage.py", "cronrun"], env, args.timeout,
-                                                                     capture=True))  # fmt: skip
-            walls.append(done["wall"])
-            rss.append(done["rss_mb"])
-        tick.writes = backlog.slots
-        done = one(backlog, tick, "tracemalloc", lambda: project.run(["probe.py", "tracemalloc", "cronrun"], env,
-                                                                     args.timeout, capture=True))  # fmt: skip
-        traced = json.loads(done["stdout"].strip().splitlines()[-1])["traced_peak"] / 2**20
-        data["unbounded"][backlog.key] = {"slots": backlog.slots, "wall": walls, "rss_mb": rss, "traced_mb": traced}
-        log(f"{db.name} unbounded tick, {backlog.label} ({backlog.slots} slots): {median(walls):.2f} s, "
-            f"{median(rss):.1f} MB, tracemalloc {traced:.2f} MB")  # fmt: skip
+        return one(backlog, tick, what, lambda: project.run(argv, env, args.timeout, capture=True))
+
+    for i in range(args.unbounded_runs):  # backlogs alternate, rotating each round
+        for backlog in unbounded[i % len(unbounded) :] + unbounded[: i % len(unbounded)]:
+            done = unbounded_tick(backlog, "process", ["manage.py", "cronrun"])
+            u = data["unbounded"].setdefault(backlog.key, {"slots": backlog.slots, "wall": [], "rss_mb": []})
+            u["wall"].append(done["wall"])
+            u["rss_mb"].append(done["rss_mb"])
+            u["ran"] = max(u.get("ran", 0), tick.writes)
+    for backlog in unbounded:
+        u = data["unbounded"][backlog.key]
+        if backlog.slots <= args.traced_max_slots:
+            done = unbounded_tick(backlog, "tracemalloc", ["probe.py", "tracemalloc", "cronrun"])
+            u["traced_mb"] = json.loads(done["stdout"].strip().splitlines()[-1])["traced_peak"] / 2**20
+        log(f"{db.name} unbounded tick, {backlog.label} ({backlog.slots} slots): {median(u['wall']):.2f} s, "
+            f"{median(u['rss_mb']):.1f} MB, tracemalloc {u.get('traced_mb', float('nan')):.2f} MB")  # fmt: skip
+    data["startup"] = median([w for b in backlogs for w in data[b.key]["startup"]["wall"]])
     return data
 
 
@@ -260,28 +271,55 @@ def tables(rows: list[dict]) -> list[str]:
     return out
 
 
+def per_slot_ms(data: dict, u: dict) -> float:
+    """A tick without max_backfill: ms per slot run beyond Django's start-up."""
+    return (median(u["wall"]) - data["startup"]) / u["slots"] * 1000
+
+
 def unbounded_table(results: dict) -> list[str]:
     out = []
     for dbname, data in results.items():
         for key, u in data.get("unbounded", {}).items():
             if not out:
                 out = ["### Without max_backfill: one tick runs every due slot", "",
-                       "| db | behind | slots run | tick wall s | peak RSS MB | tick tracemalloc peak MB |",
-                       "|---|---|---|---|---|---|"]  # fmt: skip
+                       "| db | behind | slots run | tick wall s | ms per slot beyond start-up | peak RSS MB | "
+                       "tick tracemalloc peak MB |", "|---|---|---|---|---|---|---|"]  # fmt: skip
             out.append(f"| {dbname} | {BACKLOGS.get(key, (key,))[0]} | {u['slots']:,} | {f3(median(u['wall']))} | "
-                       f"{f1(median(u['rss_mb']))} | {u['traced_mb']:.2f} |")  # fmt: skip
+                       f"{per_slot_ms(data, u):.3f} | {f1(median(u['rss_mb']))} | "
+                       f"{u.get('traced_mb', float('nan')):.2f} |")  # fmt: skip
     for dbname, data in results.items():
         runs = sorted(data.get("unbounded", {}).values(), key=lambda u: u["slots"])
         if len(runs) >= 2 and runs[-1]["slots"] > runs[0]["slots"]:
             slots = runs[-1]["slots"] - runs[0]["slots"]
-            per_slot = (runs[-1]["traced_mb"] - runs[0]["traced_mb"]) * 2**20 / slots
             seconds = (median(runs[-1]["wall"]) - median(runs[0]["wall"])) / slots
-            year = 365 * 288
-            out.append(f"\n{dbname}: each slot run in one tick adds {per_slot:,.0f} bytes to the tick's peak and "
-                       f"{seconds * 1000:.1f} ms to its time; a year's {year:,} slots in one tick would be about "
-                       f"{per_slot * year / 2**20:,.0f} MB and {seconds * year / 60:,.0f} min: give backfill jobs a "
-                       "`max_backfill`.")  # fmt: skip
+            rss = (median(runs[-1]["rss_mb"]) - median(runs[0]["rss_mb"])) * 2**20 / slots
+            traced = [u for u in runs if "traced_mb" in u]
+            traced_bytes = (traced[-1]["traced_mb"] - traced[0]["traced_mb"]) * 2**20 / (
+                traced[-1]["slots"] - traced[0]["slots"]) if len(traced) >= 2 else float("nan")  # fmt: skip
+            out.append(f"\n{dbname}: from {runs[0]['slots']:,} to {runs[-1]['slots']:,} slots, each further slot "
+                       f"adds {seconds * 1000:.3f} ms to the tick's time, {rss:,.1f} bytes to its peak RSS and "
+                       f"{traced_bytes:,.1f} bytes to its tracemalloc peak (up to {traced[-1]['slots'] if traced else 0:,}"
+                       " slots).")  # fmt: skip
     return out
+
+
+def unbounded_verdicts(results: dict) -> list[str]:
+    lines = []
+    for dbname, data in results.items():
+        runs = sorted(data.get("unbounded", {}).values(), key=lambda u: u["slots"])
+        if not runs:
+            continue
+        least, most = runs[0], runs[-1]
+        ms = per_slot_ms(data, most)
+        lines.append(f"- {dbname}: a tick without max_backfill, {most['slots']:,} slots: {ms:.3f} ms per slot beyond "
+                     f"start-up (target ≤ {UNBOUNDED_MS_PER_SLOT} ms) — "
+                     f"**{'met' if ms <= UNBOUNDED_MS_PER_SLOT else 'not met'}**")  # fmt: skip
+        if len(runs) >= 2:
+            rss = median(most["rss_mb"]) - median(least["rss_mb"])
+            lines.append(f"- {dbname}: its peak RSS {median(most['rss_mb']):.1f} MB against {median(least['rss_mb']):.1f}"
+                         f" MB for {least['slots']:,} slots ({rss:+.1f} MB; target within {UNBOUNDED_RSS_SLACK_MB:.0f} "
+                         f"MB) — **{'met' if rss <= UNBOUNDED_RSS_SLACK_MB else 'not met'}**")  # fmt: skip
+    return lines
 
 
 def verdicts(rows: list[dict]) -> list[str]:
@@ -332,8 +370,13 @@ def write(args, rows, results, python, pg_version, digest, started, elapsed, loa
         f"real tick `cronrun` with `max_backfill: {BOUND}`; peak RSS from `wait4`",
         "- in-process: a fresh child with Django set up runs the command once (time), another under tracemalloc "
         "(peak of the Python allocations during the command)",
+        f"- without max_backfill: a real tick `cronrun` runs the whole backlog ({args.unbounded or 'none'}), "
+        f"{args.unbounded_runs} rounds alternating, medians, the Log table emptied before each; ms per slot beyond "
+        "start-up = (tick wall − the median `manage.py version` of the same database) / slots; then once under "
+        f"tracemalloc (backlogs of at most {args.traced_max_slots:,} slots)",
         f"- verified: the dry run names the backlog's first slot, ends with `... and more slots`, writes nothing; "
-        f"the tick writes {BOUND} successful attempts and moves the next slot {BOUND} slots on",
+        f"the tick writes {BOUND} successful attempts and moves the next slot {BOUND} slots on (without "
+        "max_backfill: one successful attempt per slot of the backlog, the next slot after the last)",
         "",
         "## Results",
         "",
@@ -344,6 +387,7 @@ def write(args, rows, results, python, pg_version, digest, started, elapsed, loa
         "## Targets",
         "",
         *verdicts(rows),
+        *unbounded_verdicts(results),
         "",
         "## Raw figures",
         "",
@@ -359,7 +403,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--backlogs", default="1d,30d,182d,365d", help="days behind: 1d,30d,...")
-    parser.add_argument("--unbounded", default="1d,4d", help="backlogs for the tick without max_backfill ('' = none)")
+    parser.add_argument(
+        "--unbounded",
+        default="1d,4d,365d",
+        help="backlogs for the tick without max_backfill ('' = none; the first is the reference)",
+    )
+    parser.add_argument(
+        "--traced-max-slots",
+        type=int,
+        default=200_000,
+        help="the tracemalloc probe of a tick without max_backfill only up to this many slots",
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--unbounded-runs", type=int, default=3)
     parser.add_argument("--budget", type=float, default=900, help="s; past 3 rounds the rest are skipped")
@@ -400,7 +454,9 @@ def main() -> int:
                 db.drop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print("\n".join(tables(rows) + [""] + unbounded_table(results) + [""] + verdicts(rows)))
+    print(
+        "\n".join(tables(rows) + [""] + unbounded_table(results) + [""] + verdicts(rows) + unbounded_verdicts(results))
+    )
     if not args.no_write:
         write(args, rows, results, python, pg_version, digest, started, time.perf_counter() - clock, load_before)
         print(f"written: {RESULTS}", file=sys.stderr)
