@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from . import scrub, signals
 from .attempt import Attempt, Outcome
-from .bulk import insert_rows, update_rows
+from .bulk import update_rows
 from .execution import CLOCK
 from .models import Job, Log, lease
 from .plan import Due, Upcoming, slots_to_run, waiting_for
@@ -288,7 +288,7 @@ class Bookkeeping:
         if len(logs) == 1:
             logs[0].save(force_insert=True)
         else:
-            insert_rows(Log, logs)
+            Log.objects.bulk_create(logs)
         claimed.ahead.extend(logs)
         claimed.opened_at = (CLOCK["now"](), len(logs))
 

@@ -1,11 +1,9 @@
-"""Updating and inserting many rows of one model at once: the runner's bookkeeping for a
-batch of jobs or of a backfill job's slots.
+"""Updating many rows of one model at once: the runner's bookkeeping for a batch of jobs.
 
-The ORM compiles an UPDATE for every row, and bulk_create prepares every value of every
-row again; this builds one short statement. On PostgreSQL the rows go as one array per
-column, zipped by ``unnest`` (as Django 5.2's bulk_create does for an INSERT); elsewhere
-an UPDATE is sent once per row with executemany (SQLite runs in process: that is cheap),
-an INSERT as rows of VALUES.
+The ORM compiles an UPDATE for every row; this builds one short statement. On PostgreSQL
+the rows go as one array per column, zipped by ``unnest`` (as Django's bulk_create does
+for an INSERT); elsewhere the statement is sent once per row with executemany (SQLite
+runs in process: that is cheap).
 """
 
 from __future__ import annotations
@@ -46,35 +44,6 @@ def update_rows(model, objs, fields: list[str], *, row=None, set_sql="", where_s
     with connection.cursor() as cursor:
         statement(cursor, model, columns, typed, rows, set_sql, f" AND {where_sql}" if where_sql else "", where_params)
         return cursor.rowcount
-
-
-def insert_rows(model, objs) -> None:
-    """INSERT a row for each object, every column but the primary key from its
-    attributes, and set its primary key, where the database returns the new keys (not
-    MySQL: see connection.features.can_return_rows_from_bulk_insert)."""
-    columns = [field for field in model._meta.concrete_fields if not field.primary_key]
-    convert = [_to_db(field) for field in columns]
-    rows = [
-        [to_db(getattr(obj, column.attname)) for to_db, column in zip(convert, columns, strict=True)] for obj in objs
-    ]
-    quote = connection.ops.quote_name
-    into = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column.column) for column in columns)})"
-    returning = f" RETURNING {quote(model._meta.pk.column)}"
-    keys = []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"{into} SELECT * FROM unnest({_arrays(columns)}){returning}", [list(c) for c in zip(*rows)])
-            keys += [key for (key,) in cursor.fetchall()]
-        else:
-            size = max(connection.ops.bulk_batch_size(columns, objs), 1)  # SQLite: at most 999 values a statement
-            for start in range(0, len(rows), size):
-                chunk = rows[start : start + size]
-                values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(chunk))
-                cursor.execute(f"{into} VALUES {values}{returning}", [value for row in chunk for value in row])
-                keys += [key for (key,) in cursor.fetchall()]
-    # Keys are drawn in the order of the rows, whatever the order RETURNING gives them in.
-    for obj, key in zip(objs, sorted(keys), strict=True):
-        obj.pk, obj._state.adding, obj._state.db = key, False, connection.alias
 
 
 def _unnest(cursor, model, columns, typed, rows, set_sql, where, where_params) -> None:

@@ -92,10 +92,12 @@ class CronSchedule(Schedule):
         last = (day + timedelta(days=7)).month != day.month
         return (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019  schedules live as long as the process
     def _day_slots(self, day: date) -> tuple[datetime, ...]:
-        """The day's slots as sorted UTC instants (at most 1,440), kept for the last few
-        days asked: a backlog asks for each slot's next one, day after day."""
+        """The day's slots as sorted UTC instants (at most 1,440), each day worked out once
+        for every job of the same expression (a tick asks for today's of each job, twice)."""
+        return _slots_of_day(self, day)
+
+    def _slots_of(self, day: date) -> tuple[datetime, ...]:
         midnight = datetime(day.year, day.month, day.day)
         offset = midnight.replace(tzinfo=self.zone).utcoffset()
         following = (midnight + timedelta(days=1)).replace(tzinfo=self.zone).utcoffset()
@@ -155,6 +157,12 @@ class CronSchedule(Schedule):
                 if slot <= instant:
                     return slot
         return None
+
+
+# Bounded: a long-lived loop keeps at most this many days of slots (a few MB at worst).
+@functools.lru_cache(maxsize=256)
+def _slots_of_day(schedule: CronSchedule, day: date) -> tuple[datetime, ...]:
+    return schedule._slots_of(day)
 
 
 def _field_value(text: str, field: int):

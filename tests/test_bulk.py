@@ -1,10 +1,9 @@
-"""crontabber.bulk: many rows updated in one statement (PostgreSQL) or one executemany
-(SQLite, MariaDB), and inserted with their ids given back."""
+"""crontabber.bulk.update_rows: many rows in one statement (PostgreSQL) or one executemany (SQLite, MariaDB)."""
 
 import pytest
 from django.db import DataError, connection, transaction
 
-from crontabber.bulk import insert_rows, update_rows
+from crontabber.bulk import update_rows
 from crontabber.models import Job, Log
 from tests.helpers import at
 
@@ -69,19 +68,3 @@ def test_a_bulk_insert_gives_back_the_ids_where_the_backend_says_it_does():
     )
     assert all(log.pk is not None for log in logs)
     assert {log.pk: log.slot for log in logs} == dict(Log.objects.values_list("pk", "slot"))
-
-
-def test_inserted_rows_get_their_own_ids_back():
-    job = Job.objects.create(name="j")
-    logs = [
-        Log(job=job, slot=at(f"2026-05-01 1{n}:00"), started_at=at("2026-05-01 12:00"), duration=0, outcome="running")
-        for n in range(5)
-    ]
-    if not connection.features.can_return_rows_from_bulk_insert:
-        pytest.skip(f"{connection.display_name} returns no ids from a bulk INSERT")
-    insert_rows(Log, logs)
-    assert {log.pk: log.slot for log in logs} == dict(Log.objects.values_list("pk", "slot"))
-    for log in logs:
-        log.outcome = "success"
-    update_rows(Log, logs, ["outcome"])
-    assert set(Log.objects.values_list("outcome", flat=True)) == {"success"}
