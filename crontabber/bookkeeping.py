@@ -121,7 +121,7 @@ class Bookkeeping:
         """The Log row of an attempt about to start: opened ahead, or now with the rows of
         the job's next slots while its attempts are quick, so that a crash from here on
         leaves a trace."""
-        if claimed.ahead and claimed.ahead[0].slot != slot:  # not the slots opened for: never expected
+        if claimed.ahead and claimed.ahead[0].slot != slot:  # opened for other slots (never expected)
             self._discard_unstarted([claimed])
         if not claimed.ahead:
             self._open_ahead(claimed, slot)
@@ -264,9 +264,9 @@ class Bookkeeping:
             return
         now, clock, opened = timezone.now(), CLOCK["now"](), []
         for item in claimed:
-            slot = None if item.spec.depends_on else next(iter(item.slots.peek(1)), None)
-            if slot is not None:
-                item.ahead.extend(Log.opened(item.job, [slot], now, self.host, self.pid))
+            first = [] if item.spec.depends_on else item.slots.peek(1)
+            if first:
+                item.ahead.extend(Log.opened(item.job, first, now, self.host, self.pid))
                 item.opened_at = (clock, 1)
                 opened += item.ahead
         if opened:

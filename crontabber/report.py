@@ -25,6 +25,8 @@ class SlotResult:
 
 @dataclass
 class TickReport:
+    """What one tick (or re-run) did, and for a dry run what it would do."""
+
     attempts: dict[str, Counter] = field(default_factory=dict)  # job -> outcome -> how many attempts
     failed: list[SlotResult] = field(default_factory=list)  # the attempts that did not handle their slot
     # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
