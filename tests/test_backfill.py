@@ -5,7 +5,7 @@ records none as run that did not run, and the tick keeps counts, not every attem
 import gc
 import json
 import logging
-import signal as signals_module
+import signal
 import subprocess
 import sys
 import time
@@ -233,7 +233,7 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
         [{**entry, "backfill": True, "cmd_args": [*entry["cmd_args"], f"--kill-at={crash_at}"]}], settings
     )
     runner.communicate(timeout=120)
-    assert runner.returncode == -signals_module.SIGKILL
+    assert runner.returncode == -signal.SIGKILL
     ran = [e.slot for e in Execution.objects.order_by("id")]
     assert ran == [format_instant(slot) for slot in slots[:251]], "oldest first, each told its slot"
     recorded = [format_instant(log.slot) for log in Log.objects.filter(outcome="success").order_by("slot")]
