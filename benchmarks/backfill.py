@@ -216,10 +216,9 @@ def measure_db(project: Project, db, backlogs: list[Backlog], unbounded: list[Ba
     for i in range(args.unbounded_runs):  # backlogs alternate, rotating each round
         for backlog in unbounded[i % len(unbounded) :] + unbounded[: i % len(unbounded)]:
             done = unbounded_tick(backlog, "process", ["manage.py", "cronrun"])
-            u = data["unbounded"].setdefault(backlog.key, {"slots": backlog.slots, "wall": [], "rss_mb": []})
-            u["wall"].append(done["wall"])
-            u["rss_mb"].append(done["rss_mb"])
-            u["ran"] = max(u.get("ran", 0), tick.writes)
+            u = data["unbounded"].setdefault(backlog.key, {"slots": backlog.slots, "wall": [], "cpu": [], "rss_mb": []})
+            for key in ("wall", "cpu", "rss_mb"):
+                u[key].append(done[key])
     for backlog in unbounded:
         u = data["unbounded"][backlog.key]
         if backlog.slots <= args.traced_max_slots:
@@ -227,7 +226,8 @@ def measure_db(project: Project, db, backlogs: list[Backlog], unbounded: list[Ba
             u["traced_mb"] = json.loads(done["stdout"].strip().splitlines()[-1])["traced_peak"] / 2**20
         log(f"{db.name} unbounded tick, {backlog.label} ({backlog.slots} slots): {median(u['wall']):.2f} s, "
             f"{median(u['rss_mb']):.1f} MB, tracemalloc {u.get('traced_mb', float('nan')):.2f} MB")  # fmt: skip
-    data["startup"] = median([w for b in backlogs for w in data[b.key]["startup"]["wall"]])
+    for key in ("wall", "cpu"):  # Django's start-up, of every round
+        data[f"startup {key}"] = median([value for b in backlogs for value in data[b.key]["startup"][key]])
     return data
 
 
@@ -271,9 +271,10 @@ def tables(rows: list[dict]) -> list[str]:
     return out
 
 
-def per_slot_ms(data: dict, u: dict) -> float:
-    """A tick without max_backfill: ms per slot run beyond Django's start-up."""
-    return (median(u["wall"]) - data["startup"]) / u["slots"] * 1000
+def per_slot_ms(data: dict, u: dict, key: str = "wall") -> float:
+    """A tick without max_backfill: ms per slot run beyond Django's start-up (wall or
+    the process's CPU time: a loaded machine stretches the one more than the other)."""
+    return (median(u[key]) - data[f"startup {key}"]) / u["slots"] * 1000
 
 
 def unbounded_table(results: dict) -> list[str]:
@@ -282,10 +283,10 @@ def unbounded_table(results: dict) -> list[str]:
         for key, u in data.get("unbounded", {}).items():
             if not out:
                 out = ["### Without max_backfill: one tick runs every due slot", "",
-                       "| db | behind | slots run | tick wall s | ms per slot beyond start-up | peak RSS MB | "
-                       "tick tracemalloc peak MB |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+                       "| db | behind | slots run | tick wall s | ms per slot beyond start-up | CPU ms per slot beyond "
+                       "start-up | peak RSS MB | tick tracemalloc peak MB |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
             out.append(f"| {dbname} | {BACKLOGS.get(key, (key,))[0]} | {u['slots']:,} | {f3(median(u['wall']))} | "
-                       f"{per_slot_ms(data, u):.3f} | {f1(median(u['rss_mb']))} | "
+                       f"{per_slot_ms(data, u):.3f} | {per_slot_ms(data, u, 'cpu'):.3f} | {f1(median(u['rss_mb']))} | "
                        f"{u.get('traced_mb', float('nan')):.2f} |")  # fmt: skip
     for dbname, data in results.items():
         runs = sorted(data.get("unbounded", {}).values(), key=lambda u: u["slots"])
@@ -372,7 +373,9 @@ def write(args, rows, results, python, pg_version, digest, started, elapsed, loa
         "(peak of the Python allocations during the command)",
         f"- without max_backfill: a real tick `cronrun` runs the whole backlog ({args.unbounded or 'none'}), "
         f"{args.unbounded_runs} rounds alternating, medians, the Log table emptied before each; ms per slot beyond "
-        "start-up = (tick wall − the median `manage.py version` of the same database) / slots; then once under "
+        "start-up = (tick wall − the median `manage.py version` of the same database) / slots, and the same of the "
+        "process's CPU time (user + system from `wait4`: less stretched by a loaded machine; the PostgreSQL "
+        "server's own work is not in it); then once under "
         f"tracemalloc (backlogs of at most {args.traced_max_slots:,} slots)",
         f"- verified: the dry run names the backlog's first slot, ends with `... and more slots`, writes nothing; "
         f"the tick writes {BOUND} successful attempts and moves the next slot {BOUND} slots on (without "

@@ -24,7 +24,7 @@ from crontabber.bookkeeping import MAX_BATCH
 from crontabber.models import Job, Log
 from crontabber.runner import Runner
 from crontabber.schedule import format_instant
-from tests.helpers import ROOT, at, child_env, job, outcomes, tick
+from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
 from tests.jobs import control
 from tests.jobs.models import Execution
 
@@ -254,3 +254,31 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     assert Counter(log.slot for log in Log.objects.filter(outcome="success")) == Counter(slots)
     assert not Log.objects.filter(outcome="running").exists()
     assert Job.objects.get(name="catchup").claimed_by == ""
+
+
+@pytest.mark.server_db
+@pytest.mark.django_db(transaction=True)
+def test_a_long_catch_up_keeps_its_claim_and_a_runner_started_meanwhile_runs_none_of_it():
+    top = timezone.now().replace(minute=0, second=0, microsecond=0)
+    slots = [top - timedelta(hours=h) for h in range(599, -1, -1)]
+    Job.objects.create(name="catchup", first_run=slots[0], next_slot=slots[0], next_run=slots[0])
+    registry = [
+        {
+            "name": "catchup",
+            "cmd": "work",
+            "cmd_args": ["--label", "catchup", "--seconds", "0.005"],
+            "cron": "0 * * * *",
+            "backfill": True,
+        }
+    ]
+    settings = {"CRONTABBER_LEASE_SECONDS": 0.6}  # the catch-up takes several leases
+    first = start_runner(registry, settings)
+    assert wait_for(lambda: Execution.objects.count() >= 20)
+    second = start_runner(registry, settings)
+    for runner in (first, second):
+        _, err = runner.communicate(timeout=120)
+        assert runner.returncode == 0, err
+    executions = list(Execution.objects.order_by("id"))
+    assert [e.slot for e in executions] == [format_instant(slot) for slot in slots], "each once, oldest first"
+    assert {e.pid for e in executions} == {first.pid}
+    assert Counter(log.slot for log in Log.objects.filter(outcome="success")) == Counter(slots)
