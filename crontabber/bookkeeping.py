@@ -136,7 +136,8 @@ class Bookkeeping:
         if claimed.again:
             job.apply_rerun(log.slot, log.started_at, attempt)
         else:
-            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now)
+            upcoming = claimed.slots.peek(1)  # the schedule's next slot, when the backlog has it
+            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, (upcoming or [None])[0])
         job.claim_expires = now + lease()
         log.finish(attempt)
         claimed.running = None

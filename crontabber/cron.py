@@ -137,14 +137,15 @@ class CronSchedule(Schedule):
         return None
 
     def slots_after(self, instant, anchor=None):
-        # Day by day rather than next_after() per slot: one day's work per day.
+        # Day by day rather than next_after() per slot: one day's work per day, each day
+        # once (so not kept: a year's backlog would fill the days kept for other jobs).
         instant = to_utc(instant)
         day = instant.astimezone(self.zone).date() - timedelta(days=1)
         while True:
             matching = next(self._days(day, 1), None)
             if matching is None:
                 return
-            for slot in self._day_slots(matching):
+            for slot in self._slots_of(matching):
                 if slot > instant:
                     yield slot
             day = matching + timedelta(days=1)

@@ -177,11 +177,14 @@ class Job(models.Model):
         next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
         return next_slot, next_run
 
-    def apply_attempt(self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now) -> None:
+    def apply_attempt(
+        self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now, following=None
+    ) -> None:
         """The job's new state after an attempt at ``slot`` (in memory; pure).
 
-        A handled slot (success, skipped) moves the job to its next slot and clears its
-        errors; an error counts, and the same slot is retried after a back-off; an
+        A handled slot (success, skipped) moves the job to its next slot (``following``
+        when the caller has it at hand, a backlog's next, else the schedule's) and clears
+        its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick."""
         anchor = self.anchor(started_at)
         self.last_run = started_at
@@ -191,7 +194,7 @@ class Job(models.Model):
             if attempt.outcome == Outcome.SKIPPED:
                 self.last_skipped = slot
             if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
-                self.next_slot = schedule.next_after(slot, anchor)
+                self.next_slot = following or schedule.next_after(slot, anchor)
             self.next_run = self.next_slot
             self.error_count = 0
             self.last_error = ""

@@ -12,6 +12,7 @@ import time
 import tracemalloc
 from collections import Counter
 from datetime import timedelta
+from itertools import takewhile
 
 import pytest
 from django.db import connection
@@ -23,7 +24,7 @@ from crontabber import signals
 from crontabber.bookkeeping import MAX_BATCH
 from crontabber.models import Job, Log
 from crontabber.runner import Runner
-from crontabber.schedule import format_instant
+from crontabber.schedule import build_schedule, format_instant
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
 from tests.jobs import control
 from tests.jobs.models import Execution
@@ -81,6 +82,18 @@ def test_a_year_behind_runs_every_slot_oldest_first_in_one_tick_a_batch_at_a_tim
     # Rows opened and outcomes written a batch at a time (batches are sized by time:
     # smaller on a slow machine); row by row would take two statements a slot.
     assert len(queries) < len(slots) / 4, len(queries)
+
+
+def test_walking_a_years_backlog_keeps_none_of_its_days_for_later():
+    # The days' slots kept for the jobs of a tick are bounded in days, not in slots: a
+    # year of a backlog's days (or of every minute's) must not fill them.
+    from crontabber.cron import _slots_of_day
+
+    schedule = build_schedule(cron="*/5 * * * *")
+    _slots_of_day.cache_clear()
+    walked = list(takewhile(lambda slot: slot <= at("2026-05-01 00:00"), schedule.slots_after(at("2025-05-01 00:00"))))
+    assert len(walked) == 365 * 288 and walked[-1] == at("2026-05-01 00:00")
+    assert _slots_of_day.cache_info().currsize == 0
 
 
 @pytest.mark.django_db
@@ -199,12 +212,12 @@ def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_
     slots = len(hours(at("2026-05-01 10:00"), at("2026-09-01 10:00")))
     assert report.attempts == {"hourly": {"success": slots}, "bad": {"failure": 1}}
     assert [(r.job, r.attempt.outcome) for r in report.failed] == [("bad", "failure")]
-    # What a batch holds comes and goes (at most MAX_BATCH attempts): compare the least
-    # held early and late. 1,500 more slots run: every attempt kept would be 1 MB more;
-    # the cache of days' slots (bounded) grows by 60 days' of them, 90 KB.
+    # What a batch holds comes and goes (up to MAX_BATCH attempts, some 100 KB): compare
+    # the least held early and late. 1,500 more slots run: every attempt kept would be
+    # 1 MB more, and every day's slots kept 90 KB.
     early = min(held[n] for n in range(250, 1500, 250))
     late = min(held[n] for n in range(1750, 3000, 250))
-    assert late - early < 250_000, (early, late)
+    assert late - early < 150_000, (early, late)
 
 
 # --- a real runner process, killed mid-batch ------------------------------------------
