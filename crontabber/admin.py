@@ -368,6 +368,6 @@ class ControlAdmin(ReadOnlyAdmin):
     """The shared switches, read-only: hold and release from the job list. Its History
     lists every hold and release, with who and when."""
 
-    list_display = ("__str__", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
-    fields = ("hold_all", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
+    list_display = ("__str__", "held_by", "held_since", "last_tick", "last_tick_seconds", "last_tick_by", "last_purge")
+    fields = ("hold_all", "held_by", "held_since", "last_tick", "last_tick_seconds", "last_tick_by", "last_purge")
     readonly_fields = fields

@@ -312,6 +312,7 @@ class Control(models.Model):
     held_since = models.DateTimeField(null=True, blank=True)
     last_tick = models.DateTimeField(null=True, blank=True, help_text="When a runner last ended a tick.")
     last_tick_by = models.CharField(max_length=200, blank=True)
+    last_tick_seconds = models.FloatField(null=True, blank=True, help_text="How long the last tick took.")
     last_tick_error = models.TextField(blank=True, help_text="How the last tick failed; empty: it completed.")
     last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
 
@@ -327,9 +328,13 @@ class Control(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
     @classmethod
-    def record_tick(cls, now: datetime, owner: str, error: str = "") -> None:
-        """A tick ended, in an error or not: the health endpoint's proof of life."""
-        cls.objects.filter(pk=1).update(last_tick=now, last_tick_by=owner, last_tick_error=error[:2000])
+    def record_tick(cls, started: datetime, now: datetime, owner: str, error: str = "") -> None:
+        """A tick that began at ``started`` ended now, in an error or not: the health
+        endpoint's proof of life."""
+        seconds = max((now - started).total_seconds(), 0.0)
+        cls.objects.filter(pk=1).update(
+            last_tick=now, last_tick_by=owner, last_tick_error=error[:2000], last_tick_seconds=seconds
+        )
 
     @classmethod
     def record_purge(cls, now: datetime) -> None:

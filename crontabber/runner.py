@@ -143,7 +143,7 @@ class Runner:
         if dry_run:
             self._dry_run(control, specs, now, force, report)
         else:
-            self._record_end(self._run_tick, specs, control, now, force, extra or {}, report)
+            self._record_end(now, self._run_tick, specs, control, now, force, extra or {}, report)
         return report
 
     def _run_tick(self, specs: list[JobSpec], control: Control, now: datetime, force, extra, report) -> None:
@@ -156,18 +156,18 @@ class Runner:
         rerun.run_requested(self, specs, rows, report)
         self._run(plan(specs, rows, now, force), extra, report)
 
-    def _record_end(self, run_tick, *args) -> None:
+    def _record_end(self, started: datetime, run_tick, *args) -> None:
         """Run the tick and record how it ended on the control row: the health endpoint's
         proof that ticks complete (an idle tick's third and last query)."""
         try:
             run_tick(*args)
         except BaseException as error:
             try:
-                Control.record_tick(timezone.now(), self.owner, f"{type(error).__name__}: {error}")
+                Control.record_tick(started, timezone.now(), self.owner, f"{type(error).__name__}: {error}")
             except Exception as unrecorded:  # the database is gone: the error itself is what matters
                 logger.error("could not record that the tick failed: %s", str(unrecorded).strip().split("\n")[0])
             raise
-        Control.record_tick(timezone.now(), self.owner)
+        Control.record_tick(started, timezone.now(), self.owner)
 
     # --- before the jobs run -------------------------------------------------------------
 
