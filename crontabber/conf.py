@@ -116,6 +116,11 @@ SETTINGS = {
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",
         ),
+        Setting(
+            "CRONTABBER_ADMIN_STRIP_SLOTS",
+            24,
+            "how many of each job's latest slots the admin's job list shows in its slot strip (at most 100)",
+        ),
     )
 }
 

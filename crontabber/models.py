@@ -240,6 +240,17 @@ class LogQuerySet(models.QuerySet):
             outcome=Outcome.INTERRUPTED, error_type=error_type, error_value=error_value
         )
 
+    def at_slots_since(self, starts: dict) -> LogQuerySet:
+        """Each job's attempts at its slots from ``starts[job id]`` on, oldest first, in one
+        query whatever the number of jobs. An attempt starts at or after its slot, so the
+        same bound on started_at keeps each job's scan of its index short."""
+        if not starts:
+            return self.none()
+        wanted = Q()
+        for job_id, start in starts.items():
+            wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
+        return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
+
     def purge(self, cutoff: datetime, batch: int, batches: int = 10) -> int:
         """Delete finished rows that started before ``cutoff``, at most ``batches`` DELETEs of
         ``batch`` rows (a long backlog of old rows is spread over ticks). Returns how many;
