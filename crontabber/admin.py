@@ -18,7 +18,23 @@ from django.utils.html import format_html
 
 from . import conf
 from .admin_actions import JobActions
-from .admin_display import GRID_SLOTS, PRE, attach_cells, grid, latest_failure, legend, strip, time_field, when, zone_of
+from .admin_display import (
+    BLUE,
+    GREEN,
+    GREY,
+    GRID_SLOTS,
+    ORANGE,
+    PRE,
+    RED,
+    attach_cells,
+    grid,
+    latest_failure,
+    legend,
+    strip,
+    time_field,
+    when,
+    zone_of,
+)
 from .admin_forms import JobForm
 from .admin_logs import ControlAdmin, LogAdmin  # noqa: F401  registered there
 from .attempt import Outcome
@@ -29,13 +45,13 @@ from .schedule import ScheduleError, build_override
 
 NOT_IN_REGISTRY = "not in registry"
 STATUS_COLOURS = {
-    "ok": "#2e7d32",
-    "running": "#1565c0",
-    "failing": "#c62828",
-    "overdue": "#ef6c00",
-    "disabled": "#757575",
-    NOT_IN_REGISTRY: "#757575",
-    "registry error": "#c62828",
+    "ok": GREEN,
+    "running": BLUE,
+    "failing": RED,
+    "overdue": ORANGE,
+    "disabled": GREY,
+    NOT_IN_REGISTRY: GREY,
+    "registry error": RED,
 }
 
 

@@ -31,6 +31,14 @@ STATES = {
     COALESCED: ("·", "coalesced: not run, a later slot ran instead"),
     NOT_RUN: ("−", "not run: passed over (marked succeeded or reset)"),
 }
+GREEN, BLUE, RED, ORANGE, GREY = (
+    # Legible on the admin's light and dark themes (light-dark() follows its color-scheme).
+    "light-dark(#2e7d32, #66bb6a)",
+    "light-dark(#1565c0, #64b5f6)",
+    "light-dark(#c62828, #ef5350)",
+    "light-dark(#ef6c00, #ffa726)",
+    "light-dark(#757575, #bdbdbd)",
+)
 ATTEMPT_FIELDS = ("id", "job_id", "slot", "started_at", "duration", "outcome", "attempt", "error_type")
 
 

@@ -7,7 +7,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .admin_display import PRE, time_field, zone_of
+from .admin_display import BLUE, GREEN, PRE, RED, time_field, zone_of
 from .models import Control, Log
 from .registry import jobs_or_none
 
@@ -91,7 +91,7 @@ class LogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="outcome", ordering="outcome")
     def outcome_shown(self, log):
-        colour = {"success": "#2e7d32", "failure": "#c62828", "timeout": "#c62828", "running": "#1565c0"}
+        colour = {"success": GREEN, "failure": RED, "timeout": RED, "running": BLUE}
         return format_html(
             '<strong class="outcome-{}" style="color: {}">{}</strong>',
             log.outcome,

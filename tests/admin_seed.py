@@ -80,6 +80,8 @@ def seed(now: datetime | None = None) -> datetime:
     _ticks("search-reindex", hour - timedelta(hours=48), hour - timedelta(hours=2), timedelta(hours=2))
     _ticks("report-mailer", hour - timedelta(hours=12), hour, timedelta(minutes=30))
     _ticks("purge-sessions", hour - timedelta(hours=48), hour, timedelta(hours=4))
+    for name in ("sync-feed", "report-mailer"):  # up to date
+        _tick(name, now or timezone.now())
     _stage_outcomes(hour)
     _vary_durations()
     return hour
