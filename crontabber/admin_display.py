@@ -99,20 +99,19 @@ def zone_of(spec) -> str | None:
 def attach_cells(jobs, now: datetime, count: int) -> None:
     """Give each job (annotated with its ``_spec``) ``_cells``: its last ``count`` slots.
     One query for all of them, whatever their number."""
-    wanted = {}
+    shown = {}  # job -> (its spec as operators changed it, its schedule's latest slots)
     for job in jobs:
-        job._cells = []
-        if job._spec is not None:
-            job._effective = effective_spec(job._spec, job)
-            job._slots = recent_slots(job._effective, job, now, count)
-            if job._slots:
-                wanted[job.pk] = job._slots[0]
+        spec = effective_spec(job._spec, job) if job._spec is not None else None
+        slots = recent_slots(spec, job, now, count) if spec is not None else []
+        if slots:
+            shown[job] = spec, slots
     attempts = {}
-    for row in Log.objects.at_slots_since(wanted).values_list(*ATTEMPT_FIELDS, named=True):
+    starts = {job.pk: slots[0] for job, (_, slots) in shown.items()}
+    for row in Log.objects.at_slots_since(starts).values_list(*ATTEMPT_FIELDS, named=True):
         attempts.setdefault(row.job_id, []).append(row)
     for job in jobs:
-        if job.pk in wanted:
-            job._cells = cells(job._effective, job, job._slots, attempts.get(job.pk, []), now, count)
+        spec, slots = shown.get(job, (None, []))
+        job._cells = cells(spec, job, slots, attempts.get(job.pk, []), now, count) if slots else []
 
 
 def latest_failure(job):
