@@ -122,6 +122,28 @@ class ControlAdmin(ReadOnlyAdmin):
     """The shared switches, read-only: hold and release from the job list. Its History
     lists every hold and release, with who and when."""
 
-    list_display = ("__str__", "held_by", "held_since", "last_tick", "last_tick_seconds", "last_tick_by", "last_purge")
-    fields = ("hold_all", "held_by", "held_since", "last_tick", "last_tick_seconds", "last_tick_by", "last_purge")
+    list_display = (
+        "__str__",
+        "held_by",
+        "held_since_shown",
+        "last_tick_shown",
+        "last_tick_seconds",
+        "last_tick_by",
+        "last_purge_shown",
+    )
+    fields = (
+        "hold_all",
+        "held_by",
+        "held_since_shown",
+        "last_tick_shown",
+        "last_tick_seconds",
+        "last_tick_by",
+        "last_purge_shown",
+    )
     readonly_fields = fields
+    held_since_shown = time_field("held_since", "held since", seconds=True)
+    last_tick_shown = time_field("last_tick", "last tick", seconds=True)
+    last_purge_shown = time_field("last_purge", "last purge", seconds=True)
+
+    def zone(self, control: Control) -> None:
+        return None  # no job's: TIME_ZONE

@@ -243,3 +243,22 @@ def test_a_jobs_page_costs_the_same_queries_whatever_the_number_of_jobs(jobs):
         assert page.count('class="slot-column ') == 31
     assert counted[10] == counted[100], counted
     print(f"job page: {counted[100]} queries with 100 jobs")
+
+
+def test_every_page_shows_times_one_way_with_their_zone(history):
+    pages = [
+        reverse("admin:crontabber_job_changelist"),
+        reverse("admin:crontabber_job_change", args=[job("berlin").pk]),
+        reverse("admin:crontabber_log_changelist"),
+        reverse("admin:crontabber_log_change", args=[Log.objects.filter(job__name="rollup").first().pk]),
+        reverse("admin:crontabber_control_changelist"),
+        reverse("admin:crontabber_control_change", args=[1]),
+    ]
+    for url in pages:
+        with freeze_time(at("2026-05-01 14:10")):
+            page = history.get(url).content.decode()
+        assert '<time class="crontabber-time"' in page, url
+        assert "a.m." not in page and "p.m." not in page and "midnight" not in page, url
+    with freeze_time(at("2026-05-01 14:10")):
+        page = history.get(reverse("admin:crontabber_job_change", args=[job("berlin").pk])).content.decode()
+    assert "<span>2026-05-01 11:00 CEST</span> <span>(09:00 UTC)</span>" in page  # its first run
