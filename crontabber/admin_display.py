@@ -191,7 +191,7 @@ def grid(job) -> str:
     ]
     return format_html(
         '<div class="slot-grid"><div class="slot-grid-scale">longest: {} s</div><div class="slot-grid-columns">{}</div>'
-        '<div class="slot-grid-axis"><span>{}</span><span>{} slots</span><span>{}</span></div>{}</div>',
+        '<div class="slot-grid-axis"><span>{}</span><span>{} slots</span><span>{}</span></div></div>{}',
         f"{longest:.1f}",
         _newest_first(columns),
         when_text(job._cells[0].slot, zone),
