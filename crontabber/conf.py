@@ -112,6 +112,13 @@ SETTINGS = {
             "all of the runner's",
         ),
         Setting(
+            "CRONTABBER_TASK_BACKEND",
+            None,
+            "the alias of a `TASKS` backend whose workers run every job's attempts, unless a job's `backend` says "
+            "otherwise ([Scheduling Django Tasks](tasks.md))",
+            "none: jobs run in the runner",
+        ),
+        Setting(
             "CRONTABBER_CRITICAL_ERRORS",
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",

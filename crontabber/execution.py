@@ -197,13 +197,20 @@ def load_command(cmd: str) -> BaseCommand:
 
 
 def run_in_process(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
+    body = lambda capture: call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)  # noqa: E731
+    return run_function(name, body, timeout, deadlines)
+
+
+def run_function(name: str, body, timeout: float | None, deadlines: Deadlines) -> Attempt:
+    """``body(capture)`` run in this process as a command is: its output captured, its
+    timeout and a stop enforced, SkipRun and the connection it leaves checked."""
     capture = OutputCapture(name)
     started = CLOCK["now"]()
     before = connection_state()
     try:
         with deadlines.running(timeout, in_process=True):
             with redirect_stdout(capture), redirect_stderr(capture):
-                call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)
+                body(capture)
         attempt = Attempt(Outcome.SUCCESS)
     except SkipRun as skip:
         attempt = Attempt(Outcome.SKIPPED, error_value=str(skip))

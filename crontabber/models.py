@@ -251,6 +251,10 @@ class LogQuerySet(models.QuerySet):
             wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
         return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
 
+    def queued(self):
+        """Attempts sent to a task backend whose results are not read yet."""
+        return self.filter(outcome=Outcome.QUEUED)
+
     def purge(self, cutoff: datetime, batch: int, batches: int = 10) -> int:
         """Delete finished rows that started before ``cutoff``, at most ``batches`` DELETEs of
         ``batch`` rows (a long backlog of old rows is spread over ticks). Returns how many;
@@ -258,7 +262,9 @@ class LogQuerySet(models.QuerySet):
         deleted = 0
         for _ in range(batches):
             ids = list(
-                self.filter(started_at__lt=cutoff).exclude(outcome=Outcome.RUNNING).values_list("pk", flat=True)[:batch]
+                self.filter(started_at__lt=cutoff)
+                .exclude(outcome__in=(Outcome.RUNNING, Outcome.QUEUED))
+                .values_list("pk", flat=True)[:batch]
             )
             if ids:
                 deleted += self.filter(pk__in=ids)._raw_delete(self.db)
@@ -284,12 +290,18 @@ class Log(models.Model):
     output = models.TextField(blank=True, help_text="The tail of the command's output.")
     host = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    # An attempt sent to a Django Tasks backend: its alias there, and the id of its result.
+    backend = models.CharField(max_length=100, blank=True, help_text="The task backend that ran the attempt.")
+    result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
 
     objects = LogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["job", "-started_at"], name="crontabber_log_job_started")]
+        indexes = [
+            models.Index(fields=["job", "-started_at"], name="crontabber_log_job_started"),
+            models.Index(fields=["outcome"], name="crontabber_log_outcome"),  # the few queued or running
+        ]
 
     def __str__(self):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"

@@ -105,7 +105,7 @@ def sentry_capture_failure(sender, spec, job, log, attempt, previous_error_count
             "crontabber",
             {
                 "job": spec.name,
-                "command": " ".join([spec.cmd, *spec.cmd_args]),
+                "command": spec.command_line,
                 "slot": format_instant(log.slot),
                 "attempt": log.attempt,
                 "outcome": attempt.outcome,
@@ -283,7 +283,7 @@ def compose(spec, job, log, attempt, previous_error_count: int) -> tuple[str, st
         return None
     subject, lines, notes = news
     head = [
-        f"Job:      {spec.name} ({' '.join([spec.cmd, *spec.cmd_args])})",
+        f"Job:      {spec.name} ({spec.command_line})",
         f"Slot:     {format_instant(log.slot)}",
         f"Outcome:  {attempt.outcome} (attempt {log.attempt}, {attempt.duration:.2f} s, on {log.host} pid {log.pid})",
         *lines,

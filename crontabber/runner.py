@@ -24,7 +24,7 @@ from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf, rerun, scrub, signals
+from . import conf, queued, rerun, scrub, signals
 from .attempt import Attempt
 from .bookkeeping import Bookkeeping, Claimed, database_lost
 from .execution import CLOCK, Deadlines, run_in_child, run_in_process
@@ -298,6 +298,8 @@ class Runner:
     def _run_job(self, claimed: Claimed, book: Bookkeeping, extra: dict, report: TickReport) -> None:
         """A claimed job's slots, oldest first, until one is not handled. Whatever raises
         on the way is this job's failure, not the tick's."""
+        if claimed.spec.task or claimed.spec.backend:  # Django's Tasks framework: its own path
+            return queued.run_job(self, claimed, book, extra, report)
         try:
             for slot, progress in numbered(claimed.slots, claimed.count):
                 if self.stop_requested or book.lost(claimed):

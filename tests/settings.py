@@ -2,6 +2,7 @@
 
 import json
 import os
+from importlib.util import find_spec
 from unittest import mock
 
 # Imported in development mode (no SECRET_KEY needed, plain HTTP for the test client), without
@@ -14,5 +15,15 @@ INSTALLED_APPS = INSTALLED_APPS + ["tests.jobs"]  # noqa: F405
 # Subprocess tests hand their registry to the child through the environment.
 CRONTABBER_JOBS = json.loads(os.environ.get("TEST_CRONTABBER_JOBS", "[]"))
 LOGGING["loggers"]["crontabber"]["handlers"] = []  # noqa: F405  pytest's caplog sees the records
+# Django's Tasks framework (docs/tasks.md): Django 6's own, or the django-tasks backport on
+# 5.2; the database backend's app for the real-worker tests. "default" runs tasks inline.
+if find_spec("django_tasks_db"):
+    TASKS_ROOT = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+    INSTALLED_APPS += ["django_tasks_db"] + ([] if TASKS_ROOT == "django.tasks" else ["django_tasks"])
+    TASKS = {
+        "default": {"BACKEND": f"{TASKS_ROOT}.backends.immediate.ImmediateBackend"},
+        "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    }
+
 # ...and any other settings (lease, grace) as JSON.
 globals().update(json.loads(os.environ.get("TEST_SETTINGS", "{}")))
