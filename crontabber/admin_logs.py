@@ -48,11 +48,11 @@ class LogAdmin(ReadOnlyAdmin):
         "attempt",
         "duration_shown",
         "error",
-        "host",
+        "ran_on",
     )
     list_display_links = ("started",)
     list_filter = ("outcome", "job")
-    search_fields = ("job__name", "error_type", "error_value")
+    search_fields = ("job__name", "error_type", "error_value", "result_id")
     list_select_related = ("job",)
     show_full_result_count = False  # no COUNT(*) of a large table on every page
     show_facets = admin.ShowFacets.NEVER  # nor a COUNT per filter choice
@@ -65,6 +65,8 @@ class LogAdmin(ReadOnlyAdmin):
         "attempt",
         "host",
         "pid",
+        "backend",
+        "result_id",
         "error_type",
         "error_value",
         "traceback_shown",
@@ -72,6 +74,12 @@ class LogAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     started = time_field("started_at", "started", seconds=True)
+
+    @admin.display(description="ran on")
+    def ran_on(self, log):
+        """The host of the runner, or the task backend and the result id (docs/tasks.md)."""
+        return f"{log.backend} ({log.result_id})" if log.backend else log.host
+
     slot_shown = time_field("slot", "slot")
 
     def get_changelist(self, request, **kwargs):

@@ -119,6 +119,12 @@ SETTINGS = {
             "none: jobs run in the runner",
         ),
         Setting(
+            "CRONTABBER_TASK_POLL_SECONDS",
+            5,
+            "`cronrun --loop` ticks again this soon while attempts are on task workers, to read their results "
+            "and queue the next slots",
+        ),
+        Setting(
             "CRONTABBER_CRITICAL_ERRORS",
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",

@@ -42,7 +42,7 @@ def run_job(runner, claimed, book, extra: dict, report) -> None:
     """The claimed job's queued attempt read, then its due slots run or enqueued, oldest
     first, until one is queued or not handled. What raises is this job's failure."""
     try:
-        go_on, after, retrying = _resume(claimed, book)
+        go_on, after, retrying = _resume(claimed, book, report)
         for slot, progress in numbered(claimed.slots, claimed.count) if go_on else ():
             if after is not None and slot <= after:
                 continue  # the attempt just read was this slot's
@@ -52,6 +52,7 @@ def run_job(runner, claimed, book, extra: dict, report) -> None:
             runner._progress[id(log)] = progress
             attempt = _attempt(runner, claimed, log, extra)
             if attempt is None:
+                report.queued.append(claimed.spec.name)
                 break  # on the backend: a later tick reads its result
             book.record(claimed, log, attempt)
             if not attempt.handled:
@@ -63,7 +64,7 @@ def run_job(runner, claimed, book, extra: dict, report) -> None:
     book.release(claimed)
 
 
-def _resume(claimed, book) -> tuple[bool, datetime | None, bool]:
+def _resume(claimed, book, report) -> tuple[bool, datetime | None, bool]:
     """The job's queued attempt, if it has one: recorded if its result has come. Returns
     whether the job goes on, the slot it is done with, and whether it retries that slot."""
     log = claimed.job.logs.queued().first()
@@ -71,6 +72,7 @@ def _resume(claimed, book) -> tuple[bool, datetime | None, bool]:
         return True, None, False
     attempt = read(claimed.spec, log, timezone.now())
     if attempt is None:
+        report.queued.append(claimed.spec.name)  # still on the backend
         return False, log.slot, False
     claimed.running = log
     book.record(claimed, log, attempt)

@@ -227,3 +227,26 @@ def test_cronlist_and_health_show_a_queued_attempt(jobs):
     assert report.problems == [
         f"record: attempt queued on db since 2026-05-04 10:00:00+00:00 ({log.result_id}), longer than 0:01:10"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_shows_a_queued_attempt_its_backend_and_result_id(jobs, admin_client):
+    from django.urls import reverse
+
+    jobs([{"cmd": "record", "frequency": "1h", "backend": "db"}])
+    tick(at(T0))
+    log = rows("record")[0]
+    page = admin_client.get(reverse("admin:crontabber_log_changelist")).content.decode()
+    assert "queued" in page and f"db ({log.result_id})" in page
+    detail = admin_client.get(reverse("admin:crontabber_log_change", args=[log.pk])).content.decode()
+    assert log.result_id in detail
+
+
+@pytest.mark.django_db
+def test_a_rerun_of_a_job_on_a_backend_waits_for_its_result(jobs):
+    jobs([{"cmd": "record", "frequency": "1h", "backfill": True, "backend": "default"}])
+    tick(at(T0))
+    tick(at("2026-05-04 11:00"))
+    call_command("cronrerun", "record", "--from", "2026-05-04T10:00Z", "--to", "2026-05-04T11:00Z", stdout=StringIO())
+    assert [log.outcome for log in rows("record")] == ["success"] * 4
+    assert [log.attempt for log in rows("record")] == [1, 1, 2, 2]

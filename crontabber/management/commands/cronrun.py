@@ -160,14 +160,14 @@ class Command(BaseCommand):
         runner = Runner(out=self.stdout)
         wake = threading.Event()
         previous = install_stop_handlers(runner, wake)
-        ticks, failed = 0, False
+        ticks, failed, polling = 0, False, False
         try:
             while not runner.stop_requested:
                 try:
                     close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
-                    runner.tick(specs=registry.values())
+                    report = runner.tick(specs=registry.values())
                     close_old_connections()
-                    failed = False
+                    failed, polling = False, bool(report.queued)
                 except DatabaseError as error:
                     failed = True
                     self.stderr.write(f"crontabber: database error: {one_line(error)}; next tick in {interval:g} s")
@@ -178,7 +178,9 @@ class Command(BaseCommand):
                 ticks += 1
                 if runner.stop_requested or (max_ticks and ticks >= max_ticks):
                     break
-                wake.wait(interval - time.time() % interval)
+                # Attempts on task workers: their results are read (and the next slots queued) sooner.
+                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if polling else interval
+                wake.wait(min(poll, interval - time.time() % interval))
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
