@@ -107,7 +107,7 @@ def report(names=None, now=None) -> Report:
     specs = [spec for spec in load_jobs() if not names or spec.name in names]
     rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
     control = Control.load()
-    queued = queued_attempts(rows.values()) if any(spec.backend for spec in specs) else {}  # the third query
+    queued = queued_of(specs, rows.values())
     jobs = [job_health(spec, rows.get(spec.name), now, queued.get(spec.name)) for spec in specs]
     problems = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
     return Report(
@@ -126,8 +126,11 @@ def _stuck(spec: JobSpec, queued: Log | None, now: datetime) -> str:
     return f"attempt queued on {queued.backend} {when}, longer than {patience(spec)}"
 
 
-def queued_attempts(jobs) -> dict[str, Log]:
-    """Each job's attempt queued on a task backend, by job name (one query)."""
+def queued_of(specs, jobs) -> dict[str, Log]:
+    """Each job's attempt queued on a task backend, by job name: one query, and none
+    while no job runs on a backend."""
+    if not any(spec.backend for spec in specs):
+        return {}
     by_pk = {job.pk: job for job in jobs}
     return {by_pk[log.job_id].name: log for log in Log.objects.queued().filter(job_id__in=list(by_pk))}
 

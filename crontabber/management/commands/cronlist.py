@@ -89,7 +89,7 @@ class Command(BaseCommand):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
-        queued = health.queued_attempts(rows.values()) if any(s.backend for s in registry.values()) else {}
+        queued = health.queued_of(registry.values(), rows.values())
         entries = [self._entry(registry.get(name), rows.get(name), name, queued.get(name)) for name in names or known]
         if format == "json":
             self.stdout.write(json.dumps(entries, indent=2))
