@@ -52,6 +52,7 @@ def run_job(runner, claimed, book, extra: dict, report) -> None:
             runner._progress[id(log)] = progress
             attempt = _attempt(runner, claimed, log, extra)
             if attempt is None:
+                book.attempts += 1  # an attempt started: the batch's pace counts it
                 report.queued.append(claimed.spec.name)
                 break  # on the backend: a later tick reads its result
             book.record(claimed, log, attempt)

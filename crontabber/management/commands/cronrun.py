@@ -141,7 +141,7 @@ class Command(BaseCommand):
 
     def _explain(self, report, names, registry, extra) -> None:
         """Say why a job named with --job ran nothing, and that a --job-arg went unused."""
-        ran = {result.job for result in report.results} | {name for name, _ in report.waiting}
+        ran = {result.job for result in report.results} | {name for name, _ in report.waiting} | set(report.queued)
         idle = [name for name in dict.fromkeys(names) if name not in ran]
         jobs = {job.name: job for job in Job.objects.filter(name__in=idle)}
         now = timezone.now()
