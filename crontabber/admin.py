@@ -38,7 +38,7 @@ from .admin_display import (
 from .admin_forms import JobForm
 from .admin_logs import ControlAdmin, LogAdmin  # noqa: F401  registered there
 from .attempt import Outcome
-from .health import job_health
+from .health import job_health, queued_of
 from .models import Control, Job
 from .registry import RegistryError, jobs_or_none, load_jobs
 from .schedule import ScheduleError, build_override
@@ -47,6 +47,8 @@ NOT_IN_REGISTRY = "not in registry"
 STATUS_COLOURS = {
     "ok": GREEN,
     "running": BLUE,
+    "queued": BLUE,
+    "stuck": RED,
     "failing": RED,
     "overdue": ORANGE,
     "disabled": GREY,
@@ -159,11 +161,13 @@ class JobAdmin(JobActions, admin.ModelAdmin):
     def annotate(self, jobs, slots: int) -> None:
         """Each job's spec, health verdict and latest ``slots`` (one query for them all)."""
         specs, now = jobs_or_none(), timezone.now()
+        queued = queued_of((specs or {}).values(), jobs)  # attempts on task workers (docs/tasks.md)
         for job in jobs:
             spec = (specs or {}).get(job.name)
             job._spec = spec
             job._registry_ok = specs is not None
-            job._health = job_health(spec, job, now) if spec else None
+            job._queued = queued.get(job.name)
+            job._health = job_health(spec, job, now, job._queued) if spec else None
         attach_cells(jobs, now, slots)
 
     def _annotated(self, job: Job) -> Job:
@@ -189,6 +193,8 @@ class JobAdmin(JobActions, admin.ModelAdmin):
             note = " (enabled by an operator)" if job.enabled_override else " (disabled by an operator)"
         if status == "running":
             note = f" ({job.claimed_by})"
+        if status in ("queued", "stuck"):
+            note = f" (on {job._queued.backend}: {job._queued.result_id})"
         return format_html(
             '<strong class="job-status status-{}" style="color: {}">{}</strong>{}',
             status.replace(" ", "-"),

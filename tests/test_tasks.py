@@ -221,7 +221,7 @@ def test_cronlist_and_health_show_a_queued_attempt(jobs):
 
         from crontabber.models import Control
 
-        Control.record_tick(timezone.now(), "test")
+        Control.record_tick(timezone.now(), timezone.now(), "test")
         report = health.report()
     assert report.code == health.CRITICAL
     assert report.problems == [
@@ -240,6 +240,13 @@ def test_the_admin_shows_a_queued_attempt_its_backend_and_result_id(jobs, admin_
     assert "queued" in page and f"db ({log.result_id})" in page
     detail = admin_client.get(reverse("admin:crontabber_log_change", args=[log.pk])).content.decode()
     assert log.result_id in detail
+    jobs_page = admin_client.get(reverse("admin:crontabber_job_changelist")).content.decode()
+    assert f"stuck</strong> (on db: {log.result_id})" in jobs_page  # queued hours ago
+    from freezegun import freeze_time
+
+    with freeze_time(at("2026-05-04 10:00:30")):
+        jobs_page = admin_client.get(reverse("admin:crontabber_job_changelist")).content.decode()
+    assert f"queued</strong> (on db: {log.result_id})" in jobs_page
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crontabber', '0002_tick_outcome_and_rerun_range'),
+        ('crontabber', '0003_last_tick_duration'),
     ]
 
     operations = [
