@@ -257,3 +257,35 @@ def test_a_rerun_of_a_job_on_a_backend_waits_for_its_result(jobs):
     call_command("cronrerun", "record", "--from", "2026-05-04T10:00Z", "--to", "2026-05-04T11:00Z", stdout=StringIO())
     assert [log.outcome for log in rows("record")] == ["success"] * 4
     assert [log.attempt for log in rows("record")] == [1, 1, 2, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_on_a_worker_is_stopped_at_its_timeout_there(jobs):
+    jobs([{"name": "slow", "cmd": "work", "cmd_args": ["--seconds", "5"], "frequency": "1h", "backend": "db",
+           "timeout": 0.3}])  # fmt: skip
+    tick(at(T0))
+    worker_runs_ready_tasks()  # in its main thread, as db_worker runs tasks: the timeout's alarm works
+    tick(at("2026-05-04 10:01"))
+    (log,) = rows("slow")
+    assert (log.outcome, log.error_type) == ("timeout", "Timeout")
+    assert log.duration < 5 and log.output == "working 5.0 s"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dependency_on_a_worker_holds_the_dependent_slot_until_it_succeeded(jobs):
+    jobs(
+        [
+            {"name": "first", "task": "tests.jobs.tasks.rollup", "frequency": "1h", "backfill": True, "backend": "db"},
+            {"name": "then", "cmd": "record", "frequency": "1h", "backfill": True, "backend": "db",
+             "depends_on": ["first"]},
+        ]
+    )  # fmt: skip
+    tick(at(T0))
+    assert outcomes("then") == []  # waits: first's slot is only queued
+    worker_runs_ready_tasks()
+    tick(at("2026-05-04 10:01"))
+    assert outcomes("first") == [(at(T0), "success")]
+    assert outcomes("then") == [(at(T0), "queued")]
+    worker_runs_ready_tasks()
+    tick(at("2026-05-04 10:02"))
+    assert outcomes("then") == [(at(T0), "success")]
