@@ -12,7 +12,7 @@ DEV := DEBUG=$${DEBUG:-1}
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,rq,test]'
 	touch $(STAMP)
 
 # Migrate the SQLite database under var/ and run the loop in the foreground.
@@ -53,7 +53,7 @@ test-mariadb: $(MYSQL_STAMP) mariadb chromium
 
 $(MYSQL_STAMP): $(STAMP)
 	$(MAKE) --no-print-directory mysqlclient-build-deps
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,tasks,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,tasks,rq,test]'
 	touch $(MYSQL_STAMP)
 
 mysqlclient-build-deps:
@@ -85,7 +85,7 @@ test-django6: postgres chromium
 $(DJ6_STAMP): pyproject.toml
 	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
 	$(DJ6_PY) -m pip install --quiet --upgrade pip
-	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,test]'
+	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,rq,test]'
 	touch $(DJ6_STAMP)
 
 # docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of

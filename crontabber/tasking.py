@@ -44,7 +44,12 @@ def api() -> SimpleNamespace:
         Task=base.Task,
         TaskResultStatus=base.TaskResultStatus,
         task_backends=package.task_backends,
-        TaskResultDoesNotExist=import_module(f"{root}.exceptions").TaskResultDoesNotExist,
+        # Backends written for the backport (django-tasks-rq) raise its exception on Django 6 too.
+        TaskResultDoesNotExist=tuple(
+            import_module(f"{name}.exceptions").TaskResultDoesNotExist
+            for name in dict.fromkeys([root, "django_tasks"])
+            if find_spec(name)
+        ),
         ImmediateBackend=import_module(f"{root}.backends.immediate").ImmediateBackend,
     )
 

@@ -24,6 +24,11 @@ if find_spec("django_tasks_db"):
         "default": {"BACKEND": f"{TASKS_ROOT}.backends.immediate.ImmediateBackend"},
         "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
     }
+# django-tasks-rq: RQ on the machine's Redis (tests/test_task_rq.py), in a database of its own.
+if find_spec("django_tasks_rq"):
+    INSTALLED_APPS += ["django_rq"]
+    RQ_QUEUES = {"default": {"URL": os.environ.get("CRONTABBER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")}}
+    TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
 
 # ...and any other settings (lease, grace) as JSON.
 globals().update(json.loads(os.environ.get("TEST_SETTINGS", "{}")))
