@@ -43,6 +43,7 @@ JOBS = 200
 SECONDS = 0.05
 POLL = 0.1
 COUNTS = (1, 2, 4)
+LOAD_AT_START = 0.0
 
 from hostinfo import cpu_model  # noqa: E402
 from scratchdb import PostgresDatabase  # noqa: E402  the benchmarks' folder
@@ -196,7 +197,8 @@ def report(costs: dict, runs: list[dict], reps: int) -> str:
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `benchmarks/tasks.py` on {platform.node()}: "
         f"{os.cpu_count()} CPUs ({cpu_model() or 'unknown CPU'}), Python {platform.python_version()}, "
-        f"Django {get_version()}, load average {os.getloadavg()[0]:.2f} at the end. The machine is shared "
+        f"Django {get_version()}, load average {LOAD_AT_START:.2f} at the start and {os.getloadavg()[0]:.2f} at the "
+        "end (1 minute). The machine is shared "
         "with other work: figures move with its load. Method: the script's docstring.",
         "",
         f"## Cost per slot in one tick of {JOBS} due jobs (median of {reps}, ms)",
@@ -230,6 +232,8 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     options = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop: the workers and runners are stopped too
+    global LOAD_AT_START
+    LOAD_AT_START = os.getloadavg()[0]
     db = PostgresDatabase(options.pg_url, options.dbname)
     try:
         setup_django(db.url)
