@@ -28,7 +28,7 @@ test: lint test-sqlite test-postgres test-mariadb test-django6 test-container
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh .ci/run
+	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh tests/container/*/*.sh .ci/run
 	$(PY) bin/check_ceilings.py crontabber
 
 test-sqlite: $(STAMP) chromium
@@ -89,8 +89,9 @@ $(DJ6_STAMP): pyproject.toml
 	touch $(DJ6_STAMP)
 
 # docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of
-# its own (PG_URL's name + _container): docs/deploy.md#the-container-leg-of-make-test.
-# Installs podman where it can; where podman cannot run, says why and is skipped.
+# its own (PG_URL's name + _container), then docker/docker-compose.yml run with docker
+# compose and with podman-compose: docs/deploy.md#the-container-leg-of-make-test.
+# Installs podman (and dockerd) where it can; where podman cannot run, says why and is skipped.
 test-container: $(STAMP) postgres
 	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) bin/container_test.sh $(PYTEST_ARGS)
 
