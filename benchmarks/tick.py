@@ -108,7 +108,7 @@ def registry(n: int, kind: str) -> list[dict]:
 
 
 from hostinfo import cpu_model  # noqa: E402
-from scratchdb import Database, PostgresDatabase, SQLiteDatabase  # noqa: E402  the benchmarks' folder
+from scratchdb import Database, PostgresDatabase, SQLiteDatabase, registry_env  # noqa: E402  the benchmarks' folder
 
 # --- child processes ---------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ def child_env(db: Database, jobs: list[dict]) -> dict:
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=db.url,
-        TEST_CRONTABBER_JOBS=json.dumps(jobs),
+        **registry_env(jobs),
     )
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # use the .pyc files, as a deployed loop does
     env.pop("TEST_SETTINGS", None)  # tests.settings reads extra settings from it: none here
