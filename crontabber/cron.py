@@ -3,6 +3,7 @@ DST rules). croniter parses the fields; finding the slots is ours."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -90,15 +91,19 @@ class CronSchedule(Schedule):
         last = (day + timedelta(days=7)).month != day.month
         return (day.day - 1) // 7 + 1 in nth or ("l" in nth and last)
 
-    def _day_slots(self, day: date) -> list[datetime]:
-        """The day's slots as sorted UTC instants (at most 1,440)."""
+    def _day_slots(self, day: date) -> tuple[datetime, ...]:
+        """The day's slots as sorted UTC instants (at most 1,440), each day worked out once
+        for every job of the same expression (a tick asks for today's of each job, twice)."""
+        return _slots_of_day(self, day)
+
+    def _slots_of(self, day: date) -> tuple[datetime, ...]:
         midnight = datetime(day.year, day.month, day.day)
         offset = midnight.replace(tzinfo=self.zone).utcoffset()
         following = (midnight + timedelta(days=1)).replace(tzinfo=self.zone).utcoffset()
         if offset == following and wall_time_exists(midnight, self.zone):
             # No transition today (the common case): one offset for every wall time.
             base = (midnight - offset).replace(tzinfo=UTC)
-            return [base + timedelta(hours=h, minutes=m) for h in self.hours for m in self.minutes]
+            return tuple(base + timedelta(hours=h, minutes=m) for h in self.hours for m in self.minutes)
         slots: set[datetime] = set()
         for hour in self.hours:
             for minute in self.minutes:
@@ -107,7 +112,7 @@ class CronSchedule(Schedule):
                     slots.update(real_instants(wall, self.zone))
                 else:
                     slots.add(resolve_wall_time(wall, self.zone))
-        return sorted(slots)
+        return tuple(sorted(slots))
 
     def _days(self, start: date, step: int) -> Iterator[date]:
         for offset in range(_MAX_DAYS_SEARCHED):
@@ -150,6 +155,12 @@ class CronSchedule(Schedule):
                 if slot <= instant:
                     return slot
         return None
+
+
+# Bounded: a long-lived loop keeps at most this many days of slots (a few MB at worst).
+@functools.lru_cache(maxsize=256)
+def _slots_of_day(schedule: CronSchedule, day: date) -> tuple[datetime, ...]:
+    return schedule._slots_of(day)
 
 
 def _field_value(text: str, field: int):
