@@ -4,7 +4,7 @@ for dozens, not a few for each.
 Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
 while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
 quick). The Log rows of a batch's first attempts are written, as ``running``, by one
-INSERT before any of them starts. Outcomes and job states wait to be written together,
+INSERT in the transaction that claims them, before any of them starts. Outcomes and job states wait to be written together,
 in one transaction, while attempts are quick; whatever took real time or failed is
 written at once, so a crash repeats at most a fraction of a second of work. After each
 batch, the rows of attempts that never started are deleted and the claims still held
@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from . import scrub, signals
 from .attempt import Attempt, Outcome
-from .bulk import update_rows
+from .bulk import insert_rows, update_rows
 from .execution import CLOCK
 from .models import Job, Log, lease
 from .plan import Due, slots_to_run
@@ -35,7 +35,7 @@ from .registry import JobSpec
 logger = logging.getLogger("crontabber")
 
 BATCH_SECONDS = 0.25  # how much expected work to claim at once
-MAX_BATCH = 200  # and at most how many jobs
+MAX_BATCH = 500  # and at most how many jobs
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
 LOG_FIELDS = ["started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output"]
 JOB_FIELDS = [
@@ -93,10 +93,11 @@ class Bookkeeping:
         while queue and not stopping():
             batch = [queue.popleft() for _ in range(min(size, len(queue)))]
             started, attempts_before = CLOCK["now"](), self.attempts
-            claimed = self._claimed = self._claim(batch)
+            with transaction.atomic():  # the claims and their first rows: one commit
+                claimed = self._claimed = self._claim(batch)
+                self._open_first_attempts(claimed)
             if not claimed and queue:
                 queue = self._still_claimable(queue)
-            self._open_first_attempts(claimed)
             for item in claimed:
                 if stopping():
                     break
@@ -205,8 +206,8 @@ class Bookkeeping:
             self._discard_unstarted()
         finally:
             self._interrupt_unrecorded()
-            if self._unreleased:
-                Job.objects.held_by(self.owner).release()
+            if self._unreleased:  # by name: the name index finds them, claimed_by has none
+                Job.objects.held_by(self.owner).filter(name__in=list(self._unreleased)).release()
                 self._unreleased.clear()
 
     # --- steps ---------------------------------------------------------------------------
@@ -265,7 +266,7 @@ class Bookkeeping:
                 item.slots = chain([slot], item.slots)
                 self._opened.append(item)
         if self._opened:
-            Log.objects.bulk_create([item.opened for item in self._opened])
+            insert_rows(Log, [item.opened for item in self._opened])
 
     def _discard_unstarted(self) -> None:
         if self._opened:
