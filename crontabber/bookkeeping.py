@@ -4,11 +4,11 @@ for dozens, not a few for each.
 Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
 while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
 quick). The Log rows of a batch's first attempts are written, as ``running``, by one
-INSERT in the transaction that claims them, before any of them starts. Outcomes and job states wait to be written together,
-in one transaction, while attempts are quick; whatever took real time or failed is
-written at once, so a crash repeats at most a fraction of a second of work. After each
-batch, the rows of attempts that never started are deleted and the claims still held
-are released.
+INSERT in the transaction that claims them, before any of them starts. Outcomes and job
+states wait to be written together, in one transaction, while attempts are quick;
+whatever took real time or failed is written at once, so a crash repeats at most a
+fraction of a second of work. After each batch, the rows of attempts that never started
+are deleted and the claims still held are released.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from . import scrub, signals
 from .attempt import Attempt, Outcome
 from .bulk import insert_rows, update_rows
 from .execution import CLOCK
-from .models import Job, Log, lease
+from .models import Job, Log, fast_datetimes, lease
 from .plan import Due, slots_to_run
 from .registry import JobSpec
 
@@ -221,7 +221,8 @@ class Bookkeeping:
         forced = [item.spec.name for item in batch if item.forced]
         if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
             return []
-        jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
+        with fast_datetimes():
+            jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
         self._unreleased.update(jobs)
         for job in jobs.values():
             if job.taken_over_from:

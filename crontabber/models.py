@@ -3,9 +3,11 @@ one Control row. State changes are methods here; the claim protocol is JobQueryS
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.conf import settings
+from django.db import connection, models
 from django.db.models import F, Q
 
 from . import conf
@@ -22,6 +24,35 @@ def retry_delay(error_count: int) -> timedelta:
     base = conf.get("CRONTABBER_RETRY_DELAY_SECONDS")
     cap = conf.get("CRONTABBER_RETRY_MAX_DELAY_SECONDS")
     return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
+
+
+@contextmanager
+def fast_datetimes():
+    """PostgreSQL: timestamps read inside with datetime.fromisoformat (in C) rather than
+    psycopg's Python parser that Django's loader extends: that parser was most of the
+    cost of reading every job's row (3.5 us a value). The same aware datetimes."""
+    if connection.vendor != "postgresql" or not settings.USE_TZ:
+        yield
+        return
+    from psycopg.pq import Format
+
+    connection.ensure_connection()
+    adapters = connection.connection.adapters
+    oid = adapters.types["timestamptz"].oid
+    djangos = adapters.get_loader(oid, Format.TEXT)
+
+    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
+        def load(self, data):
+            try:
+                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
+            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
+                return super().load(data)
+
+    adapters.register_loader(oid, IsoTzLoader)
+    try:
+        yield
+    finally:
+        adapters.register_loader(oid, djangos)
 
 
 # What one tick reads of every job, in one query (JobQuerySet.tick_rows).
@@ -79,7 +110,8 @@ class JobQuerySet(models.QuerySet):
     def tick_rows(self) -> dict:
         """What a tick needs of every job, by name (named tuples, not model instances:
         a tick reads every row)."""
-        return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
+        with fast_datetimes():
+            return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
 
     def last_successes(self, names) -> dict[str, datetime | None]:
         return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))

@@ -101,3 +101,20 @@ def test_an_inserted_value_too_long_for_its_column_is_refused_not_cut():
     job = Job.objects.create(name="j")
     with pytest.raises(DataError), transaction.atomic():
         insert_rows(Log, [Log(job=job, slot=at("2026-05-01 10:00"), started_at=at("2026-05-01 10:00"), host="x" * 201)])
+
+
+def test_a_ticks_reading_of_every_job_gives_the_same_instants_as_the_orm():
+    from datetime import UTC, datetime, timedelta
+
+    from crontabber.models import TICK_FIELDS
+
+    Job.objects.create(name="a", next_run=at("2026-05-01 10:00") + timedelta(microseconds=123456))
+    Job.objects.create(
+        name="b", next_run=datetime(1, 1, 1, tzinfo=UTC), claim_expires=datetime(9999, 12, 31, tzinfo=UTC)
+    )
+    Job.objects.create(name="c")
+    rows = Job.objects.tick_rows()
+    assert {name: tuple(row) for name, row in rows.items()} == {
+        row[0]: row for row in Job.objects.values_list(*TICK_FIELDS)
+    }
+    assert rows["a"].next_run == at("2026-05-01 10:00:00.123456") and rows["a"].next_run.utcoffset() == timedelta(0)
