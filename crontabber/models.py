@@ -3,6 +3,7 @@ one Control row. State changes are methods here; the claim protocol is JobQueryS
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -26,6 +27,22 @@ def retry_delay(error_count: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
 
 
+@functools.cache
+def _iso_loader(djangos: type) -> type:
+    """Django's timestamptz loader, reading with datetime.fromisoformat. One class per
+    Django loader (one per zone), made once: psycopg keeps every loader class it is
+    given in a dict of its own, so a new class per read grew a long-lived loop."""
+
+    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
+        def load(self, data):
+            try:
+                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
+            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
+                return super().load(data)
+
+    return IsoTzLoader
+
+
 @contextmanager
 def fast_datetimes():
     """PostgreSQL: timestamps read inside with datetime.fromisoformat (in C) rather than
@@ -40,15 +57,7 @@ def fast_datetimes():
     adapters = connection.connection.adapters
     oid = adapters.types["timestamptz"].oid
     djangos = adapters.get_loader(oid, Format.TEXT)
-
-    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
-        def load(self, data):
-            try:
-                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
-            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
-                return super().load(data)
-
-    adapters.register_loader(oid, IsoTzLoader)
+    adapters.register_loader(oid, _iso_loader(djangos))
     try:
         yield
     finally:

@@ -118,3 +118,17 @@ def test_a_ticks_reading_of_every_job_gives_the_same_instants_as_the_orm():
         row[0]: row for row in Job.objects.values_list(*TICK_FIELDS)
     }
     assert rows["a"].next_run == at("2026-05-01 10:00:00.123456") and rows["a"].next_run.utcoffset() == timedelta(0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the timestamp loader is PostgreSQL's")
+def test_reading_every_job_again_and_again_leaves_nothing_behind():
+    # psycopg keeps every loader class it is given: a new one per tick grew a
+    # long-lived `cronrun --loop` by megabytes an hour (benchmarks/soak.py found it).
+    from psycopg.adapt import AdaptersMap
+
+    Job.objects.create(name="a", next_run=at("2026-05-01 10:00"))
+    Job.objects.tick_rows()
+    kept = len(AdaptersMap._optimised)
+    for _ in range(20):
+        Job.objects.tick_rows()
+    assert len(AdaptersMap._optimised) == kept
