@@ -268,6 +268,31 @@ def in_process(env, scenario, n, runs, timeout) -> dict:
 # --- the in-process worker (a child with Django set up) ----------------------------------
 
 
+def server_pid(connection) -> int | None:
+    """The PostgreSQL backend serving this connection (same host), or None (SQLite)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def on_cpu(pid: int | str | None = "self") -> float:
+    """Seconds a process has run on a CPU (/proc/PID/schedstat; 0 without a process)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9 if pid else 0.0
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def run_queue_wait(pid: int | str = "self") -> float:
+    """Seconds the process has waited, runnable, for a CPU: what the machine's load adds."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def worker(scenario: str, n: int, runs: int) -> None:
     sys.path.insert(0, str(ROOT))
     if Path(__file__).resolve().parent.parent != ROOT:  # see LAUNCH
@@ -297,14 +322,21 @@ def worker(scenario: str, n: int, runs: int) -> None:
         else:
             Job.objects.update(next_run=now + dt.timedelta(days=1))
 
+    cpu_spent: dict[str, list[float]] = {"cpu": [], "server_cpu": [], "queued": []}
+
     def measured(fn, what, due):
         make_due(due)
         last = Log.objects.order_by("-id").values_list("id", flat=True).first() or 0
         connection.queries_log.clear()
+        server = server_pid(connection)
+        before = (time.process_time(), on_cpu(server), run_queue_wait())
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
             fn()
         elapsed = time.perf_counter() - started
+        after = (time.process_time(), on_cpu(server), run_queue_wait())
+        for key, b, a in zip(cpu_spent, before, after, strict=True):
+            cpu_spent[key].append(a - b)
         new = Log.objects.filter(id__gt=last)
         ran, jobs = new.count(), new.order_by().values("job").distinct().count()
         expected = n if due else 0
@@ -335,11 +367,13 @@ def worker(scenario: str, n: int, runs: int) -> None:
         # N=1,000, and its first-time costs are those of the nothing-due tick above.
         measured(cronrun, "warm-up call_command('cronrun')", False)
     ticks, counts, kinds = [], [], {}
+    for values in cpu_spent.values():
+        values.clear()
     for _ in range(runs):
         elapsed, count, kinds = measured(cronrun, "call_command('cronrun')", scenario == "all due")
         ticks.append(elapsed)
         counts.append(count)
-    result.update(tick=ticks, queries=counts, kinds=kinds)
+    result.update(tick=ticks, queries=counts, kinds=kinds, **{f"tick_{k}": v for k, v in cpu_spent.items()})
     strays = sorted(
         name
         for name, module in list(sys.modules.items())
@@ -471,6 +505,8 @@ def table(rows) -> list[str]:
         "check CPU s",
         "CPU ratio",
         "in-proc tick ms",
+        "its CPU ms: runner + server",
+        "its wait for a CPU ms",
         "cold tick ms",
         "Runner.tick ms",
         "in-proc check ms",
@@ -494,6 +530,8 @@ def table(rows) -> list[str]:
                     f"{r['check_cpu']:.3f}",
                     f"{r['cpu_ratio']:.2f}",
                     f"{r['tick_ms']:.1f}",
+                    f"{ms(r['tick_cpu_ms'])} + {ms(r['server_cpu_ms'])}",
+                    ms(r["queued_ms"]),
                     ms(r["cold_ms"]),
                     ms(r["runner_ms"]),
                     ms(r["check_ms"]),
@@ -563,11 +601,14 @@ def verdicts(rows, sizes) -> list[str]:
                 )
         due = [r for r in rows if r["db"] == db and r["scenario"] == "all due"]
         for r in [max(due, key=lambda r: r["n"])] if due else []:
-            per_job = r["tick_ms"] / r["n"]
+            per_job, cpu = r["tick_ms"] / r["n"], (r["tick_cpu_ms"] + r["server_cpu_ms"]) / r["n"]
             lines.append(
                 f"- {db}: an all-due tick at N={r['n']}: {r['tick_ms']:.0f} ms in process, {per_job:.3f} ms per job"
                 f" (target ≤ {TARGET_MS_PER_JOB} ms at N=10,000) — "
                 + ("**met**" if per_job <= TARGET_MS_PER_JOB else "**not met**")
+                + f"; its CPU, the runner's and its database server's: {cpu:.3f} ms per job"
+                f" ({'within' if cpu <= TARGET_MS_PER_JOB else 'over'} the target), the runner waited"
+                f" {r['queued_ms']:.0f} ms for a CPU"
             )
     return lines
 
@@ -640,7 +681,10 @@ def write_results(args, rows, raw, notes, profiles, started, elapsed, load_befor
         "Columns: medians; `ratio` = cronrun wall / check wall; `in-proc tick ms` = warm",
         "`call_command('cronrun')`; `cold tick ms` = first tick of a process; `Runner.tick ms` = the engine",
         "without the command's own registry check; `in-proc check ms` = `call_command('check')` in a warm",
-        "process; `queries` = SQL statements of one in-process tick.",
+        "process; `queries` = SQL statements of one in-process tick; `its CPU` = that tick's CPU time in the",
+        "runner process (time.process_time) and in the PostgreSQL backend serving it (/proc/PID/schedstat,",
+        "same host): what the tick costs whatever the machine's load; `its wait for a CPU` = the time the",
+        "runner spent runnable but not running (schedstat): what the load added to its wall time.",
         "",
         "## Targets",
         "",
@@ -715,6 +759,9 @@ def benchmark(args) -> int:
                         "check_cpu": kc,
                         "cpu_ratio": cc / kc,
                         "tick_ms": 1000 * median(inproc["tick"]),
+                        "tick_cpu_ms": 1000 * median(inproc.get("tick_cpu", [])),
+                        "server_cpu_ms": 1000 * median(inproc.get("tick_server_cpu", [])),
+                        "queued_ms": 1000 * median(inproc.get("tick_queued", [])),
                         "cold_ms": 1000 * inproc.get("cold", float("nan")),
                         "runner_ms": 1000 * median(inproc.get("runner_tick", [])),
                         "check_ms": 1000 * median(inproc.get("check", [])),
