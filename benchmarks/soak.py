@@ -19,8 +19,8 @@ The loop ticks at every multiple of the interval of the clock, so a window of sa
 holds one tick per multiple it spans. A window is **idle** when no attempt started within
 half a second of it (the Log rows say when attempts started): its CPU over its ticks is
 the idle tick's CPU cost. Start and end are the first and last tenth of the run (the
-first 30 s, imports and first runs, left out of the start): medians of idle windows
-there, RSS medians there too.
+first 30 s, imports and first runs, left out of the start): there, the CPU of the idle
+windows together over their ticks (/proc counts in 10 ms steps), and RSS medians.
 
 Targets (issue 14): RSS grows by at most 5 MB, the number of connections stays constant
 while idle, the idle tick's CPU does not drift (end / start within 1.2 on this shared
@@ -225,7 +225,7 @@ def code_version() -> str:
     return f"{ROOT} at {git('rev-parse', '--short', 'HEAD')}" + (" with uncommitted changes" if dirty else "")
 
 
-def write_results(args, f: dict, run: dict, load_before: str, started: dt.datetime, pg: str) -> None:
+def write_results(args, f: dict, run: dict, load_before: str, started: dt.datetime, pg: str, code: str) -> None:
     import django
 
     trace = [
@@ -244,7 +244,7 @@ def write_results(args, f: dict, run: dict, load_before: str, started: dt.dateti
         f"- host: {platform.platform()}, {os.cpu_count()} CPUs, {cpu_model()}",
         f"- Python {platform.python_version()}, Django {django.get_version()}, PostgreSQL {pg}",
         f"- load average (1, 5, 15 min) before / after: {load_before} / {loadavg()} (2 cores shared with other work)",
-        f"- code measured: {code_version()}",
+        f"- code measured: {code}",
         "",
         "## Method",
         "",
@@ -254,8 +254,9 @@ def write_results(args, f: dict, run: dict, load_before: str, started: dt.dateti
         f"- sampled every {args.every:g} s from outside: VmRSS, threads and open files from /proc, CPU (utime +"
         " stime) from /proc/<pid>/stat, backends on the database from pg_stat_activity",
         f"- start = the first tenth of the run after {WARM_UP_S:.0f} s, end = the last tenth; RSS: medians there;"
-        " idle tick CPU: median over idle windows (no attempt started within 0.5 s) of CPU / ticks, the ticks"
-        " being the multiples of the interval each window spans",
+        " idle tick CPU: the CPU of the idle windows (no attempt started within 0.5 s) over their ticks,"
+        " together (/proc counts CPU in 10 ms steps), the ticks being the multiples of the interval each"
+        " window spans",
         "",
         "## Results",
         "",
@@ -296,7 +297,7 @@ def main() -> int:
     )
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     args = parser.parse_args()
-    started, load_before = dt.datetime.now(UTC), loadavg()
+    started, load_before, code = dt.datetime.now(UTC), loadavg(), code_version()
     db = PostgresDatabase(args.pg_url, f"crontabber_soak_{os.getpid()}")
     try:
         pg = db.version()
@@ -306,7 +307,7 @@ def main() -> int:
     figures = summarise(run, args)
     print("\n".join(verdicts(figures)).replace("**", ""))
     if not args.no_write:
-        write_results(args, figures, run, load_before, started, pg)
+        write_results(args, figures, run, load_before, started, pg, code)
         print(f"{RESULTS} written")
     return 0
 
