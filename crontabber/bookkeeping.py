@@ -4,11 +4,11 @@ for dozens, not a few for each.
 Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
 while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
 quick). The Log rows of a batch's first attempts are written, as ``running``, by one
-INSERT in the transaction that claims them, before any of them starts. Outcomes and job
-states wait to be written together, in one transaction, while attempts are quick;
-whatever took real time or failed is written at once, so a crash repeats at most a
-fraction of a second of work. After each batch, the rows of attempts that never started
-are deleted and the claims still held are released.
+INSERT before any of them starts. Outcomes and job states wait to be written together,
+in one transaction, while attempts are quick; whatever took real time or failed is
+written at once, so a crash repeats at most a fraction of a second of work. After each
+batch, the rows of attempts that never started are deleted and the claims still held
+are released.
 """
 
 from __future__ import annotations
@@ -93,11 +93,10 @@ class Bookkeeping:
         while queue and not stopping():
             batch = [queue.popleft() for _ in range(min(size, len(queue)))]
             started, attempts_before = CLOCK["now"](), self.attempts
-            with transaction.atomic():  # the claims and their first rows: one commit
-                claimed = self._claimed = self._claim(batch)
-                self._open_first_attempts(claimed)
+            claimed = self._claimed = self._claim(batch)
             if not claimed and queue:
                 queue = self._still_claimable(queue)
+            self._open_first_attempts(claimed)
             for item in claimed:
                 if stopping():
                     break
