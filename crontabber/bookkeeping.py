@@ -26,9 +26,9 @@ from django.utils import timezone
 
 from . import scrub, signals
 from .attempt import Attempt, Outcome
-from .bulk import insert_rows, update_rows
+from .bulk import fast_datetimes, insert_rows, update_rows
 from .execution import CLOCK
-from .models import Job, Log, fast_datetimes, lease
+from .models import Job, Log, lease
 from .plan import Due, slots_to_run
 from .registry import JobSpec
 

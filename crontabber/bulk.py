@@ -1,18 +1,24 @@
-"""Writing many rows of one model at once: the runner's bookkeeping for a batch of jobs.
+"""Writing many rows of one model at once (the runner's bookkeeping for a batch of jobs),
+and reading every job's row quickly.
 
 The ORM compiles an UPDATE for every row, and its bulk_create prepares every value of
 every row field by field; these build one short statement. On PostgreSQL the rows go as
-one JSON array of objects, read by ``json_populate_recordset`` with the table's own row
-type (one string to send: psycopg's per-element array adaptation was most of a batch's
-cost); elsewhere the UPDATE is sent once per row with executemany (SQLite runs in
-process: that is cheap) and the INSERT is the ORM's.
+one JSON string (psycopg's per-element array adaptation was most of a batch's cost),
+read with each column's own type: ``json_to_recordset`` for an UPDATE,
+``json_populate_recordset`` with the table's row type for an INSERT. Elsewhere the
+UPDATE is sent once per row with executemany (SQLite runs in process: that is cheap) and
+the INSERT is the ORM's. On PostgreSQL, reading every job's row parses its timestamps in
+C (fast_datetimes).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from contextlib import contextmanager
 from datetime import date, datetime
 
+from django.conf import settings
 from django.db import connection
 
 
@@ -104,3 +110,40 @@ def _executemany(cursor, model, columns, typed, rows, set_sql, where, where_para
         f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {quote(model._meta.pk.column)} = %s{where}",
         [[*values[1:], values[0], *where_params] for values in rows],
     )
+
+
+@functools.cache
+def _iso_loader(djangos: type) -> type:
+    """Django's timestamptz loader, reading with datetime.fromisoformat. One class per
+    Django loader (one per zone), made once: psycopg keeps every loader class it is
+    given in a dict of its own, so a new class per read grew a long-lived loop."""
+
+    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
+        def load(self, data):
+            try:
+                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
+            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
+                return super().load(data)
+
+    return IsoTzLoader
+
+
+@contextmanager
+def fast_datetimes():
+    """PostgreSQL: timestamps read inside with datetime.fromisoformat (in C) rather than
+    psycopg's Python parser that Django's loader extends: that parser was most of the
+    cost of reading every job's row (3.5 us a value). The same aware datetimes."""
+    if connection.vendor != "postgresql" or not settings.USE_TZ:
+        yield
+        return
+    from psycopg.pq import Format
+
+    connection.ensure_connection()
+    adapters = connection.connection.adapters
+    oid = adapters.types["timestamptz"].oid
+    djangos = adapters.get_loader(oid, Format.TEXT)
+    adapters.register_loader(oid, _iso_loader(djangos))
+    try:
+        yield
+    finally:
+        adapters.register_loader(oid, djangos)
