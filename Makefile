@@ -12,7 +12,7 @@ DEV := DEBUG=$${DEBUG:-1}
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,rq,test]'
 	touch $(STAMP)
 
 # Migrate the SQLite database under var/ and run the loop in the foreground.
@@ -28,7 +28,7 @@ test: lint test-sqlite test-postgres test-mariadb test-django6 test-container
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh .ci/run
+	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh tests/container/*/*.sh .ci/run
 	$(PY) bin/check_ceilings.py crontabber
 
 test-sqlite: $(STAMP) chromium
@@ -53,7 +53,7 @@ test-mariadb: $(MYSQL_STAMP) mariadb chromium
 
 $(MYSQL_STAMP): $(STAMP)
 	$(MAKE) --no-print-directory mysqlclient-build-deps
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,tasks,rq,test]'
 	touch $(MYSQL_STAMP)
 
 mysqlclient-build-deps:
@@ -85,12 +85,13 @@ test-django6: postgres chromium
 $(DJ6_STAMP): pyproject.toml
 	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
 	$(DJ6_PY) -m pip install --quiet --upgrade pip
-	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,test]'
+	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,rq,test]'
 	touch $(DJ6_STAMP)
 
 # docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of
-# its own (PG_URL's name + _container): docs/deploy.md#the-container-leg-of-make-test.
-# Installs podman where it can; where podman cannot run, says why and is skipped.
+# its own (PG_URL's name + _container), then docker/docker-compose.yml run with docker
+# compose and with podman-compose: docs/deploy.md#the-container-leg-of-make-test.
+# Installs podman (and dockerd) where it can; where podman cannot run, says why and is skipped.
 test-container: $(STAMP) postgres
 	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) bin/container_test.sh $(PYTEST_ARGS)
 

@@ -824,7 +824,7 @@ def write_results(args, tools, rows, raw, profiles, python, pg_version, digest, 
         lines += ["## Profiles (pyinstrument, whole process)", "", profiles, ""]
     lines += ["## Raw figures", "", "Per database and N, scenario and tool: every value measured (s, MB, bytes).", "",
               "```", *raw_lines(raw), "```", ""]  # fmt: skip
-    RESULTS.write_text("\n".join(lines))
+    args.output.write_text("\n".join(lines))
 
 
 def raw_lines(raw: dict) -> list[str]:
@@ -876,6 +876,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where the throwaway project goes (a temp dir)")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results.md")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="where to write the results (default benchmarks/results.md)"
+    )
     parser.add_argument(
         "--alt-crontabber",
         type=Path,
@@ -951,7 +954,7 @@ def main() -> int:
     if not args.no_write:
         write_results(args, tools, rows, raw, "\n".join(profiles), python, pg_version, digest, started,
                       time.perf_counter() - clock, load_before, loadavg(), notes)  # fmt: skip
-        print(f"written: {RESULTS}", file=sys.stderr)
+        print(f"written: {args.output}", file=sys.stderr)
     return 0
 
 

@@ -132,7 +132,7 @@ def registry(jobs: int, seconds: float) -> list[dict]:
 
 
 from hostinfo import cpu_model  # noqa: E402
-from scratchdb import PostgresDatabase  # noqa: E402  the benchmarks' folder
+from scratchdb import PostgresDatabase, registry_env  # noqa: E402  the benchmarks' folder
 
 
 def clear_runs(db: PostgresDatabase) -> None:
@@ -237,8 +237,7 @@ class Project:
         self.env = dict(os.environ)
         for name in ("PYTHONDONTWRITEBYTECODE", "TEST_SETTINGS", "PYTHONPROFILEIMPORTTIME", "PYTHONPATH"):
             self.env.pop(name, None)  # .pyc files used, as in a deployed loop; no extra settings
-        self.env.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=db.url,
-                        TEST_CRONTABBER_JOBS=json.dumps(jobs))  # fmt: skip
+        self.env.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=db.url, **registry_env(jobs))
 
     def argv(self, *args: str) -> list[str]:
         return [*self.prefix, str(self.manage), *args]

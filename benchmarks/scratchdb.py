@@ -2,18 +2,37 @@
 the set-up UPDATEs and the checks, so the measured processes are the only Django in play.
 
 Shared by tick.py, runners.py and compare.py (and backfill.py through it); importable
-from any of them because a script's own folder is first on sys.path.
+from any of them because a script's own folder is first on sys.path. Also the registry
+handed to a child by file (registry_env): 10,000 jobs pass the kernel's limit on one
+environment variable.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import json
+import os
 import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
 
 UTC = dt.UTC
+
+
+def registry_env(jobs: list) -> dict[str, str]:
+    """The environment that hands ``jobs`` to a child on tests.settings: TEST_CRONTABBER_JOBS
+    while it fits in one variable (as older commits read it), else a JSON file (removed
+    when this process exits) named by TEST_CRONTABBER_JOBS_FILE."""
+    text = json.dumps(jobs)
+    if len(text) < 100_000:  # the kernel takes 128 KiB at most
+        return {"TEST_CRONTABBER_JOBS": text}
+    fd, path = tempfile.mkstemp(prefix="crontabber-registry-", suffix=".json")
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    atexit.register(lambda: Path(path).unlink(missing_ok=True))
+    return {"TEST_CRONTABBER_JOBS": "[]", "TEST_CRONTABBER_JOBS_FILE": path}
 
 
 class Database:

@@ -1,4 +1,5 @@
-"""Operators' pages: the jobs (status, schedule, controls) and their attempts (read-only).
+"""Operators' pages: the jobs (status, latest slots, schedule, controls); their attempts
+and the control row are admin_logs.py's, shown read-only.
 
 Nothing here runs a job: "run now" queues the job for the next tick (Job.run_requested),
 and every other control is a row the runners read on each tick. Every change is recorded
@@ -15,33 +16,49 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from . import conf
 from .admin_actions import JobActions
+from .admin_display import (
+    BLUE,
+    GREEN,
+    GREY,
+    GRID_SLOTS,
+    ORANGE,
+    PRE,
+    RED,
+    attach_cells,
+    grid,
+    latest_failure,
+    legend,
+    strip,
+    time_field,
+    when,
+    zone_of,
+)
 from .admin_forms import JobForm
-from .health import job_health
-from .models import Control, Job, Log
+from .admin_logs import ControlAdmin, LogAdmin  # noqa: F401  registered there
+from .attempt import Outcome
+from .health import job_health, queued_of
+from .models import Control, Job
 from .registry import RegistryError, jobs_or_none, load_jobs
 from .schedule import ScheduleError, build_override
 
 NOT_IN_REGISTRY = "not in registry"
 STATUS_COLOURS = {
-    "ok": "#2e7d32",
-    "running": "#1565c0",
-    "failing": "#c62828",
-    "overdue": "#ef6c00",
-    "disabled": "#757575",
-    NOT_IN_REGISTRY: "#757575",
-    "registry error": "#c62828",
+    "ok": GREEN,
+    "running": BLUE,
+    "queued": BLUE,
+    "stuck": RED,
+    "failing": RED,
+    "overdue": ORANGE,
+    "disabled": GREY,
+    NOT_IN_REGISTRY: GREY,
+    "registry error": RED,
 }
-PRE = '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; margin: 0">{}</pre>'
 
 
-def when(instant, seconds=False) -> str:
-    """A compact local time for the lists, with the exact instant as its tooltip."""
-    if instant is None:
-        return "-"
-    local = timezone.localtime(instant)
-    shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-    return format_html('<span title="{}">{} {}</span>', instant.isoformat(), shown, local.tzname())
+def strip_length() -> int:
+    return max(1, min(conf.get("CRONTABBER_ADMIN_STRIP_SLOTS"), GRID_SLOTS))
 
 
 class ProblemFilter(admin.SimpleListFilter):
@@ -70,11 +87,12 @@ class ProblemFilter(admin.SimpleListFilter):
 
 
 class JobChangeList(ChangeList):
-    """Reads the registry once per page and gives each row its health verdict."""
+    """Reads the registry once per page and gives each row its health verdict and its
+    latest slots (one query for the whole page)."""
 
     def get_results(self, request):
         super().get_results(request)
-        self.model_admin.annotate(self.result_list)
+        self.model_admin.annotate(self.result_list, strip_length())
 
 
 def read_only(fieldsets, editable) -> tuple[str, ...]:
@@ -87,36 +105,45 @@ class JobAdmin(JobActions, admin.ModelAdmin):
     list_display = (
         "name",
         "status",
+        "slot_strip",
         "schedule_shown",
         "last_success_shown",
         "next_run_shown",
         "errors",
-        "logs",
     )
     list_filter = (ProblemFilter,)
     search_fields = ("name",)
     fieldsets = [
         (None, {"fields": ["name", "status", "registry_schedule", "schedule_shown", "logs"]}),
+        ("Latest slots", {"fields": ["slot_grid", "latest_failure_shown"]}),
         (
             "Operator's controls",
-            {"fields": ["enabled_override", "schedule_override", "run_requested", "rerun_from", "rerun_to"]},
+            {
+                "fields": [
+                    "enabled_override",
+                    "schedule_override",
+                    "run_requested_shown",
+                    "rerun_from_shown",
+                    "rerun_to_shown",
+                ]
+            },
         ),
         (
             "State",
             {
                 "fields": [
-                    "first_run",
-                    "last_run",
-                    "last_success",
-                    "last_skipped",
-                    "next_slot",
-                    "next_run",
+                    "first_run_shown",
+                    "last_run_shown",
+                    "last_success_shown",
+                    "last_skipped_shown",
+                    "next_slot_shown",
+                    "next_run_shown",
                     "error_count",
                     "last_error",
                 ]
             },
         ),
-        ("Claim", {"fields": ["claimed_by", "claimed_at", "claim_expires", "taken_over_from"]}),
+        ("Claim", {"fields": ["claimed_by", "claimed_at_shown", "claim_expires_shown", "taken_over_from"]}),
     ]
     EDITABLE = ("enabled_override", "schedule_override")
     readonly_fields = read_only(fieldsets, EDITABLE)  # all that is shown but the operator's two controls
@@ -131,18 +158,25 @@ class JobAdmin(JobActions, admin.ModelAdmin):
 
     # --- the verdict of each row ------------------------------------------------------
 
-    def annotate(self, jobs) -> None:
+    def annotate(self, jobs, slots: int) -> None:
+        """Each job's spec, health verdict and latest ``slots`` (one query for them all)."""
         specs, now = jobs_or_none(), timezone.now()
+        queued = queued_of((specs or {}).values(), jobs)  # attempts on task workers (docs/tasks.md)
         for job in jobs:
             spec = (specs or {}).get(job.name)
             job._spec = spec
             job._registry_ok = specs is not None
-            job._health = job_health(spec, job, now) if spec else None
+            job._queued = queued.get(job.name)
+            job._health = job_health(spec, job, now, job._queued) if spec else None
+        attach_cells(jobs, now, slots)
 
     def _annotated(self, job: Job) -> Job:
-        if not hasattr(job, "_health"):
-            self.annotate([job])
+        if not hasattr(job, "_health"):  # a job's own page: its grid
+            self.annotate([job], GRID_SLOTS)
         return job
+
+    def zone(self, job: Job) -> str | None:
+        return zone_of(self._annotated(job)._spec)
 
     def get_changelist(self, request, **kwargs):
         return JobChangeList
@@ -159,6 +193,8 @@ class JobAdmin(JobActions, admin.ModelAdmin):
             note = " (enabled by an operator)" if job.enabled_override else " (disabled by an operator)"
         if status == "running":
             note = f" ({job.claimed_by})"
+        if status in ("queued", "stuck"):
+            note = f" (on {job._queued.backend}: {job._queued.result_id})"
         return format_html(
             '<strong class="job-status status-{}" style="color: {}">{}</strong>{}',
             status.replace(" ", "-"),
@@ -202,20 +238,49 @@ class JobAdmin(JobActions, admin.ModelAdmin):
             spec.schedule.description,
         )
 
-    @admin.display(description="last success", ordering="last_success")
-    def last_success_shown(self, job):
-        return when(job.last_success)
+    first_run_shown = time_field("first_run", "first run")
+    last_run_shown = time_field("last_run", "last run")
+    last_success_shown = time_field("last_success", "last success")
+    last_skipped_shown = time_field("last_skipped", "last skipped")
+    next_slot_shown = time_field("next_slot", "next slot")
+    run_requested_shown = time_field("run_requested", "run requested")
+    rerun_from_shown = time_field("rerun_from", "re-run from")
+    rerun_to_shown = time_field("rerun_to", "re-run to")
+    claimed_at_shown = time_field("claimed_at", "claimed at", seconds=True)
+    claim_expires_shown = time_field("claim_expires", "claim expires", seconds=True)
+
+    @admin.display(description="latest slots (oldest left)")
+    def slot_strip(self, job):
+        return format_html("{}{}", strip(self._annotated(job)), self.logs(job))
+
+    @admin.display(description="slots (durations to scale)")
+    def slot_grid(self, job):
+        return grid(self._annotated(job))
+
+    @admin.display(description="latest failure")
+    def latest_failure_shown(self, job):
+        log = latest_failure(job)
+        if log is None:
+            return "none"
+        return format_html(
+            '<a href="{}" class="latest-failure">started {}</a>, slot {}, attempt {}<br>{}',
+            reverse("admin:crontabber_log_change", args=[log.pk]),
+            when(log.started_at, self.zone(job)),
+            when(log.slot, self.zone(job)),
+            log.attempt,
+            format_html(PRE, f"{log.error_type}: {log.error_value}"),
+        )
 
     @admin.display(description="next run", ordering="next_run")
     def next_run_shown(self, job):
         job = self._annotated(job)
-        shown = when(job.next_run)
+        shown = when(job.next_run, self.zone(job))
         if job._health is not None and job.next_run and job.schedule != job._health.schedule:
             shown = format_html("{} <em>(the new schedule applies from the next tick)</em>", shown)
         if job.run_requested:
             return format_html(
                 "<strong>run requested</strong> for the next tick (asked {})<br>{}",
-                when(job.run_requested),
+                when(job.run_requested, self.zone(job)),
                 shown,
             )
         return shown
@@ -225,12 +290,20 @@ class JobAdmin(JobActions, admin.ModelAdmin):
         if not job.error_count:
             return "0"
         last = job.last_error if len(job.last_error) <= 40 else job.last_error[:39] + "…"
-        return format_html('<span title="{}">{}: {}</span>', job.last_error, job.error_count, last)
+        failed = [c.attempt.id for c in getattr(job, "_cells", []) if c.state in (Outcome.FAILURE, Outcome.TIMEOUT)]
+        url = (
+            reverse("admin:crontabber_log_change", args=[failed[-1]])
+            if failed
+            else reverse("admin:crontabber_log_changelist") + "?" + urlencode({"job__id__exact": job.pk})
+        )
+        return format_html(
+            '<a href="{}" class="job-error" title="{}">{}: {}</a>', url, job.last_error, job.error_count, last
+        )
 
     @admin.display(description="logs")
     def logs(self, job):
         url = reverse("admin:crontabber_log_changelist") + "?" + urlencode({"job__id__exact": job.pk})
-        return format_html('<a href="{}" class="job-logs">recent logs</a>', url)
+        return format_html('<a href="{}" class="job-logs">all attempts</a>', url)
 
     # --- the change form: only the two overrides are editable ---------------------------
 
@@ -265,109 +338,6 @@ class JobAdmin(JobActions, admin.ModelAdmin):
             **(extra_context or {}),
             "control": Control.load(),
             "can_hold": self.can_hold(request),
+            "legend": legend(),
         }
         return super().changelist_view(request, extra_context)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows nobody adds, changes or deletes here: the runners write them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Log)
-class LogAdmin(ReadOnlyAdmin):
-    """Read-only: the rows are the runners' record of what happened. Nobody adds, edits or
-    deletes them here (not even superusers): a deleted `running` row would make its
-    runner fail to record the attempt's end, and old rows are purged by the runners
-    after CRONTABBER_LOG_RETENTION_DAYS."""
-
-    list_display = (
-        "started",
-        "job_link",
-        "slot_shown",
-        "outcome_shown",
-        "attempt",
-        "duration_shown",
-        "error",
-        "host",
-    )
-    list_display_links = ("started",)
-    list_filter = ("outcome", "job")
-    search_fields = ("job__name", "error_type", "error_value")
-    list_select_related = ("job",)
-    show_full_result_count = False  # no COUNT(*) of a large table on every page
-    show_facets = admin.ShowFacets.NEVER  # nor a COUNT per filter choice
-    fields = (
-        "job_link",
-        "slot",
-        "started_at",
-        "duration_shown",
-        "outcome_shown",
-        "attempt",
-        "host",
-        "pid",
-        "error_type",
-        "error_value",
-        "traceback_shown",
-        "output_shown",
-    )
-    readonly_fields = fields
-
-    @admin.display(description="started", ordering="started_at")
-    def started(self, log):
-        return when(log.started_at, seconds=True)
-
-    @admin.display(description="slot", ordering="slot")
-    def slot_shown(self, log):
-        return when(log.slot)
-
-    @admin.display(description="job", ordering="job__name")
-    def job_link(self, log):
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:crontabber_job_change", args=[log.job_id]), log.job.name
-        )
-
-    @admin.display(description="outcome", ordering="outcome")
-    def outcome_shown(self, log):
-        colour = {"success": "#2e7d32", "failure": "#c62828", "timeout": "#c62828", "running": "#1565c0"}
-        return format_html(
-            '<strong class="outcome-{}" style="color: {}">{}</strong>',
-            log.outcome,
-            colour.get(log.outcome, "inherit"),
-            log.outcome,
-        )
-
-    @admin.display(description="duration", ordering="duration")
-    def duration_shown(self, log):
-        return f"{log.duration:.2f} s"
-
-    @admin.display(description="error")
-    def error(self, log):
-        text = f"{log.error_type}: {log.error_value}" if log.error_type else ""
-        return text if len(text) <= 100 else text[:99] + "…"
-
-    @admin.display(description="traceback")
-    def traceback_shown(self, log):
-        return format_html(PRE, log.traceback) if log.traceback else "-"
-
-    @admin.display(description="output (tail)")
-    def output_shown(self, log):
-        return format_html(PRE, log.output) if log.output else "-"
-
-
-@admin.register(Control)
-class ControlAdmin(ReadOnlyAdmin):
-    """The shared switches, read-only: hold and release from the job list. Its History
-    lists every hold and release, with who and when."""
-
-    list_display = ("__str__", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
-    fields = ("hold_all", "held_by", "held_since", "last_tick", "last_tick_by", "last_purge")
-    readonly_fields = fields

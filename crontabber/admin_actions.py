@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from . import repair, rerun
+from .admin_display import when_text
 from .admin_forms import MarkSuccessForm, RerunForm, UnlockForm
 from .models import Control, Job
 from .registry import jobs_or_none
@@ -158,8 +159,9 @@ class JobActions:
             return self._confirm(request, queryset, "rerun", form)
         known, _ = self._split(request, queryset)
         start, end, now = form.cleaned_data["start"], form.cleaned_data["end"], timezone.now()
-        span = f"from {format_instant(start)} to {format_instant(end)}"
+        audited = f"from {format_instant(start)} to {format_instant(end)}"  # the history: exact instants
         for job, spec in known:
+            span = f"from {when_text(start, spec.zone)} to {when_text(end, spec.zone)}"
             try:
                 count = rerun.slot_count(spec, start, end, now, rerun.MOST_UNASKED + 1)
             except rerun.RerunRefused as refused:
@@ -169,7 +171,7 @@ class JobActions:
                 self.message_user(request, self._rerun_refusal(job.name, count, span, form.cleaned_data["dry_run"]))
                 continue
             Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
-            self.log_change(request, job, f"Re-run queued {span} ({count} slot{'s' if count > 1 else ''})")
+            self.log_change(request, job, f"Re-run queued {audited} ({count} slot{'s' if count > 1 else ''})")
             self.message_user(request, f"{job.name}: {count} slot(s) {span} re-run on the next tick.")
 
     @staticmethod
@@ -208,6 +210,7 @@ class JobActions:
         except repair.RepairError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
+        zones = {spec.name: spec.zone for _, spec in known}
         for job in done:
             self.log_change(
                 request,
@@ -218,8 +221,8 @@ class JobActions:
         self.message_user(
             request,
             "; ".join(
-                f"{job.name}: marked succeeded at {format_instant(job.last_success)}, "
-                f"next run {format_instant(job.next_run)}"
+                f"{job.name}: marked succeeded at {when_text(job.last_success, zones[job.name])}, "
+                f"next run {when_text(job.next_run, zones[job.name])}"
                 for job in done
             ),
         )

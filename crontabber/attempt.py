@@ -11,6 +11,7 @@ from django.db import models
 class Outcome(models.TextChoices):
     # Labels as the values: what the admin and the database show is one word.
     RUNNING = "running", "running"  # not terminal: the attempt has started and not yet ended
+    QUEUED = "queued", "queued"  # not terminal: sent to a task backend, its result not read yet
     SUCCESS = "success", "success"
     FAILURE = "failure", "failure"
     TIMEOUT = "timeout", "timeout"

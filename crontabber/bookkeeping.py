@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from . import scrub, signals
 from .attempt import Attempt, Outcome
-from .bulk import update_rows
+from .bulk import fast_datetimes, insert_rows, update_rows
 from .execution import CLOCK
 from .models import Job, Log, lease
 from .plan import Due, Upcoming, slots_to_run, waiting_for
@@ -37,7 +37,7 @@ from .registry import JobSpec
 logger = logging.getLogger("crontabber")
 
 BATCH_SECONDS = 0.25  # how much expected work to claim at once
-MAX_BATCH = 200  # and at most how many jobs
+MAX_BATCH = 500  # and at most how many jobs
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
 LOG_FIELDS = ["started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output"]
 JOB_FIELDS = [
@@ -211,8 +211,8 @@ class Bookkeeping:
             self._discard_unstarted(self._claimed)
         finally:
             self._interrupt_unrecorded()
-            if self._unreleased:
-                Job.objects.held_by(self.owner).release()
+            if self._unreleased:  # by name: the name index finds them, claimed_by has none
+                Job.objects.held_by(self.owner).filter(name__in=list(self._unreleased)).release()
                 self._unreleased.clear()
 
     # --- steps ---------------------------------------------------------------------------
@@ -226,7 +226,8 @@ class Bookkeeping:
         forced = [item.spec.name for item in batch if item.forced]
         if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
             return []
-        jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
+        with fast_datetimes():
+            jobs = {job.name: job for job in Job.objects.held_by(self.owner).filter(name__in=names)}
         self._unreleased.update(jobs)
         for job in jobs.values():
             if job.taken_over_from:
@@ -271,7 +272,7 @@ class Bookkeeping:
                 item.opened_at = (clock, 1)
                 opened += item.ahead
         if opened:
-            Log.objects.bulk_create(opened)
+            insert_rows(Log, opened)
 
     def _open_ahead(self, claimed: Claimed, slot: datetime) -> None:
         """The row of the attempt at ``slot`` and, at the pace of the job's last attempts,
@@ -289,7 +290,7 @@ class Bookkeeping:
         if len(logs) == 1:
             logs[0].save(force_insert=True)
         else:
-            Log.objects.bulk_create(logs)
+            insert_rows(Log, logs)
         claimed.ahead.extend(logs)
         claimed.opened_at = (CLOCK["now"](), len(logs))
 

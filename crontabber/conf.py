@@ -112,9 +112,27 @@ SETTINGS = {
             "all of the runner's",
         ),
         Setting(
+            "CRONTABBER_TASK_BACKEND",
+            None,
+            "the alias of a `TASKS` backend whose workers run every job's attempts, unless a job's `backend` says "
+            "otherwise ([Scheduling Django Tasks](tasks.md))",
+            "none: jobs run in the runner",
+        ),
+        Setting(
+            "CRONTABBER_TASK_POLL_SECONDS",
+            5,
+            "`cronrun --loop` ticks again this soon while attempts are on task workers, to read their results "
+            "and queue the next slots",
+        ),
+        Setting(
             "CRONTABBER_CRITICAL_ERRORS",
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",
+        ),
+        Setting(
+            "CRONTABBER_ADMIN_STRIP_SLOTS",
+            24,
+            "how many of each job's latest slots the admin's job list shows in its slot strip (at most 100)",
         ),
     )
 }

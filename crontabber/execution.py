@@ -24,7 +24,7 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
 from . import SkipRun, conf, scrub
 from .attempt import Attempt, Outcome
@@ -197,13 +197,20 @@ def load_command(cmd: str) -> BaseCommand:
 
 
 def run_in_process(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
+    body = lambda capture: call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)  # noqa: E731
+    return run_function(name, body, timeout, deadlines)
+
+
+def run_function(name: str, body, timeout: float | None, deadlines: Deadlines) -> Attempt:
+    """``body(capture)`` run in this process as a command is: its output captured, its
+    timeout and a stop enforced, SkipRun and the connection it leaves checked."""
     capture = OutputCapture(name)
     started = CLOCK["now"]()
     before = connection_state()
     try:
         with deadlines.running(timeout, in_process=True):
             with redirect_stdout(capture), redirect_stderr(capture):
-                call_command(load_command(cmd), *argv, stdout=capture, stderr=capture)
+                body(capture)
         attempt = Attempt(Outcome.SUCCESS)
     except SkipRun as skip:
         attempt = Attempt(Outcome.SKIPPED, error_value=str(skip))
@@ -231,13 +238,14 @@ def run_in_process(name: str, cmd: str, argv: list[str], timeout: float | None, 
 def connection_state() -> tuple | None:
     """What a job must leave as it found: atomic blocks, autocommit, and (outside an
     atomic block) a transaction open on the server. None while there is no connection."""
-    raw = connection.connection
+    wrapper = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up again
+    raw = wrapper.connection
     if raw is None:
         return None
     info = getattr(raw, "info", None)  # psycopg: transaction_status 0 is idle; sqlite3: in_transaction
     status = getattr(info, "transaction_status", None) if info is not None else getattr(raw, "in_transaction", None)
-    atomic = connection.in_atomic_block
-    return (atomic, len(connection.savepoint_ids), connection.get_autocommit(), None if atomic else int(status or 0))
+    atomic = wrapper.in_atomic_block
+    return (atomic, len(wrapper.savepoint_ids), wrapper.get_autocommit(), None if atomic else int(status or 0))
 
 
 def _check_connection(before: tuple | None, attempt: Attempt) -> Attempt:

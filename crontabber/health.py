@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from . import conf
-from .models import Control, Job
+from .models import Control, Job, Log
 from .registry import JobSpec, effective_spec, load_jobs
+from .tasking import patience
 
 OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
-HEALTHY = ("ok", "running", "disabled")
+HEALTHY = ("ok", "running", "queued", "disabled")
 CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)  # clocks of hosts differ by this much without a warning
 
 
@@ -26,12 +27,13 @@ def first_line(text) -> str:
 @dataclass
 class JobHealth:
     name: str
-    status: str  # ok, running, failing, overdue, disabled
+    status: str  # ok, running, queued, failing, overdue, stuck (queued too long), disabled
     schedule: str
     next_run: datetime | None
     last_success: datetime | None
     error_count: int
     last_error: str
+    stuck: str = ""  # why its attempt on a task backend is a problem: queued too long
 
     def as_dict(self):
         iso = lambda t: t.isoformat() if t else None  # noqa: E731
@@ -46,12 +48,14 @@ class JobHealth:
         }
 
 
-def job_status(spec: JobSpec, job: Job | None, now: datetime) -> str:
+def job_status(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> str:
     grace = timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS"))
     if not spec.enabled:
         return "disabled"
     if job is not None and job.is_claimed(now):
         return "running"
+    if queued is not None:
+        return "stuck" if now - queued.started_at > patience(spec) else "queued"
     if job is not None and job.error_count:
         return "failing"
     if job is not None and job.next_run and job.next_run < now - grace:
@@ -59,11 +63,12 @@ def job_status(spec: JobSpec, job: Job | None, now: datetime) -> str:
     return "ok"
 
 
-def job_health(spec: JobSpec, job: Job | None, now: datetime) -> JobHealth:
+def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> JobHealth:
     spec = effective_spec(spec, job)
     return JobHealth(
         name=spec.name,
-        status=job_status(spec, job, now),
+        status=job_status(spec, job, now, queued),
+        stuck=_stuck(spec, queued, now),
         schedule=spec.schedule.description,
         next_run=job.next_run if job else None,
         last_success=job.last_success if job else None,
@@ -102,7 +107,8 @@ def report(names=None, now=None) -> Report:
     specs = [spec for spec in load_jobs() if not names or spec.name in names]
     rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
     control = Control.load()
-    jobs = [job_health(spec, rows.get(spec.name), now) for spec in specs]
+    queued = queued_of(specs, rows.values())
+    jobs = [job_health(spec, rows.get(spec.name), now, queued.get(spec.name)) for spec in specs]
     problems = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
     return Report(
         jobs=jobs,
@@ -111,6 +117,22 @@ def report(names=None, now=None) -> Report:
         code=max((code for code, _ in problems), default=OK),
         problems=[problem for _, problem in problems],
     )
+
+
+def _stuck(spec: JobSpec, queued: Log | None, now: datetime) -> str:
+    if queued is None or now - queued.started_at <= patience(spec):
+        return ""
+    when = f"since {queued.started_at} ({queued.result_id})"
+    return f"attempt queued on {queued.backend} {when}, longer than {patience(spec)}"
+
+
+def queued_of(specs, jobs) -> dict[str, Log]:
+    """Each job's attempt queued on a task backend, by job name: one query, and none
+    while no job runs on a backend."""
+    if not any(spec.backend for spec in specs):
+        return {}
+    by_pk = {job.pk: job for job in jobs}
+    return {by_pk[log.job_id].name: log for log in Log.objects.queued().filter(job_id__in=list(by_pk))}
 
 
 def _verdicts(jobs: list[JobHealth], rows, control: Control, now: datetime) -> list[tuple[int, str]]:
@@ -146,6 +168,8 @@ def _clock_verdict(control: Control, rows, now: datetime) -> tuple[int, str]:
 def _job_verdict(job: JobHealth) -> tuple[int, str]:
     if job.status == "overdue":
         return CRITICAL, f"{job.name} is overdue (next run {job.next_run.isoformat()})"
+    if job.status == "stuck":
+        return CRITICAL, f"{job.name}: {job.stuck}"
     if job.status == "failing":
         code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
         return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"

@@ -93,16 +93,34 @@ KEYS = {
             "cmd",
             "str",
             "the management command to run",
-            shown_default="required",
+            shown_default="required, unless `task`",
             check=_command_name,
             code="crontabber.E003",
+        ),
+        Key(
+            "task",
+            "str",
+            "instead of `cmd`: the dotted path of a Django Task (`@task`); `backfill` and `last_success` pass it "
+            "`run_time` and `last_success` keyword arguments, ISO 8601 strings with offset "
+            "([Scheduling Django Tasks](tasks.md))",
+            shown_default="none",
+            check=_job_name,
+            code="crontabber.E009",
+        ),
+        Key(
+            "backend",
+            "str",
+            "the alias of a `TASKS` backend whose workers run the job's attempts (a command through the task "
+            'crontabber ships); `""`: in the runner',
+            shown_default="`CRONTABBER_TASK_BACKEND`",
+            code="crontabber.E009",
         ),
         Key(
             "name",
             "str",
             "the job's key in the database (at most 200 characters); lets one command be scheduled twice with "
             "different `cmd_args`",
-            shown_default="`cmd`",
+            shown_default="`cmd` or `task`",
             check=_job_name,
         ),
         Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),

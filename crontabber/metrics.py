@@ -182,6 +182,10 @@ def _tick(snapshot: Snapshot):
         last_tick.add_metric([], control.last_tick.timestamp())
     failed = bool(control and control.last_tick_error)
     yield last_tick
+    took = GaugeMetricFamily("crontabber_last_tick_duration_seconds", "How long the last tick took; absent: never.")
+    if control is not None and control.last_tick_seconds is not None:
+        took.add_metric([], control.last_tick_seconds)
+    yield took
     yield GaugeMetricFamily("crontabber_last_tick_failed", "1 if the last tick ended in an error, else 0.", failed)
     held = bool(control and control.hold_all)
     yield GaugeMetricFamily("crontabber_hold_all", "1 while an operator holds every job, else 0.", held)

@@ -10,6 +10,7 @@ from django.db.models import F, Q
 
 from . import conf
 from .attempt import Attempt, Outcome
+from .bulk import fast_datetimes
 from .schedule import Schedule, truncate_to_minute
 
 
@@ -79,7 +80,8 @@ class JobQuerySet(models.QuerySet):
     def tick_rows(self) -> dict:
         """What a tick needs of every job, by name (named tuples, not model instances:
         a tick reads every row)."""
-        return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
+        with fast_datetimes():
+            return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
 
     def last_successes(self, names) -> dict[str, datetime | None]:
         return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))
@@ -250,6 +252,21 @@ class LogQuerySet(models.QuerySet):
             outcome=Outcome.INTERRUPTED, error_type=error_type, error_value=error_value
         )
 
+    def at_slots_since(self, starts: dict) -> LogQuerySet:
+        """Each job's attempts at its slots from ``starts[job id]`` on, oldest first, in one
+        query whatever the number of jobs. An attempt starts at or after its slot, so the
+        same bound on started_at keeps each job's scan of its index short."""
+        if not starts:
+            return self.none()
+        wanted = Q()
+        for job_id, start in starts.items():
+            wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
+        return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
+
+    def queued(self):
+        """Attempts sent to a task backend whose results are not read yet."""
+        return self.filter(outcome=Outcome.QUEUED)
+
     def purge(self, cutoff: datetime, batch: int, batches: int = 10) -> int:
         """Delete finished rows that started before ``cutoff``, at most ``batches`` DELETEs of
         ``batch`` rows (a long backlog of old rows is spread over ticks). Returns how many;
@@ -257,7 +274,9 @@ class LogQuerySet(models.QuerySet):
         deleted = 0
         for _ in range(batches):
             ids = list(
-                self.filter(started_at__lt=cutoff).exclude(outcome=Outcome.RUNNING).values_list("pk", flat=True)[:batch]
+                self.filter(started_at__lt=cutoff)
+                .exclude(outcome__in=(Outcome.RUNNING, Outcome.QUEUED))
+                .values_list("pk", flat=True)[:batch]
             )
             if ids:
                 deleted += self.filter(pk__in=ids)._raw_delete(self.db)
@@ -283,12 +302,18 @@ class Log(models.Model):
     output = models.TextField(blank=True, help_text="The tail of the command's output.")
     host = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
+    # An attempt sent to a Django Tasks backend: its alias there, and the id of its result.
+    backend = models.CharField(max_length=100, blank=True, help_text="The task backend that ran the attempt.")
+    result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
 
     objects = LogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["job", "-started_at"], name="crontabber_log_job_started")]
+        indexes = [
+            models.Index(fields=["job", "-started_at"], name="crontabber_log_job_started"),
+            models.Index(fields=["outcome"], name="crontabber_log_outcome"),  # the few queued or running
+        ]
 
     def __str__(self):
         return f"{self.job.name} {self.slot:%Y-%m-%d %H:%M} {self.outcome}"
@@ -301,19 +326,8 @@ class Log(models.Model):
         ``running`` until each ends. ``again``: a re-run, which may follow earlier attempts
         at the slots."""
         tries = job.try_numbers(slots, again)
-        return [
-            cls(
-                job=job,
-                slot=slot,
-                started_at=started_at,
-                duration=0,
-                outcome=Outcome.RUNNING,
-                attempt=tries.get(slot, 1),
-                host=host[:200],
-                pid=pid,
-            )
-            for slot in slots
-        ]
+        same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
+        return [cls(slot=slot, attempt=tries.get(slot, 1), **same) for slot in slots]
 
     def finish(self, attempt: Attempt) -> None:
         """The attempt's outcome on this row (in memory)."""
@@ -329,6 +343,7 @@ class Control(models.Model):
     held_since = models.DateTimeField(null=True, blank=True)
     last_tick = models.DateTimeField(null=True, blank=True, help_text="When a runner last ended a tick.")
     last_tick_by = models.CharField(max_length=200, blank=True)
+    last_tick_seconds = models.FloatField(null=True, blank=True, help_text="How long the last tick took.")
     last_tick_error = models.TextField(blank=True, help_text="How the last tick failed; empty: it completed.")
     last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
 
@@ -344,9 +359,13 @@ class Control(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
     @classmethod
-    def record_tick(cls, now: datetime, owner: str, error: str = "") -> None:
-        """A tick ended, in an error or not: the health endpoint's proof of life."""
-        cls.objects.filter(pk=1).update(last_tick=now, last_tick_by=owner, last_tick_error=error[:2000])
+    def record_tick(cls, started: datetime, now: datetime, owner: str, error: str = "") -> None:
+        """A tick that began at ``started`` ended now, in an error or not: the health
+        endpoint's proof of life."""
+        seconds = max((now - started).total_seconds(), 0.0)
+        cls.objects.filter(pk=1).update(
+            last_tick=now, last_tick_by=owner, last_tick_error=error[:2000], last_tick_seconds=seconds
+        )
 
     @classmethod
     def record_purge(cls, now: datetime) -> None:

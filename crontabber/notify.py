@@ -25,6 +25,7 @@ import logging
 import math
 import re
 import sys
+import uuid
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -105,7 +106,7 @@ def sentry_capture_failure(sender, spec, job, log, attempt, previous_error_count
             "crontabber",
             {
                 "job": spec.name,
-                "command": " ".join([spec.cmd, *spec.cmd_args]),
+                "command": spec.command_line,
                 "slot": format_instant(log.slot),
                 "attempt": log.attempt,
                 "outcome": attempt.outcome,
@@ -227,14 +228,23 @@ def sentry_attempt_started(sender, spec, job, log, **kwargs):
         from sentry_sdk.crons import capture_checkin
 
         check_in_id = capture_checkin(
-            monitor_slug=monitor_slug(spec.name), status="in_progress", monitor_config=monitor_config(spec)
+            monitor_slug=monitor_slug(spec.name),
+            check_in_id=_queued_checkin(spec, log),
+            status="in_progress",
+            monitor_config=monitor_config(spec),
         )
         if check_in_id:
             _open_checkins[log.pk] = check_in_id
 
 
+def _queued_checkin(spec, log) -> str | None:
+    """An attempt on a task backend ends in another tick, maybe another process: its
+    check-in id is derived from its Log row, so that its end closes the same check-in."""
+    return uuid.uuid5(uuid.NAMESPACE_OID, f"crontabber.log.{log.pk}").hex if spec.backend else None
+
+
 def sentry_checkin_finished(sender, spec, job, log, attempt, **kwargs):
-    check_in_id = _open_checkins.pop(log.pk, None)
+    check_in_id = _open_checkins.pop(log.pk, None) or _queued_checkin(spec, log)
     if not crons_enabled(spec.name):
         return
     from sentry_sdk.crons import capture_checkin
@@ -283,7 +293,7 @@ def compose(spec, job, log, attempt, previous_error_count: int) -> tuple[str, st
         return None
     subject, lines, notes = news
     head = [
-        f"Job:      {spec.name} ({' '.join([spec.cmd, *spec.cmd_args])})",
+        f"Job:      {spec.name} ({spec.command_line})",
         f"Slot:     {format_instant(log.slot)}",
         f"Outcome:  {attempt.outcome} (attempt {log.attempt}, {attempt.duration:.2f} s, on {log.host} pid {log.pid})",
         *lines,

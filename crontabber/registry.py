@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
-from . import conf
+from . import conf, tasking
 from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS
 from .schedule import Schedule, ScheduleError, build_override, build_schedule
 
@@ -33,10 +33,17 @@ class JobSpec:
     last_success: bool = False
     max_backfill: int | None = None
     timeout: float | None = None
+    task: str = ""  # a Django Task's dotted path, run instead of a command
+    backend: str = ""  # the task backend that runs the attempts; "": the runner
     process: bool = False
     notify_on_success: bool = False
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
+
+    @property
+    def command_line(self) -> str:
+        """What the job runs, as people read it."""
+        return f"task {self.task}" if self.task else " ".join([self.cmd, *self.cmd_args])
 
 
 def effective_spec(spec: JobSpec, overrides) -> JobSpec:
@@ -103,7 +110,8 @@ def _key_problems(entry: dict) -> list[tuple[str, str, str]]:
         for key in sorted(set(entry) - set(KEYS))
     ]
     for key in KEYS.values():
-        message = key.check(entry.get(key.name)) if key.name in entry or key.name == "cmd" else ""
+        required = key.name == "cmd" and "task" not in entry
+        message = key.check(entry.get(key.name)) if key.name in entry or required else ""
         if message:
             found.append((key.name, message, key.code))
     return found
@@ -135,7 +143,7 @@ def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]
 def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, list[RegistryProblem]]:
     if not isinstance(entry, dict):
         return None, [RegistryProblem("", "", f"entry {index} is not a dict", "crontabber.E001")]
-    name = entry.get("name", entry.get("cmd"))
+    name = entry.get("name", entry.get("cmd", entry.get("task")))
     label = name if isinstance(name, str) and name else f"#{index}"
     found = _key_problems(entry)
     bad = {key for key, _, _ in found}
@@ -143,12 +151,17 @@ def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, 
     if not bad & set(SCHEDULE_KEYS):
         schedule, more = _schedule_of(entry)
         found += more
-    if "cmd" not in bad:
+    if "cmd" in entry and "cmd" not in bad:
         found += _command_problems(entry, commands)
+    if not bad & {"task", "backend"}:
+        found += tasking.problems(entry)
     if found:
         return None, [RegistryProblem(label, key, message, code) for key, message, code in found]
     values = {key.name: entry.get(key.name, key.default) for key in KEYS.values() if key.name not in SCHEDULE_KEYS}
     values.update(name=name, cmd_args=tuple(values["cmd_args"]), depends_on=tuple(values["depends_on"]))
+    values.update(
+        cmd=values["cmd"] or "", task=values["task"] or "", backend=entry.get("backend", tasking.default_backend())
+    )
     return JobSpec(schedule=schedule, zone=entry.get("timezone", conf.default_zone()), **values), []
 
 

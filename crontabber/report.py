@@ -34,6 +34,7 @@ class TickReport:
     planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (job, why): a dependency has not run
     held_all: str = ""  # why no job ran: an operator holds them all
+    queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend (queued.py)
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
         self.attempts.setdefault(job, Counter())[attempt.outcome] += 1

@@ -23,7 +23,7 @@ from django.db import close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf, rerun, scrub, signals
+from . import conf, queued, rerun, scrub, signals
 from .attempt import Attempt
 from .bookkeeping import Bookkeeping, Claimed, database_lost
 from .execution import CLOCK, Deadlines, run_in_child, run_in_process
@@ -122,7 +122,7 @@ class Runner:
         if dry_run:
             self._dry_run(control, specs, now, force, report)
         else:
-            self._record_end(self._run_tick, specs, control, now, force, extra or {}, report)
+            self._record_end(now, self._run_tick, specs, control, now, force, extra or {}, report)
         return report
 
     def _run_tick(self, specs: list[JobSpec], control: Control, now: datetime, force, extra, report) -> None:
@@ -135,18 +135,18 @@ class Runner:
         rerun.run_requested(self, specs, rows, report)
         self._run(plan(specs, rows, now, force), extra, report)
 
-    def _record_end(self, run_tick, *args) -> None:
+    def _record_end(self, started: datetime, run_tick, *args) -> None:
         """Run the tick and record how it ended on the control row: the health endpoint's
         proof that ticks complete (an idle tick's third and last query)."""
         try:
             run_tick(*args)
         except BaseException as error:
             try:
-                Control.record_tick(timezone.now(), self.owner, f"{type(error).__name__}: {error}")
+                Control.record_tick(started, timezone.now(), self.owner, f"{type(error).__name__}: {error}")
             except Exception as unrecorded:  # the database is gone: the error itself is what matters
                 logger.error("could not record that the tick failed: %s", str(unrecorded).strip().split("\n")[0])
             raise
-        Control.record_tick(timezone.now(), self.owner)
+        Control.record_tick(started, timezone.now(), self.owner)
 
     # --- before the jobs run -------------------------------------------------------------
 
@@ -277,6 +277,8 @@ class Runner:
     def _run_job(self, claimed: Claimed, book: Bookkeeping, extra: dict, report: TickReport) -> None:
         """A claimed job's slots, oldest first, until one is not handled. Whatever raises
         on the way is this job's failure, not the tick's."""
+        if claimed.spec.task or claimed.spec.backend:  # Django's Tasks framework: its own path
+            return queued.run_job(self, claimed, book, extra, report)
         try:
             for slot, position, total in numbered(claimed.slots, claimed.count):
                 if self.stop_requested or book.lost(claimed) or self._waits(claimed, slot, book, report):

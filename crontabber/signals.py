@@ -12,10 +12,10 @@ from .models import Job
 logger = logging.getLogger("crontabber")
 
 # kwargs: spec (JobSpec), job (Job), log (Log, outcome "running")
-attempt_started = Signal()
+attempt_started = Signal(use_caching=True)  # receivers looked up once per sender, not per attempt
 # kwargs: spec, job (its new state), log (finished), attempt (attempt.Attempt),
 # previous_error_count (consecutive errors before this attempt)
-attempt_finished = Signal()
+attempt_finished = Signal(use_caching=True)
 
 
 def send(signal: Signal, **kwargs) -> None:

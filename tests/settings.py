@@ -2,6 +2,7 @@
 
 import json
 import os
+from importlib.util import find_spec
 from unittest import mock
 
 # Imported in development mode (no SECRET_KEY needed, plain HTTP for the test client), without
@@ -11,8 +12,28 @@ with mock.patch.dict(os.environ, {"DEBUG": "1"}):
 DEBUG = False
 
 INSTALLED_APPS = INSTALLED_APPS + ["tests.jobs"]  # noqa: F405
-# Subprocess tests hand their registry to the child through the environment.
-CRONTABBER_JOBS = json.loads(os.environ.get("TEST_CRONTABBER_JOBS", "[]"))
+# Subprocess tests hand their registry to the child through the environment; the benchmarks'
+# larger ones (past the kernel's 128 KiB limit on one variable) through a JSON file it names.
+if os.environ.get("TEST_CRONTABBER_JOBS_FILE"):
+    with open(os.environ["TEST_CRONTABBER_JOBS_FILE"]) as _registry:
+        CRONTABBER_JOBS = json.load(_registry)
+else:
+    CRONTABBER_JOBS = json.loads(os.environ.get("TEST_CRONTABBER_JOBS", "[]"))
 LOGGING["loggers"]["crontabber"]["handlers"] = []  # noqa: F405  pytest's caplog sees the records
+# Django's Tasks framework (docs/tasks.md): Django 6's own, or the django-tasks backport on
+# 5.2; the database backend's app for the real-worker tests. "default" runs tasks inline.
+if find_spec("django_tasks_db"):
+    TASKS_ROOT = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+    INSTALLED_APPS += ["django_tasks_db"] + ([] if TASKS_ROOT == "django.tasks" else ["django_tasks"])
+    TASKS = {
+        "default": {"BACKEND": f"{TASKS_ROOT}.backends.immediate.ImmediateBackend"},
+        "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    }
+# django-tasks-rq: RQ on the machine's Redis (tests/test_task_rq.py), in a database of its own.
+if find_spec("django_tasks_rq"):
+    INSTALLED_APPS += ["django_rq"]
+    RQ_QUEUES = {"default": {"URL": os.environ.get("CRONTABBER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")}}
+    TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
+
 # ...and any other settings (lease, grace) as JSON.
 globals().update(json.loads(os.environ.get("TEST_SETTINGS", "{}")))

@@ -237,9 +237,10 @@ def start_runner(registry, settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_loses_none():
     top = timezone.now().replace(minute=0, second=0, microsecond=0)
-    slots = [top - timedelta(hours=h) for h in range(299, -1, -1)]
+    slots = [top - timedelta(hours=h) for h in range(MAX_BATCH + 199, -1, -1)]
     Job.objects.create(name="catchup", first_run=slots[0], next_slot=slots[0], next_run=slots[0])
-    crash_at = format_instant(slots[250])
+    killed = MAX_BATCH + 50  # past a batch's most: some outcomes were written before
+    crash_at = format_instant(slots[killed])
     entry = {"name": "catchup", "cmd": "work", "cmd_args": ["--label", "catchup"], "cron": "0 * * * *"}
     settings = {"CRONTABBER_LEASE_SECONDS": 1}
     runner = start_runner(
@@ -248,7 +249,7 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     runner.communicate(timeout=120)
     assert runner.returncode == -signal.SIGKILL
     ran = [e.slot for e in Execution.objects.order_by("id")]
-    assert ran == [format_instant(slot) for slot in slots[:251]], "oldest first, each told its slot"
+    assert ran == [format_instant(slot) for slot in slots[: killed + 1]], "oldest first, each told its slot"
     recorded = [format_instant(log.slot) for log in Log.objects.filter(outcome="success").order_by("slot")]
     assert recorded == ran[: len(recorded)], "only slots that ran are recorded, and with no gap"
     assert len(recorded) > 0, "outcomes were written during the catch-up, not only at its end"

@@ -6,19 +6,27 @@ Never `playwright install`: the browser is the system's /usr/bin/chromium (`make
 chromium` installs it). Without it these tests are skipped, saying why.
 """
 
+import io
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 
 from crontabber.models import Control, Job, Log
 from crontabber.runner import Runner
+from tests import admin_seed
+from tests.helpers import tick
 
 CHROMIUM = os.environ.get("CRONTABBER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -173,3 +181,108 @@ def test_a_view_only_user_sees_the_jobs_but_no_controls(live_server, page, jobs)
     expect(page.locator("#crontabber-hold")).to_contain_text("Jobs run normally")
     expect(page.locator("#hold-all")).to_have_count(0)
     expect(page.locator("select[name=action]")).to_have_count(0)
+
+
+# --- the slot strip and grid, a re-run, the docs' screenshots --------------------------------
+
+
+def log_in(page, live_server, path="/admin/crontabber/job/"):
+    page.goto(f"{live_server.url}/admin/login/?next={path}")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "s3cret-pass")
+    page.click("input[type=submit]")
+    expect(page).to_have_url(f"{live_server.url}{path}")
+
+
+def test_the_strip_and_grid_show_successes_failures_a_backlog_and_a_running_attempt(live_server, page, operator, jobs):
+    jobs(admin_seed.REGISTRY)
+    hour = admin_seed.seed()
+    log_in(page, live_server)
+
+    rollup = row(page, "hourly-rollup")
+    expect(rollup.locator(".slot-strip > .slot")).to_have_count(24)
+    expect(rollup.locator("a.slot-success")).to_have_count(17)
+    expect(rollup.locator(".slot-backlog")).to_have_count(6)  # behind the failure: its next 6 hours
+    failure = rollup.locator("a.slot-failure")
+    expect(failure).to_have_text("✗")
+    slot = (hour - timedelta(hours=6)).strftime("%Y-%m-%d %H:%M UTC")
+    expect(failure).to_have_attribute("title", re.compile(rf"^{slot}: failure \(attempt 1, [\d.]+ s\): CommandError$"))
+    expect(row(page, "search-reindex").locator("a.slot-running")).to_have_count(1)
+    expect(row(page, "sync-feed").locator(".slot-coalesced").first).to_be_visible()
+
+    # Light and dark: the theme's colours, the same symbols.
+    colour = "getComputedStyle(document.querySelector('#result_list a.slot-success')).backgroundColor"
+    assert page.evaluate(colour) == "rgb(46, 125, 50)"
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    assert page.evaluate(colour) == "rgb(102, 187, 106)"
+    page.emulate_media(color_scheme="light")
+
+    # 800 px: every row's name, status, strip, next run and errors within the screen.
+    page.set_viewport_size({"width": 800, "height": 900})
+    for column in ("field-name", "field-status", "field-slot_strip", "field-next_run_shown", "field-errors"):
+        box = rollup.locator(f".{column}").bounding_box()
+        assert box["width"] > 0 and box["x"] + box["width"] <= 800, (column, box)
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+    # A cell opens its attempt.
+    failure.click()
+    expect(page.locator(".field-error_value")).to_contain_text("failing on purpose")
+
+    # The job's page: its slots since its first run, each bar its duration to scale.
+    page.goto(f"{live_server.url}/admin/crontabber/job/{Job.objects.get(name='hourly-rollup').pk}/change/")
+    columns = page.locator(".slot-grid .slot-column")
+    expect(columns).to_have_count(31)
+    heights = page.locator(".slot-grid .slot-bar").evaluate_all(
+        "bars => bars.reverse().map(bar => bar.getBoundingClientRect().height)"  # shown oldest left
+    )
+    attempts = Log.objects.filter(job__name="hourly-rollup").order_by("slot", "started_at")
+    latest = {log.slot: log.duration for log in attempts}  # a retried slot: its latest attempt
+    expected = [96 * latest[slot] / max(latest.values()) for slot in sorted(latest)]
+    assert heights[: len(expected)] == pytest.approx(expected, abs=1.0)
+    expect(page.locator("a.latest-failure")).to_contain_text("started")
+    page.locator("a.latest-failure").click()
+    expect(page.locator(".field-error_type")).to_contain_text("CommandError")
+
+
+def test_a_rerun_from_the_admin_runs_the_chosen_slots(live_server, page, operator, jobs):
+    jobs([{"name": "hourly-rollup", "cmd": "record", "frequency": "1h", "backfill": True}])
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for hours in range(6, 0, -1):
+        tick(hour - timedelta(hours=hours))
+    chosen = [hour - timedelta(hours=4), hour - timedelta(hours=3)]
+    log_in(page, live_server)
+
+    row(page, "hourly-rollup").locator("input.action-select").check()
+    page.select_option("select[name=action]", "rerun")
+    page.click("button[name=index]")
+    page.fill("#id_start", chosen[0].strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#id_end", chosen[-1].strftime("%Y-%m-%dT%H:%M"))
+    page.click("input[type=submit][value='Re-run']")
+    expect(page.locator("ul.messagelist")).to_contain_text(
+        f"Hourly-rollup: 2 slot(s) from {chosen[0]:%Y-%m-%d %H:%M} UTC to {chosen[1]:%Y-%m-%d %H:%M} UTC re-run"
+    )
+    assert Log.objects.filter(attempt=2).count() == 0, "nothing ran in the web request"
+
+    Runner(out=io.StringIO()).tick()  # the next tick
+    again = Log.objects.filter(job__name="hourly-rollup", attempt=2).order_by("slot")
+    assert [(log.slot, log.outcome) for log in again] == [(slot, "success") for slot in chosen]
+    page.reload()
+    for slot in chosen:
+        cell = row(page, "hourly-rollup").locator(f"a.slot[title^='{slot:%Y-%m-%d %H:%M} UTC']")
+        expect(cell).to_have_attribute("title", re.compile(r"success \(attempt 2,"))
+
+
+def test_the_screenshots_of_the_docs_are_made_by_a_script(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "bin" / "admin_screenshots.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    widths = {}
+    for path in tmp_path.glob("*.png"):
+        header = path.read_bytes()[:24]
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        widths[path.name] = int.from_bytes(header[16:20], "big")
+    assert widths["admin-jobs.png"] == 1400 and widths["admin-jobs-800.png"] == 800
+    assert {"admin-jobs-dark.png", "admin-job.png", "admin-job-dark.png", "admin-strips.png"} <= set(widths)

@@ -408,6 +408,11 @@ def test_compose_runs_postgres_migrate_web_and_two_crontabber_replicas():
         assert check["test"] and check["test"][0] in ("CMD", "CMD-SHELL"), name
         assert duration(check["interval"]) > 0 and check["retries"] >= 1
     assert services["migrate"]["restart"] == "no"
+    # Over TCP: on a first start the postgres image makes the database with a server on the
+    # Unix socket alone, which a plain pg_isready takes for the real one (tests/test_compose.py
+    # saw migrate refused a connection).
+    assert "pg_isready -h 127.0.0.1 " in services["postgres"]["healthcheck"]["test"][1]
+    assert services["web"]["ports"] == ["${WEB_PORT:-8000}:8000"]
     assert "/admin/login/" in " ".join(services["web"]["healthcheck"]["test"])
     assert services["crontabber"]["healthcheck"]["test"][1:] == ["python", "webapp/manage.py", "cronlist"]
 

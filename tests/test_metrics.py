@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crontabber import metrics
 from crontabber.models import Control, Job, Log
+from crontabber.runner import Runner
 from tests.helpers import ROOT, at, child_env, tick
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +83,16 @@ def test_each_job_shows_its_times_errors_and_backlog(registry, client):
     assert value(parsed, "crontabber_hold_all") == 0
 
 
+def test_the_last_tick_says_how_long_it_took(jobs, client):
+    jobs(REGISTRY)
+    with freeze_time(at("2026-05-01 10:00"), auto_tick_seconds=0.25):  # each reading of the clock: +0.25 s
+        Runner().tick()
+    took = Control.load().last_tick_seconds
+    assert took > 0
+    parsed = samples(scrape(client).content.decode())
+    assert value(parsed, "crontabber_last_tick_duration_seconds") == took
+
+
 def test_attempts_are_counted_by_outcome(registry, client):
     parsed = samples(scrape(client).content.decode())
     assert value(parsed, "crontabber_job_attempts_total", job="hourly", outcome="success") == 2
@@ -125,7 +136,9 @@ def test_a_running_job_a_failed_tick_and_the_hold_switch_show(registry, client):
 def test_before_any_tick_there_is_no_tick_time_and_nothing_is_written(jobs, client):
     jobs(REGISTRY)
     parsed = samples(scrape(client).content.decode())
-    assert not any(name == "crontabber_last_tick_timestamp_seconds" for name, _ in parsed)
+    assert not any(
+        name.startswith("crontabber_last_tick_") and name != "crontabber_last_tick_failed" for name, _ in parsed
+    )
     assert value(parsed, "crontabber_job_backlog_slots", job="hourly") == 0
     assert not Control.objects.exists() and not Job.objects.exists()
 

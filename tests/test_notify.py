@@ -384,3 +384,19 @@ def test_a_mail_that_cannot_be_sent_is_logged_and_the_runner_goes_on(jobs, mailt
     assert outcomes("next") == [(at("2026-05-01 10:00"), "success")]
     assert "bad: could not mail" in caplog.text and "mail server down" in caplog.text
     assert job("bad").error_count == 1 and job("bad").claimed_by == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_on_a_task_worker_closes_the_check_in_it_opened_from_another_tick(jobs, sentry, settings):
+    pytest.importorskip("django_tasks_db")
+    from tests.test_tasks import worker_runs_ready_tasks
+
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "queued", "cmd": "record", "frequency": "1h", "backend": "db"}])
+    tick(at("2026-05-01 10:00"))
+    notify._open_checkins.clear()  # as if the attempt's end were read by another process
+    worker_runs_ready_tasks()
+    tick(at("2026-05-01 10:01"))
+    started, ok = sentry.checkins
+    assert (started["status"], ok["status"]) == ("in_progress", "ok")
+    assert ok["check_in_id"] == started["check_in_id"]

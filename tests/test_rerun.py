@@ -182,7 +182,7 @@ def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     assert 'name="start"' in page.content.decode() and 'name="dry_run"' in page.content.decode()
     with freeze_time(NOW):
         response = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
-    assert "hourly: 2 slot(s) from 2026-05-01T10:00:00+00:00 to 2026-05-01T11:00:00+00:00" in said(response)
+    assert "hourly: 2 slot(s) from 2026-05-01 10:00 UTC to 2026-05-01 11:00 UTC" in said(response)
     assert (job("hourly").rerun_from, job("hourly").rerun_to) == (at("2026-05-01 10:00"), at("2026-05-01 11:00"))
     (entry,) = LogEntry.objects.all()
     assert entry.user.username == "op"

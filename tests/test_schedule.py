@@ -202,3 +202,16 @@ def test_slot_generation_is_lazy():
     schedule = build_schedule(cron="* * * * *")
     generator = schedule.slots_after(at("2016-01-01 00:00"), None)
     assert next(generator) == at("2016-01-01 00:01")  # ten years of minutes are not built
+
+
+def test_the_days_of_slots_kept_for_other_jobs_are_bounded():
+    # A long-lived loop asks every tick for today's slots of each cron job; the days it
+    # keeps (so jobs of one expression share them) must not grow with the days it has run.
+    from crontabber.cron import _slots_of_day
+
+    schedule = build_schedule(cron="*/5 * * * *", zone="Europe/Paris")
+    for day in range(1000):
+        assert schedule.latest_at_or_before(at("2026-01-01 12:02") + timedelta(days=day), None) == at(
+            "2026-01-01 12:00"
+        ) + timedelta(days=day)
+    assert _slots_of_day.cache_info().currsize <= _slots_of_day.cache_info().maxsize <= 256

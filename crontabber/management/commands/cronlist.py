@@ -89,7 +89,8 @@ class Command(BaseCommand):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
-        entries = [self._entry(registry.get(name), rows.get(name), name) for name in names or known]
+        queued = health.queued_of(registry.values(), rows.values())
+        entries = [self._entry(registry.get(name), rows.get(name), name, queued.get(name)) for name in names or known]
         if format == "json":
             self.stdout.write(json.dumps(entries, indent=2))
             return
@@ -106,17 +107,26 @@ class Command(BaseCommand):
             for e in entries
         ]
 
-    def _entry(self, spec, job, name):
+    def _entry(self, spec, job, name, queued=None):
         if spec is not None:
             spec = effective_spec(spec, job)
         return {
             "name": name,
             "in_registry": spec is not None,
-            "cmd": " ".join([spec.cmd, *spec.cmd_args]) if spec else None,
+            "cmd": spec.command_line if spec else None,
             "schedule": spec.schedule.description if spec else NOT_IN_REGISTRY,
             "enabled": spec.enabled if spec else False,
             "backfill": spec.backfill if spec else False,
             **self._state(job),
+            # its attempt on a task backend whose result is not read yet (docs/tasks.md)
+            "queued": {
+                "slot": iso(queued.slot),
+                "backend": queued.backend,
+                "result_id": queued.result_id,
+                "since": iso(queued.started_at),
+            }
+            if queued
+            else None,  # fmt: skip
         }
 
     @staticmethod
@@ -158,6 +168,9 @@ class Command(BaseCommand):
             if e["enabled"] and e["first_run"] is None:
                 next_run = "next tick (new)"
             running = f"since {when(e['ongoing'])} by {e['claimed_by']}" if e["ongoing"] else "-"
+            if e["queued"] and not e["ongoing"]:
+                queued = e["queued"]
+                running = f"queued on {queued['backend']} ({queued['result_id']}) since {when(queued['since'])}"
             lines.append(
                 (
                     e["name"],

@@ -1,0 +1,40 @@
+"""Test jobs as Django Tasks (docs/tasks.md). They write what they did to the database,
+so that a worker process's work can be seen from the test."""
+
+import os
+import time
+
+from crontabber import SkipRun
+from crontabber.tasking import api
+from tests.jobs.models import Execution
+
+task = api().task
+
+
+@task
+def rollup(run_time=None, last_success=None, seconds=0.0):
+    execution = Execution.objects.create(label="rollup", slot=run_time or "", pid=os.getpid(), started=time.time())
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+    Execution.objects.filter(pk=execution.pk).update(finished=time.time())
+    return {"run_time": run_time, "last_success": last_success}
+
+
+@task
+def failing(run_time=None):
+    raise ValueError(f"failing on purpose for {run_time}")
+
+
+@task
+def skipping(**kwargs):
+    raise SkipRun("nothing to roll up")
+
+
+@task
+def plain():
+    return "plain done"
+
+
+def not_a_task(run_time=None):
+    return None

@@ -1,0 +1,143 @@
+"""Jobs run on real django-tasks-db worker processes (`manage.py db_worker`), on PostgreSQL:
+backfill order, a failing task, a worker SIGKILLed mid-attempt, two runners and two
+workers (docs/tasks.md)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from crontabber.models import Job, Log
+from crontabber.registry import load_jobs
+from crontabber.runner import Runner
+from tests.helpers import ROOT, child_env, wait_for
+from tests.jobs.models import Execution
+
+pytest.importorskip("django_tasks_db")
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def start(*args, registry=(), settings=None):
+    env = child_env(json.dumps(list(registry)), TEST_SETTINGS=json.dumps(settings or {}))
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "webapp" / "manage.py"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def start_worker(name):
+    return start("db_worker", "--backend", "db", "--interval", "0.05", "--no-startup-delay", "--no-reload",
+                 "--worker-id", name)  # fmt: skip
+
+
+def stop(*processes):
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def backlog(minutes):
+    """Every registered job's grid starts ``minutes`` ago: that many slots and one are due."""
+    now = timezone.now()
+    for spec in load_jobs():
+        Job.objects.create(name=spec.name, **Job.fresh_state(spec.schedule, now - timedelta(minutes=minutes)))
+
+
+def ticks_until(done, seconds=90):
+    """In-process ticks until ``done()``: the runner reads results and queues the next slots."""
+    return wait_for(lambda: Runner().tick() and done(), seconds=seconds, every=0.05)
+
+
+def finished(name, outcome="success"):
+    return Log.objects.filter(job__name=name, outcome=outcome).count()
+
+
+def test_a_backfill_job_on_a_worker_runs_its_slots_oldest_first_once_each(jobs):
+    jobs([{"name": "work", "cmd": "work", "frequency": "1m", "backfill": True, "backend": "db"}])
+    backlog(4)
+    worker = start_worker("w1")
+    try:
+        assert ticks_until(lambda: finished("work") >= 5)
+    finally:
+        stop(worker)
+    slots = list(Execution.objects.order_by("started").values_list("slot", flat=True))
+    assert slots == sorted(slots) and len(set(slots)) == len(slots) >= 5
+    assert set(Log.objects.filter(job__name="work").values_list("outcome", flat=True)) == {"success"}
+    assert Log.objects.filter(job__name="work").first().output.endswith("done")
+
+
+def test_a_failing_task_on_a_worker_is_recorded_as_the_failure_it_was(jobs):
+    jobs([{"name": "failing", "task": "tests.jobs.tasks.failing", "frequency": "1h", "backend": "db"}])
+    worker = start_worker("w1")
+    try:
+        assert ticks_until(lambda: finished("failing", "failure") == 1)
+    finally:
+        stop(worker)
+    log = Log.objects.get(job__name="failing")
+    assert (log.error_type, log.backend) == ("ValueError", "db")
+    assert "failing on purpose" in log.error_value
+    assert Job.objects.get(name="failing").error_count == 1
+
+
+def test_a_worker_killed_mid_attempt_loses_nothing_the_slot_runs_again(jobs, settings):
+    settings.CRONTABBER_LEASE_SECONDS = 3  # how long a started attempt may go without a result
+    jobs([{"name": "slow", "cmd": "work", "cmd_args": ["--seconds", "2"], "frequency": "1h", "backend": "db"}])
+    Runner().tick()
+    worker, replacement = start_worker("doomed"), None
+    try:
+        assert wait_for(lambda: Execution.objects.exists(), seconds=30)
+        os.kill(worker.pid, signal.SIGKILL)  # mid-attempt: its result stays RUNNING for ever
+        worker.communicate()
+        assert Log.objects.get(job__name="slow").outcome == "queued"
+        replacement = start_worker("replacement")
+        assert ticks_until(lambda: finished("slow") == 1)
+    finally:
+        stop(*filter(None, [worker, replacement]))
+    first, second = Log.objects.filter(job__name="slow").order_by("id")
+    assert (first.outcome, first.error_type, second.outcome, second.attempt) == ("interrupted", "Lost", "success", 2)
+    assert first.slot == second.slot
+    executions = list(Execution.objects.order_by("started"))
+    assert [e.finished is not None for e in executions] == [False, True]  # killed, then run again in full
+
+
+def test_two_runners_and_two_workers_run_every_slot_exactly_once(jobs):
+    registry = [
+        {"name": f"job{i}", "cmd": "work", "cmd_args": ["--label", f"job{i}"], "frequency": "1m", "backfill": True,
+         "backend": "db"}
+        for i in range(4)
+    ]  # fmt: skip
+    registry.append({"name": "rollup", "task": "tests.jobs.tasks.rollup", "frequency": "1m", "backfill": True,
+                     "backend": "db"})  # fmt: skip
+    jobs(registry)
+    backlog(5)
+    expected = Job.objects.count() * 6
+    processes = [start_worker("w1"), start_worker("w2")]
+    polling = {"CRONTABBER_TASK_POLL_SECONDS": 0.1}  # while attempts are queued; else a tick a minute
+    processes += [start("cronrun", "--loop", "--interval", "60", registry=registry, settings=polling) for _ in range(2)]
+    try:
+        assert wait_for(lambda: Log.objects.filter(outcome="success").count() >= expected, seconds=120, every=0.2)
+    finally:
+        stop(*processes)
+    done = list(Execution.objects.values_list("label", "slot"))
+    assert len(done) == len(set(done)) >= expected  # every slot once: none twice
+    assert not Log.objects.exclude(outcome__in=["success", "queued"]).exists()
+    for label in {label for label, _ in done}:
+        started = [
+            slot for _, slot in Execution.objects.filter(label=label).order_by("started").values_list("label", "slot")
+        ]
+        assert started == sorted(started)  # oldest first, one at a time
