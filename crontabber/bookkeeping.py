@@ -136,8 +136,9 @@ class Bookkeeping:
         if claimed.again:
             job.apply_rerun(log.slot, log.started_at, attempt)
         else:
-            upcoming = claimed.slots.peek(1)  # the schedule's next slot, when the backlog has it
-            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, (upcoming or [None])[0])
+            upcoming = claimed.slots.peek(1)  # the schedule's next slot, when the backlog has it after this one
+            following = upcoming[0] if upcoming and upcoming[0] > log.slot else None  # (not so: a queued attempt)
+            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, following)
         job.claim_expires = now + lease()
         log.finish(attempt)
         claimed.running = None
@@ -279,8 +280,8 @@ class Bookkeeping:
         of as many of its next slots as take about BATCH_SECONDS (only those its
         dependencies have succeeded for): one INSERT, where a bulk INSERT returns ids."""
         size = self._next_size(*claimed.opened_at, 1) if claimed.opened_at else 1
-        if not connection.features.can_return_rows_from_bulk_insert:
-            size = 1
+        if not connection.features.can_return_rows_from_bulk_insert or claimed.spec.backend:
+            size = 1  # (a task backend takes one attempt of a job at a time: queued.py)
         size = 1 << (size.bit_length() - 1)  # a power of two: the INSERT's text repeats (drivers cache statements)
         following = claimed.slots.peek(size - 1) if size > 1 else []
         if claimed.spec.depends_on:

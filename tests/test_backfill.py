@@ -21,8 +21,11 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from crontabber import signals
-from crontabber.bookkeeping import MAX_BATCH
+from crontabber.attempt import Attempt, Outcome
+from crontabber.bookkeeping import MAX_BATCH, Bookkeeping, Claimed
 from crontabber.models import Job, Log
+from crontabber.plan import Upcoming
+from crontabber.registry import load_jobs
 from crontabber.runner import Runner
 from crontabber.schedule import build_schedule, format_instant
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
@@ -137,6 +140,23 @@ def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(j
     assert seen[slots[13]] == 13, "the slow slot's outcome, and the quick ones before it, written before the next"
     assert seen[slots[12]] < 12, "quick outcomes wait to be written with their batch"
     assert outcomes("hourly")[-len(slots) :] == [(slot, "success") for slot in slots]
+
+
+@pytest.mark.django_db
+def test_an_attempt_recorded_while_the_backlog_still_starts_at_its_slot_moves_the_job_past_it(jobs):
+    # As a task backend's attempt, queued on one tick and read back on the next (queued.py):
+    # the backlog's next slot is then the attempt's own, not the one after it.
+    jobs([HOURLY])
+    tick(at("2026-05-01 09:00"))
+    Job.objects.filter(name="hourly").update(claimed_by="me")
+    state, (spec,) = job("hourly"), load_jobs()
+    book = Bookkeeping("me", "host", 1)
+    claimed = Claimed(spec, state, Upcoming(hours(at("2026-05-01 10:00"), at("2026-05-01 12:00"))))
+    (log,) = Log.opened(state, [at("2026-05-01 10:00")], at("2026-05-01 12:00"), "host", 1)
+    log.save()
+    book.record(claimed, log, Attempt(Outcome.SUCCESS))
+    book.flush()
+    assert job("hourly").next_slot == at("2026-05-01 11:00")
 
 
 @pytest.mark.django_db
