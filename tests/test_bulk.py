@@ -100,7 +100,10 @@ def test_inserted_rows_get_their_ids_in_order():
 def test_an_inserted_value_too_long_for_its_column_is_refused_not_cut():
     job = Job.objects.create(name="j")
     with pytest.raises(DataError), transaction.atomic():
-        insert_rows(Log, [Log(job=job, slot=at("2026-05-01 10:00"), started_at=at("2026-05-01 10:00"), host="x" * 201)])
+        insert_rows(
+            Log,
+            [Log(job=job, slot=at("2026-05-01 10:00"), started_at=at("2026-05-01 10:00"), duration=0, host="x" * 201)],
+        )
 
 
 def test_a_ticks_reading_of_every_job_gives_the_same_instants_as_the_orm():
