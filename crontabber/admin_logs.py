@@ -139,15 +139,7 @@ class ControlAdmin(ReadOnlyAdmin):
         "last_tick_by",
         "last_purge_shown",
     )
-    fields = (
-        "hold_all",
-        "held_by",
-        "held_since_shown",
-        "last_tick_shown",
-        "last_tick_seconds",
-        "last_tick_by",
-        "last_purge_shown",
-    )
+    fields = ("hold_all", *list_display[1:])
     readonly_fields = fields
     held_since_shown = time_field("held_since", "held since", seconds=True)
     last_tick_shown = time_field("last_tick", "last tick", seconds=True)
