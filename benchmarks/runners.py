@@ -217,7 +217,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 CHECK_IMPORTS = """import sys
-import crontabber.models, crontabber.runner
+import crontabber.models, crontabber.engine.runner
 stray = sorted(f"{n}: {m.__file__}" for n, m in list(sys.modules.items())
                if n.split(".")[0] == "crontabber" and getattr(m, "__file__", None) and not m.__file__.startswith(ROOT))
 print(sorted(n for n in sys.modules if n.split(".")[0] == "crontabber"))

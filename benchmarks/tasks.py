@@ -112,7 +112,7 @@ def worker_args(*extra: str) -> list[str]:
 
 
 def timed_tick() -> float:
-    from crontabber.runner import Runner
+    from crontabber.engine.runner import Runner
 
     started = time.perf_counter()
     Runner().tick()

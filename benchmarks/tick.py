@@ -308,8 +308,8 @@ def worker(scenario: str, n: int, runs: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from crontabber.engine.runner import Runner
     from crontabber.models import Job, Log
-    from crontabber.runner import Runner
 
     gc.freeze()  # as a cronrun process does before it ticks (Command.run_from_argv)
     statements: list[str] = []

@@ -7,6 +7,7 @@ class CrontabberConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import notify, registry, scrub  # noqa: F401  registry and scrub register system checks
+        from . import alerts, scrub  # noqa: F401  scrub registers a system check
+        from .registry import jobs  # noqa: F401  registers the registry's system check
 
-        notify.connect()  # e-mail and Sentry on each attempt
+        alerts.connect()  # e-mail and Sentry on each attempt

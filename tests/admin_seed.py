@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from freezegun import freeze_time
 
-from crontabber.attempt import Outcome
+from crontabber.engine.runner import Runner
 from crontabber.models import Job, Log
-from crontabber.runner import Runner
+from crontabber.outcomes import Outcome
 from tests.jobs import control
 
 REGISTRY = [

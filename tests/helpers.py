@@ -11,8 +11,8 @@ from urllib.parse import quote
 from django.db import connection
 from freezegun import freeze_time
 
+from crontabber.engine.runner import Runner
 from crontabber.models import Job, Log
-from crontabber.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = UTC

@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
-from crontabber.runner import Runner
 from tests.helpers import job
 from tests.jobs import control
 

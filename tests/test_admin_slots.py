@@ -10,12 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun import freeze_time
 
-from crontabber.admin_display import GRID_SLOTS, _cell, when, when_text
-from crontabber.attempt import Outcome
+from crontabber.admin.display import GRID_SLOTS, _cell, when, when_text
+from crontabber.admin.strip import BACKLOG, COALESCED, NOT_RUN, Cell, cells, recent_slots
 from crontabber.models import Job, Log
+from crontabber.outcomes import Outcome
 from crontabber.registry import JobSpec
-from crontabber.schedule import build_schedule
-from crontabber.slots import BACKLOG, COALESCED, NOT_RUN, Cell, cells, recent_slots
+from crontabber.schedules import build_schedule
 from tests.helpers import at, job, tick
 from tests.jobs import control
 from tests.test_admin import OPERATOR, client_for

@@ -21,13 +21,14 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from crontabber import signals
-from crontabber.attempt import Attempt, Outcome
-from crontabber.bookkeeping import MAX_BATCH, Bookkeeping, Claimed
+from crontabber.engine.claims import MAX_BATCH, Claimed
+from crontabber.engine.ledger import Ledger
+from crontabber.engine.plan import Upcoming
+from crontabber.engine.runner import Runner
 from crontabber.models import Job, Log
-from crontabber.plan import Upcoming
+from crontabber.outcomes import Attempt, Outcome
 from crontabber.registry import load_jobs
-from crontabber.runner import Runner
-from crontabber.schedule import build_schedule, format_instant
+from crontabber.schedules import build_schedule, format_instant
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
 from tests.jobs import control
 from tests.jobs.models import Execution
@@ -90,7 +91,7 @@ def test_a_year_behind_runs_every_slot_oldest_first_in_one_tick_a_batch_at_a_tim
 def test_walking_a_years_backlog_keeps_none_of_its_days_for_later():
     # The days' slots kept for the jobs of a tick are bounded in days, not in slots: a
     # year of a backlog's days (or of every minute's) must not fill them.
-    from crontabber.cron import _slots_of_day
+    from crontabber.schedules.cron import _slots_of_day
 
     schedule = build_schedule(cron="*/5 * * * *")
     _slots_of_day.cache_clear()
@@ -144,14 +145,14 @@ def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(j
 
 @pytest.mark.django_db
 def test_an_attempt_recorded_while_the_backlog_still_starts_at_its_slot_moves_the_job_past_it(jobs):
-    # As a task backend's attempt, queued on one tick and read back on the next (queued.py):
+    # As a task backend's attempt, queued on one tick and read back on the next (executors.TaskBackend):
     # the backlog's next slot is then the attempt's own, not the one after it.
     jobs([HOURLY])
     tick(at("2026-05-01 09:00"))
     Job.objects.filter(name="hourly").update(claimed_by="me")
     state, (spec,) = job("hourly"), load_jobs()
-    book = Bookkeeping("me", "host", 1)
-    claimed = Claimed(spec, state, Upcoming(hours(at("2026-05-01 10:00"), at("2026-05-01 12:00"))))
+    book = Ledger("me", "host", 1)
+    claimed = Claimed(spec, state, slots=Upcoming(hours(at("2026-05-01 10:00"), at("2026-05-01 12:00"))))
     (log,) = Log.opened(state, [at("2026-05-01 10:00")], at("2026-05-01 12:00"), "host", 1)
     log.save()
     book.record(claimed, log, Attempt(Outcome.SUCCESS))

@@ -23,8 +23,8 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
-from crontabber.runner import Runner
 from tests import admin_seed
 from tests.helpers import tick
 

@@ -4,7 +4,7 @@ MariaDB), and inserted in one statement with their ids given back."""
 import pytest
 from django.db import DataError, connection, transaction
 
-from crontabber.bulk import insert_rows, update_rows
+from crontabber.engine.bulk import insert_rows, update_rows
 from crontabber.models import Job, Log
 from tests.helpers import at
 

@@ -5,12 +5,12 @@ database."""
 import re
 from datetime import timedelta
 
-from crontabber import conf, keys
-from crontabber.attempt import Attempt, Outcome
+from crontabber import conf
+from crontabber.engine.plan import Due, in_dependency_order, waiting_for
 from crontabber.models import Job, retry_delay
-from crontabber.plan import Due, in_dependency_order, waiting_for
-from crontabber.registry import JobSpec
-from crontabber.schedule import build_schedule
+from crontabber.outcomes import Attempt, Outcome
+from crontabber.registry import JobSpec, keys
+from crontabber.schedules import build_schedule
 from tests.helpers import ROOT, at
 
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()

@@ -10,8 +10,8 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
-from crontabber.runner import Runner
 from tests.helpers import at
 from tests.jobs import control
 

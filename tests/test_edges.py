@@ -5,8 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from crontabber import signals
-from crontabber.cron import CronSchedule
 from crontabber.models import Control, Job, Log
+from crontabber.schedules.cron import CronSchedule
 from tests.helpers import at, job, outcomes, tick
 from tests.jobs.models import Execution
 

@@ -313,7 +313,7 @@ def test_a_database_error_is_critical_without_its_details_on_the_web(registry, c
     def down(**kwargs):
         raise OperationalError('connection to server at "10.0.0.5", port 5432 failed: timeout\nDETAIL: more')
 
-    monkeypatch.setattr("crontabber.health.report", down)
+    monkeypatch.setattr("crontabber.web.health.report", down)
     status, body = get_health(client)
     assert status == 503 and body["status"] == "critical" and body["problems"] == ["database unavailable"]
     assert "10.0.0.5" not in json.dumps(body) and "10.0.0.5" in caplog.text  # logged for the operators

@@ -16,9 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from freezegun import freeze_time
 from prometheus_client.parser import text_string_to_metric_families
 
-from crontabber import metrics
+from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
-from crontabber.runner import Runner
+from crontabber.web import metrics
 from tests.helpers import ROOT, at, child_env, tick
 
 pytestmark = pytest.mark.django_db
@@ -245,7 +245,7 @@ def test_the_app_imports_and_answers_501_without_prometheus_client():
         "import django; django.setup()\n"
         "from django.test import Client\n"
         "from django.test.utils import setup_test_environment; setup_test_environment()\n"
-        "from crontabber import metrics, urls\n"
+        "from crontabber import urls\nfrom crontabber.web import metrics\n"
         "response = Client().get('/crontabber/metrics', headers={'Authorization': 'Bearer t'})\n"
         "print(metrics.available(), response.status_code, response.content.decode().strip())\n"
     )

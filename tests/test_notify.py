@@ -12,7 +12,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
 from sentry_sdk.integrations.logging import LoggingIntegration
 
-from crontabber import notify
+from crontabber.alerts import sentry as notify
 from crontabber.models import Job
 from crontabber.registry import effective_spec, load_jobs
 from tests.helpers import ROOT, at, child_env, job, outcomes, tick
@@ -102,7 +102,7 @@ def test_the_child_process_prints_an_uncaught_error_without_calling_sys_exceptho
     """So an SDK initialised in the child (SENTRY_DSN) does not report the error a second time."""
     code = (
         "import sys; sys.excepthook = lambda *a: print('EXCEPTHOOK', file=sys.stderr)\n"
-        "from crontabber.child import main; sys.exit(main(['boom']))"
+        "from crontabber.engine.child import main; sys.exit(main(['boom']))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60, cwd=ROOT

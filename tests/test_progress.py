@@ -9,10 +9,11 @@ import pytest
 from django.core.management import call_command
 from freezegun import freeze_time
 
-from crontabber import report, schedule
-from crontabber.cron import parse_cron
-from crontabber.runner import Runner
-from crontabber.schedule import build_override, build_schedule, parse_zone
+from crontabber import schedules as schedule
+from crontabber.engine import report
+from crontabber.engine.runner import Runner
+from crontabber.schedules import build_override, build_schedule, parse_zone
+from crontabber.schedules.cron import parse_cron
 from tests.helpers import at, tick
 from tests.jobs import control
 

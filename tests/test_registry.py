@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
-from crontabber.keys import NAME_MAX as NAME_MAX_LENGTH
 from crontabber.models import Job
 from crontabber.registry import check_registry, load_jobs
+from crontabber.registry.keys import NAME_MAX as NAME_MAX_LENGTH
 from tests.helpers import at, child_env, manage, tick
 
 MISTAKES = [

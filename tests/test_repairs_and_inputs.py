@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from freezegun import freeze_time
 
-from crontabber.admin_forms import clean_override
+from crontabber.admin.forms import clean_override
 from crontabber.models import Control, Job, Log
 from crontabber.registry import check_registry
 from tests.helpers import ROOT, at, child_env, job, manage, outcomes, tick
@@ -170,7 +170,7 @@ def test_the_shell_loop_refuses_an_interval_of_zero(interval):
 
 
 def test_health_is_critical_when_the_last_tick_failed_and_warns_of_clock_skew(jobs):
-    from crontabber import health
+    from crontabber.web import health
 
     jobs([HOURLY])
     tick(at("2026-05-01 12:00"))

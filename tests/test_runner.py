@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from freezegun import freeze_time
 
 from crontabber import signals
+from crontabber.engine.runner import Runner
 from crontabber.models import Job, Log, retry_delay
-from crontabber.runner import Runner
 from tests.helpers import at, job, outcomes, tick
 from tests.jobs import control
 

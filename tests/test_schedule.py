@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from crontabber.schedule import (
+from crontabber.schedules import (
     ScheduleError,
     build_schedule,
     format_instant,
@@ -207,7 +207,7 @@ def test_slot_generation_is_lazy():
 def test_the_days_of_slots_kept_for_other_jobs_are_bounded():
     # A long-lived loop asks every tick for today's slots of each cron job; the days it
     # keeps (so jobs of one expression share them) must not grow with the days it has run.
-    from crontabber.cron import _slots_of_day
+    from crontabber.schedules.cron import _slots_of_day
 
     schedule = build_schedule(cron="*/5 * * * *", zone="Europe/Paris")
     for day in range(1000):

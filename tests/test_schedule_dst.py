@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crontabber.schedule import build_schedule
+from crontabber.schedules import build_schedule
 
 UTC = UTC
 MINUTE = timedelta(minutes=1)

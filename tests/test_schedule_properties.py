@@ -42,8 +42,7 @@ from cronsim import CronSim, CronSimError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from crontabber.cron import CronSchedule
-from crontabber.schedule import (
+from crontabber.schedules import (
     CalendarSchedule,
     IntervalSchedule,
     ScheduleError,
@@ -52,6 +51,7 @@ from crontabber.schedule import (
     parse_instant,
     truncate_to_minute,
 )
+from crontabber.schedules.cron import CronSchedule
 from tests.test_schedule_dst import ZONES, transitions
 
 UTC = UTC

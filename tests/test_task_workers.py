@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from crontabber.engine.runner import Runner
 from crontabber.models import Job, Log
 from crontabber.registry import load_jobs
-from crontabber.runner import Runner
 from tests.helpers import ROOT, child_env, wait_for
 from tests.jobs.models import Execution
 

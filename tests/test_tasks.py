@@ -10,9 +10,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from crontabber import health
 from crontabber.models import Job, Log
 from crontabber.registry import validate
+from crontabber.web import health
 from tests.helpers import at, job, outcomes, tick
 from tests.jobs import control
 from tests.jobs.models import Execution

@@ -2,7 +2,7 @@
 
 from django import template
 
-from .. import admin_display
+from ..admin import display as admin_display
 
 register = template.Library()
 

@@ -5,7 +5,7 @@ import os
 import time
 
 from crontabber import SkipRun
-from crontabber.tasking import api
+from crontabber.registry.tasks import api
 from tests.jobs.models import Execution
 
 task = api().task

@@ -1,19 +1,15 @@
 """Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
 
-import logging
-import signal
-import time
+import difflib
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from crontabber import conf, scrub
-from crontabber.health import first_line
+from crontabber import scrub
+from crontabber.engine.report import first_line
 from crontabber.models import Job
 from crontabber.registry import RegistryError, load_jobs
-
-logger = logging.getLogger("crontabber")
 
 
 def registry_or_error():
@@ -34,10 +30,20 @@ def select_names(names, all_jobs, known, what="job"):
         return sorted(known)
     if not names:
         raise CommandError(f"name at least one {what}, or --all")
+    require_known(names, known, "; nothing was changed")
+    return list(dict.fromkeys(names))
+
+
+def require_known(names, known, consequence: str = "") -> None:
+    """CommandError naming every unknown job, with the known name each may be a typo of."""
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}; nothing was changed")
-    return list(dict.fromkeys(names))
+        raise CommandError(f"unknown job {', '.join(_with_guess(name, known) for name in unknown)}{consequence}")
+
+
+def _with_guess(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
 
 
 def one_line(error: BaseException) -> str:
@@ -66,35 +72,3 @@ class RepairCommand(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="*", metavar="NAME")
         parser.add_argument("--all", action="store_true", dest="all_jobs", help=self.all_help)
-
-
-def install_stop_handlers(runner, wake=None):
-    """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
-    CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
-    its claim released. A second signal, two seconds or more after the first,
-    interrupts it at once (closer repeats are one stop seen twice: a service manager
-    signalling the loop and this process together)."""
-    grace = conf.get("CRONTABBER_STOP_GRACE_SECONDS")
-    first_signal = []
-
-    def on_stop(signum, frame):
-        name = signal.Signals(signum).name
-        now = time.monotonic()
-        if first_signal and now - first_signal[0] >= 2:
-            runner.request_stop(f"{name} received twice", 0)
-            return
-        if first_signal:
-            return
-        first_signal.append(now)
-        logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
-        runner.request_stop(f"{name} received and the job still ran {grace} s later", grace)
-        if wake is not None:
-            wake.set()  # a loop sleeping between ticks stops at once
-
-    previous = {}
-    try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, on_stop)
-    except ValueError:  # not the main thread (call_command from a thread): no handlers
-        pass
-    return previous

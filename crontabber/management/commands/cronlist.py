@@ -6,11 +6,11 @@ from django.core.management.color import color_style
 from django.db import DatabaseError
 from django.utils import termcolors, timezone
 
-from crontabber import health, metrics
 from crontabber.models import Job
 from crontabber.registry import RegistryError, effective_spec, load_jobs
+from crontabber.web import health, metrics
 
-from ._common import database_error, one_line, registry_or_error
+from ._common import database_error, one_line, registry_or_error, require_known
 
 NOT_IN_REGISTRY = "not in registry"
 VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
@@ -86,9 +86,7 @@ class Command(BaseCommand):
             raise database_error(error) from None
         # Jobs with state that left the registry (removed or renamed) are listed, not hidden.
         known = [*registry, *(name for name in rows if name not in registry)]
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        require_known(names, known)
         queued = health.queued_of(registry.values(), rows.values())
         entries = [self._entry(registry.get(name), rows.get(name), name, queued.get(name)) for name in names or known]
         if format == "json":
@@ -197,9 +195,7 @@ class Command(BaseCommand):
         if not metrics.available():
             raise CommandError(metrics.MISSING)
         registry = registry_or_error()
-        unknown = [name for name in names if name not in registry]
-        if unknown:
-            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        require_known(names, registry)
         try:
             text = metrics.exposition(timezone.now(), names or None).decode()
         except DatabaseError as error:
@@ -214,9 +210,7 @@ class Command(BaseCommand):
             known = {spec.name for spec in load_jobs()}
         except RegistryError as error:
             return self._broken(str(error), format)
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        require_known(names, known)
         try:
             report = health.report(names=names or None)
         except DatabaseError as error:

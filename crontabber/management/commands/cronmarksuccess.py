@@ -4,10 +4,10 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from crontabber import repair
+from crontabber.engine import repair
 from crontabber.models import Job
 from crontabber.registry import effective_spec
-from crontabber.schedule import ScheduleError, format_instant, parse_instant
+from crontabber.schedules import ScheduleError, format_instant, parse_instant
 
 from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 

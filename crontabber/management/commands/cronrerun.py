@@ -1,16 +1,12 @@
-import signal
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from crontabber import rerun
-from crontabber.plan import slots_between
-from crontabber.registry import effective_spec
-from crontabber.runner import Runner, TickReport
-from crontabber.schedule import format_instant
+from crontabber.engine import rerun
+from crontabber.engine.runner import Runner
+from crontabber.schedules import format_instant
 
-from ._common import database_error, install_stop_handlers, registry_or_error
+from ._common import database_error, registry_or_error, require_known
 
 
 class Command(BaseCommand):
@@ -32,8 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, start, end, dry_run=False, yes=False, **options):
         registry = registry_or_error()
-        if name not in registry:
-            raise CommandError(f"unknown job {name!r}; nothing was re-run")
+        require_known([name], registry, "; nothing was re-run")
         try:
             self._rerun(registry[name], start, end, dry_run, yes)
         except rerun.RerunRefused as refused:
@@ -53,23 +48,18 @@ class Command(BaseCommand):
             raise rerun.RerunRefused(f"more than {rerun.MOST_UNASKED:,} slots to re-run; add --yes to run them all")
         if not spec.backfill:
             self.stdout.write(f"{spec.name} is not a backfill job (it is not told its slot): one run, for the latest")
+        runner = Runner(out=self.stdout)
+        with runner.stopping_on_signals():  # SIGTERM: as cronrun, the running slot may finish
+            report = runner.rerun(spec, first, last, dry_run=dry_run)
         if dry_run:
-            job = rerun.job_that_ran(spec.name)
-            for slot in slots_between(effective_spec(spec, job), first, last, job.anchor(now)):
+            for slot in report.planned.get(spec.name, ([], None, False))[0]:
                 self.stdout.write(f"would re-run {spec.name} for {format_instant(slot)}")
             return
-        report, runner = TickReport(), Runner(out=self.stdout)
-        previous = install_stop_handlers(runner)  # SIGTERM: as cronrun, the running slot may finish
-        try:
-            runner.rerun(spec, first, last, report)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         if runner.stop_requested:
             raise rerun.RerunRefused("stopped on a signal; the rest of the range did not run")
         if report.failed or report.waiting:
             stopped = (
-                report.waiting[0][1]
+                report.waiting[0].why
                 if report.waiting
                 else f"{report.failed[0].attempt.outcome} for {format_instant(report.failed[0].slot)}"
             )

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from crontabber import repair
+from crontabber.engine import repair
 
 from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 

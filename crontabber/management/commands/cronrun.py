@@ -1,22 +1,18 @@
 import argparse
 import gc
-import logging
-import signal
-import threading
-import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber import conf
+from crontabber.engine.plan import why_not_run
+from crontabber.engine.runner import Runner
 from crontabber.models import Job
-from crontabber.plan import why_not_run
 from crontabber.registry import effective_spec
-from crontabber.runner import Runner
-from crontabber.schedule import format_instant
+from crontabber.schedules import format_instant
 
-from ._common import database_error, install_stop_handlers, one_line, registry_or_error
+from ._common import database_error, registry_or_error, require_known
 
 
 def interval_seconds(text: str) -> float:
@@ -56,9 +52,6 @@ def job_arguments(items) -> dict[str, str]:
             raise CommandError(f"--job-arg {key}: crontabber passes --{key} itself; give another option")
         extra[key] = value
     return extra
-
-
-logger = logging.getLogger("crontabber")
 
 
 class Command(BaseCommand):
@@ -119,9 +112,7 @@ class Command(BaseCommand):
         if loop:
             interval = options["interval"] or float(conf.get("CRONTABBER_INTERVAL"))
             return self._loop(registry, interval, options["max_ticks"])
-        unknown = [name for name in jobs or [] if name not in registry]
-        if unknown:
-            raise CommandError(f"unknown job {', '.join(repr(n) for n in unknown)}")
+        require_known(jobs or [], registry)
         extra = job_arguments(job_arg)
         runner = Runner(out=self.stdout)
         report = self._tick(runner, dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values()))
@@ -138,19 +129,16 @@ class Command(BaseCommand):
             )
 
     def _tick(self, runner, options):
-        """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says (not a dry run)."""
-        previous = install_stop_handlers(runner) if not options["dry_run"] else {}
+        """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says."""
         try:
-            return runner.tick(**options)
+            with runner.stopping_on_signals():
+                return runner.tick(**options)
         except DatabaseError as error:
             raise database_error(error) from None
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def _explain(self, report, names, registry, extra) -> None:
         """Say why a job named with --job ran nothing, and that a --job-arg went unused."""
-        ran = set(report.attempts) | {name for name, _ in report.waiting} | set(report.queued)
+        ran = set(report.attempts) | {waiting.job for waiting in report.waiting} | set(report.queued)
         idle = [name for name in dict.fromkeys(names) if name not in ran]
         jobs = {job.name: job for job in Job.objects.filter(name__in=idle)}
         now = timezone.now()
@@ -161,38 +149,10 @@ class Command(BaseCommand):
             self.stdout.write(f"--job-arg {', '.join(extra)}: not used, since nothing ran")
 
     def _loop(self, registry, interval: float, max_ticks: int) -> None:
-        """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
-        runners of a deployment tick together and share each tick's work), until a signal
-        or ``max_ticks``. Django starts once, not once per tick. A tick that fails on the
-        database is one line on stderr and the loop goes on; the exit status is 1 if the
-        last tick failed so, else 0."""
-        runner = Runner(out=self.stdout)
-        wake = threading.Event()
-        previous = install_stop_handlers(runner, wake)
-        ticks, failed, polling = 0, False, False
-        try:
-            while not runner.stop_requested:
-                try:
-                    close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
-                    report = runner.tick(specs=registry.values())
-                    close_old_connections()
-                    failed, polling = False, bool(report.queued)
-                except DatabaseError as error:
-                    failed = True
-                    self.stderr.write(f"crontabber: database error: {one_line(error)}; next tick in {interval:g} s")
-                    try:
-                        connection.close()  # the next tick connects afresh
-                    except DatabaseError:
-                        pass
-                ticks += 1
-                if runner.stop_requested or (max_ticks and ticks >= max_ticks):
-                    break
-                # Attempts on task workers: their results are read (and the next slots queued) sooner.
-                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if polling else interval
-                wake.wait(min(poll, interval - time.time() % interval))
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        """Ticks until a signal or ``max_ticks`` (Runner.loop); the exit status is 1 if the
+        last tick failed on the database, else 0."""
+        runner = Runner(out=self.stdout, err=self.stderr)
+        failed = runner.loop(registry.values(), interval, max_ticks)
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal")
         if failed:

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from crontabber import repair
+from crontabber.engine import repair
 
 from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 

@@ -1,0 +1,274 @@
+"""The admin's actions on jobs (run now, reset, mark success, unlock, enable or disable)
+and the switch that holds every job. Each is a row the runners read on their next tick,
+and each is recorded as a LogEntry naming who made it."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from ..engine import repair, rerun
+from ..models import Control, Job
+from ..registry import jobs_or_none
+from ..schedules import format_instant
+from .display import when_text
+from .forms import MarkSuccessForm, RerunForm, UnlockForm
+
+# Action -> (title, what it does, the confirm button) of its confirmation page.
+CONFIRMATIONS = {
+    "reset": (
+        "Reset jobs?",
+        "Each job forgets its state (next slot, last success, errors) and runs on the next tick as if new; "
+        "a backfill job starts over from then, so the slots it missed are not run. The log is kept.",
+        "Yes, reset",
+    ),
+    "mark_success": (
+        "Mark jobs as succeeded?",
+        "Records a success of the given slot without running the command, so the slots before it are not "
+        "backfilled, and clears the errors. The log gets a row saying you marked it.",
+        "Mark succeeded",
+    ),
+    "rerun": (
+        "Re-run a range of slots?",
+        "The next tick runs every slot of each job's schedule in the range again, oldest first, whatever "
+        "their outcome, each as a new attempt, before the job's regular slots (a job that is not a backfill "
+        "job runs once, for the latest). It stops at a failure or at a slot whose dependencies have not "
+        "succeeded. The job's schedule is not moved back.",
+        "Re-run",
+    ),
+    "unlock": (
+        "Release the jobs' claims?",
+        "For a runner that died holding a job: its claim is released, its unfinished attempts are recorded "
+        "as interrupted and their slots run again. A claim that has not expired may belong to a runner "
+        "that is still running the job.",
+        "Release the claims",
+    ),
+}
+
+
+class JobActions:
+    """A mixin of JobAdmin: its actions and the hold switch."""
+
+    actions = ["run_now", "rerun", "reset", "mark_success", "unlock", "enable", "disable", "registry_decides"]
+
+    @staticmethod
+    def can_hold(request) -> bool:
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("crontabber.change_control")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view  # staff only, CSRF-protected
+        return [
+            path("hold/", view(self.hold_view), name="crontabber_job_hold"),
+            path("release/", view(self.release_view), name="crontabber_job_release"),
+        ] + super().get_urls()
+
+    def _hold_switch(self, request, hold: bool):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.can_hold(request):
+            raise PermissionDenied
+        who = request.user.get_username()
+        if hold:
+            control, changed = Control.hold(by=who, now=timezone.now())
+            if changed:
+                self.log_change(request, control, "Held all jobs: no runner starts any job until released")
+                self.message_user(request, "All jobs are held: no runner starts any job until you release them.")
+            else:
+                self.message_user(request, f"All jobs were already held by {control.held_by}.", messages.WARNING)
+        else:
+            before, changed = Control.release()
+            if changed:
+                self.log_change(
+                    request,
+                    Control.load(),
+                    f"Released the hold on all jobs (held by {before.held_by} "
+                    f"since {format_instant(before.held_since)})",
+                )
+                self.message_user(request, "Released: jobs run again from the next tick.")
+            else:
+                self.message_user(request, "Jobs were not held.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:crontabber_job_changelist"))
+
+    def hold_view(self, request):
+        return self._hold_switch(request, True)
+
+    def release_view(self, request):
+        return self._hold_switch(request, False)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _split(self, request, queryset):
+        """(jobs in the registry with their specs, names not in it). A broken registry: none."""
+        specs = jobs_or_none()
+        if specs is None:
+            self.message_user(request, "The registry has a mistake; fix it first (manage.py check).", messages.ERROR)
+            return [], []
+        jobs = list(queryset)
+        known = [(job, specs[job.name]) for job in jobs if job.name in specs]
+        missing = [job.name for job in jobs if job.name not in specs]
+        if missing:
+            self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
+        return known, missing
+
+    def _confirm(self, request, queryset, action, form=None):
+        """The page that asks the operator to confirm ``action`` (and fill in its form)."""
+        title, intro, submit = CONFIRMATIONS[action]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "form": form,
+            "submit": submit,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/crontabber/job/confirm_action.html", context)
+
+    @admin.action(description="Run now (on the next tick)", permissions=["change"])
+    def run_now(self, request, queryset):
+        known, _ = self._split(request, queryset)
+        if not known:
+            return
+        now = timezone.now()
+        Job.objects.filter(pk__in=[job.pk for job, _ in known]).update(run_requested=now)
+        for job, _ in known:
+            self.log_change(request, job, "Run now: queued for the next tick")
+        names = ", ".join(job.name for job, _ in known)
+        held = Control.load().hold_all
+        note = " All jobs are held: they run once the hold is released." if held else ""
+        running = [job.name for job, _ in known if job.is_claimed(now)]
+        if running:
+            note += (
+                f" Running now: {', '.join(running)}; the attempt under way serves the request "
+                "(a request is cleared when any attempt ends)."
+            )
+        self.message_user(request, f"Queued to run on the next tick: {names}.{note}")
+
+    @admin.action(description="Re-run a range of slots (on the next tick)", permissions=["change"])
+    def rerun(self, request, queryset):
+        form = RerunForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(request, queryset, "rerun", form)
+        known, _ = self._split(request, queryset)
+        start, end, now = form.cleaned_data["start"], form.cleaned_data["end"], timezone.now()
+        audited = f"from {format_instant(start)} to {format_instant(end)}"  # the history: exact instants
+        for job, spec in known:
+            span = f"from {when_text(start, spec.zone)} to {when_text(end, spec.zone)}"
+            try:
+                count = rerun.slot_count(spec, start, end, now, rerun.MOST_UNASKED + 1)
+            except rerun.RerunRefused as refused:
+                self.message_user(request, f"{job.name}: {refused}", messages.ERROR)
+                continue
+            if not count or form.cleaned_data["dry_run"] or count > rerun.MOST_UNASKED:
+                self.message_user(request, self._rerun_refusal(job.name, count, span, form.cleaned_data["dry_run"]))
+                continue
+            Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
+            self.log_change(request, job, f"Re-run queued {audited} ({count} slot{'s' if count > 1 else ''})")
+            self.message_user(request, f"{job.name}: {count} slot(s) {span} re-run on the next tick.")
+
+    @staticmethod
+    def _rerun_refusal(name: str, count: int, span: str, dry_run: bool) -> str:
+        if not count:
+            return f"{name}: no slot of its schedule {span}; nothing queued."
+        if count > rerun.MOST_UNASKED:
+            return f"{name}: more than {rerun.MOST_UNASKED:,} slots {span}; use manage.py cronrerun --yes."
+        return f"{name}: {count} slot(s) {span} would re-run (dry run: nothing queued)."
+
+    @admin.action(description="Reset: forget state, run as new", permissions=["change"])
+    def reset(self, request, queryset):
+        if "apply" not in request.POST:
+            return self._confirm(request, queryset, "reset")
+        try:
+            jobs = repair.reset([job.name for job in queryset])
+        except repair.RepairError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        for job in jobs.values():
+            self.log_change(request, job, "Reset: state forgotten; runs on the next tick as a new job")
+        if jobs:
+            self.message_user(request, f"Reset: {', '.join(sorted(jobs))}; each runs on the next tick as a new job.")
+
+    @admin.action(description="Mark success (without running)", permissions=["change"])
+    def mark_success(self, request, queryset):
+        form = MarkSuccessForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():  # not confirmed yet, or not valid
+            return self._confirm(request, queryset, "mark_success", form)
+        known, _ = self._split(request, queryset)
+        if not known:
+            return
+        who = f"{request.user.get_username()} in the admin"
+        try:
+            done = repair.mark_success([spec for _, spec in known], form.cleaned_data["mark_time"], by=who)
+        except repair.RepairError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        zones = {spec.name: spec.zone for _, spec in known}
+        for job in done:
+            self.log_change(
+                request,
+                job,
+                f"Marked succeeded at {format_instant(job.last_success)} without running; "
+                f"next run {format_instant(job.next_run)}",
+            )
+        self.message_user(
+            request,
+            "; ".join(
+                f"{job.name}: marked succeeded at {when_text(job.last_success, zones[job.name])}, "
+                f"next run {when_text(job.next_run, zones[job.name])}"
+                for job in done
+            ),
+        )
+
+    @admin.action(description="Unlock: release a dead runner's claim", permissions=["change"])
+    def unlock(self, request, queryset):
+        form = UnlockForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(request, queryset, "unlock", form)
+        who = f"{request.user.get_username()} in the admin"
+        try:
+            released = repair.unlock(
+                [job.name for job in queryset],
+                force=form.cleaned_data["force"],
+                by=who,
+                force_hint="tick 'also release claims that have not expired' to release anyway",
+            )
+        except repair.RepairError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        if not released:
+            self.message_user(request, "No selected job is claimed; nothing to release.", messages.WARNING)
+            return
+        jobs = {job.name: job for job in queryset}
+        for claim in released:
+            self.log_change(request, jobs[claim.name], f"Unlocked: released the claim of {claim.claimed_by}")
+        self.message_user(
+            request,
+            "; ".join(f"{claim.name}: released the claim of {claim.claimed_by}" for claim in released),
+        )
+
+    def _set_enabled(self, request, queryset, value, message):
+        jobs = [job for job in queryset if job.enabled_override is not value]
+        Job.objects.filter(pk__in=[job.pk for job in jobs]).update(enabled_override=value)
+        for job in jobs:
+            self.log_change(request, job, message)
+        self.message_user(request, f"{message}: {', '.join(job.name for job in jobs)}." if jobs else "Nothing changed.")
+
+    @admin.action(description="Enable (override the registry)", permissions=["change"])
+    def enable(self, request, queryset):
+        self._set_enabled(request, queryset, True, "Enabled by an operator")
+
+    @admin.action(description="Disable (override the registry)", permissions=["change"])
+    def disable(self, request, queryset):
+        self._set_enabled(request, queryset, False, "Disabled by an operator")
+
+    @admin.action(description="Enabled or not: registry decides", permissions=["change"])
+    def registry_decides(self, request, queryset):
+        self._set_enabled(request, queryset, None, "Enabled or not: the registry decides")

@@ -1,0 +1,160 @@
+"""The jobs a runner holds: claimed a batch at a time, kept alive by a heartbeat, released.
+
+Due jobs are claimed a few at a time: as many as take about BATCH_SECONDS to run (one
+while jobs are slow, so that runners share the work; up to MAX_BATCH while they are
+quick), each batch with one conditional UPDATE (JobQuerySet.claim: the protocol is in its
+docstring) and one read of the rows it got. A claim that comes back empty is followed by
+one read of which queued jobs are still free, so a runner behind others skips their jobs
+at once instead of losing the race for each in turn.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from ..models import Job, Log, lease
+from ..outcomes import Interruption
+from ..registry import JobSpec
+from .capture import CLOCK
+from .plan import Due, Upcoming, backlog, slots_to_run
+
+logger = logging.getLogger("crontabber")
+
+BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once
+MAX_BATCH = 500  # and at most how many jobs, or rows
+
+
+def next_size(started: float, attempts: int, size: int) -> int:
+    """Enough for about BATCH_SECONDS of work, at the pace of ``attempts`` since ``started``."""
+    if not attempts:
+        return size
+    per_attempt = max((CLOCK["now"]() - started) / attempts, 0.001)
+    return max(1, min(MAX_BATCH, int(BATCH_SECONDS / per_attempt)))
+
+
+@dataclass
+class Claimed:
+    """A job this runner holds, and where its slot loop stands."""
+
+    spec: JobSpec
+    job: Job
+    forced: bool = False  # runs even if no slot is due: --force, or an operator's "run now"
+    again: bool = False  # a re-run: new attempts at slots run before; the schedule's state stays
+    slots: Upcoming | None = None  # its slots to run, oldest first (planned from its state)
+    count: Callable[[datetime], int] | None = None  # how many slots from a first one: a backlog's size
+    # Rows opened for its next attempts, oldest first: not started yet, deleted if it stops before them.
+    ahead: collections.deque[Log] = field(default_factory=collections.deque)
+    opened_at: tuple[float, int] | None = None  # when its rows were last opened, and how many: its pace
+    running: Log | None = None  # the row of its attempt under way: opened, not yet recorded
+    retrying: bool = False  # its slot's attempt was lost on a task backend: the retry is numbered after it
+    waiting_at: datetime | None = None  # the slot it stopped at, a dependency not having succeeded
+    successes: dict[str, datetime | None] | None = None  # its dependencies' last successes, as last read
+    released: bool = False  # its claim goes with its last written state
+
+    def plan(self, now: datetime) -> Upcoming:
+        """Its slots from its state now: every due one of a backfill job, else the latest."""
+        anchor = self.job.anchor(now)
+        self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
+        most = self.spec.max_backfill
+        self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None
+        return self.slots
+
+    def upcoming(self, now: datetime) -> Upcoming:
+        """Its slots to run, planned now if they are not yet."""
+        return self.slots if self.slots is not None else self.plan(now)
+
+    @classmethod
+    def again_for(cls, spec: JobSpec, job: Job, slots: Iterator[datetime], count) -> Claimed:
+        """A re-run of ``slots``, counted by ``count``."""
+        return cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
+
+
+class Claims:
+    def __init__(self, owner: str):
+        self.owner = owner
+        self.size = 1  # jobs in the next batch
+
+    def take(self, queue: collections.deque[Due], now: datetime) -> list[Claimed]:
+        """The next batch off the queue, as far as this runner got it (maybe none of it)."""
+        batch = [queue.popleft() for _ in range(min(self.size, len(queue)))]
+        claimed = self.claim(batch, now)
+        if not claimed and queue:
+            self._keep_claimable(queue, now)
+        return claimed
+
+    def claim(self, batch: list[Due], now: datetime) -> list[Claimed]:
+        """One conditional UPDATE claims the batch's jobs nobody holds that are still due
+        (or forced); one read returns those we got. An expired claim we took over leaves
+        its attempts interrupted: their slots run again."""
+        names = [item.spec.name for item in batch]
+        forced = [item.spec.name for item in batch if item.forced]
+        if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
+            return []
+        jobs = Job.objects.held_by(self.owner).by_name(names)
+        for job in jobs.values():
+            if job.taken_over_from:
+                logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
+                why = f"runner {job.taken_over_from} stopped without finishing (its claim expired)"
+                job.logs.interrupt_running(Interruption.ABANDONED, why)
+        return [Claimed(item.spec, jobs[item.spec.name], item.forced) for item in batch if item.spec.name in jobs]
+
+    def paced(self, started: float, attempts: int) -> None:
+        """The next batch's size, at the pace of the batch claimed at ``started``."""
+        self.size = next_size(started, attempts, self.size)
+
+    def release(self, batch: list[Claimed]) -> None:
+        """The batch's claims not released with their jobs' last state (jobs that stopped
+        early or wait on a dependency): by name, the name index finds them."""
+        names = [claimed.job.name for claimed in batch if not claimed.released]
+        if names:
+            Job.objects.held_by(self.owner).filter(name__in=names).release()
+
+    def _keep_claimable(self, queue: collections.deque[Due], now: datetime) -> None:
+        """Only the queued jobs nobody else holds and that are still due: one read."""
+        names = [item.spec.name for item in queue]
+        forced = [item.spec.name for item in queue if item.forced]
+        free = set(Job.objects.filter(name__in=names).due(now, forced).claimable(now).values_list("name", flat=True))
+        kept = [item for item in queue if item.spec.name in free]
+        queue.clear()
+        queue.extend(kept)
+
+
+class Heartbeat:
+    """A thread (with its own database connection) that renews every claim the runner
+    holds, every third of the lease: a long job keeps its claim, and a dead runner's
+    claims expire within one lease."""
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="crontabber-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(lease().total_seconds() / 3):
+                try:
+                    Job.objects.held_by(self.owner).renew(timezone.now())
+                except Exception:  # the next beat may succeed; the lease covers a few misses
+                    logger.exception("could not renew the claims of %s", self.owner)
+                    close_old_connections()
+        finally:
+            connection.close()

@@ -1,0 +1,306 @@
+"""The one place an attempt is recorded, whatever ran it: its row opened before it starts,
+its outcome scrubbed and applied to its job, both written, then told to the signal
+receivers. Each write returns what it recorded; nothing here calls back into the tick.
+
+The crash rules: the rows of a batch's first attempts are written, as ``running``, by one
+INSERT before any of them starts, and so are the rows of a backfill job's next slots
+while its attempts are quick (as many as take about BATCH_SECONDS at its pace). Outcomes
+and job states wait to be written together, in one transaction, while attempts are
+quick; whatever took real time or failed is written at once. So a crash repeats at most
+a fraction of a second of work, and no slot is recorded as run before it ran. The rows
+of attempts that never started are deleted; a row still ``running`` when its batch ends
+(the runner failed mid-attempt) ends ``interrupted``, and its slot runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import takewhile
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from .. import scrub, signals
+from ..models import Job, Log, lease
+from ..outcomes import HANDLED, Attempt, Interruption, Outcome
+from .bulk import insert_rows, update_rows
+from .capture import CLOCK
+from .claims import BATCH_SECONDS, MAX_BATCH, Claimed, next_size
+from .plan import waiting_for
+
+logger = logging.getLogger("crontabber")
+
+QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
+LOG_FIELDS = [
+    "started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output", "backend", "result_id",
+]  # fmt: skip
+JOB_FIELDS = [
+    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error",
+    "claimed_by", "claimed_at", "claim_expires",
+]  # fmt: skip
+
+
+def database_lost(error: BaseException) -> bool:
+    """The database itself is gone (not one value it refused): the tick's failure, not a job's."""
+    return isinstance(error, DatabaseError) and not connection.is_usable()
+
+
+@dataclass
+class Recorded:
+    """An attempt's outcome, recorded (``written``: False when another runner took the job over)."""
+
+    claimed: Claimed
+    log: Log
+    attempt: Attempt
+    previous_errors: int  # the job's consecutive errors before it
+    written: bool = True
+
+
+class Ledger:
+    def __init__(self, owner: str, host: str, pid: int):
+        self.owner, self.host, self.pid = owner, host, pid
+        self.attempts = 0  # started, for the pace of batches
+        self._unwritten: list[Recorded] = []
+        self._unwritten_since: float | None = None
+        self._served: dict[int, datetime] = {}  # job pk -> latest start that serves a "run now"
+        self._lost: set[str] = set()  # names of the jobs another runner took from us
+
+    # --- before an attempt ---------------------------------------------------------------
+
+    def open_first(self, batch: list[Claimed], now: datetime) -> None:
+        """One INSERT for the rows of the batch's first attempts. Not for a job with
+        dependencies (it may wait instead of run), on a task backend (it may have an
+        attempt to read back first) or re-run (its attempts are numbered after the slots'
+        earlier ones), nor where a bulk INSERT returns no ids (MySQL)."""
+        if not connection.features.can_return_rows_from_bulk_insert:
+            return
+        opened = []
+        for claimed in batch:
+            spec = claimed.spec
+            first = [] if spec.depends_on or spec.backend or claimed.again else claimed.upcoming(now).peek(1)
+            if first:
+                claimed.ahead.extend(Log.opened(claimed.job, first, now, self.host, self.pid))
+                claimed.opened_at = (CLOCK["now"](), 1)
+                opened += claimed.ahead
+        if opened:
+            insert_rows(Log, opened)
+
+    def open(self, claimed: Claimed, slot: datetime) -> Log:
+        """The row of an attempt about to start: opened ahead, or now with the rows of the
+        job's next slots while its attempts are quick, so that a crash from here on leaves
+        a trace."""
+        if claimed.ahead and claimed.ahead[0].slot != slot:  # opened for other slots (never expected)
+            self._discard_unstarted([claimed])
+        if not claimed.ahead:
+            self._open_ahead(claimed, slot)
+        log = claimed.running = claimed.ahead.popleft()
+        log.started_at = timezone.now()
+        self.attempts += 1
+        signals.send(signals.attempt_started, spec=claimed.spec, job=claimed.job, log=log)
+        return log
+
+    def successes(self, names) -> dict[str, datetime | None]:
+        """The named jobs' last successes, as written."""
+        return Job.objects.last_successes(names)
+
+    def lost(self, claimed: Claimed) -> bool:
+        return claimed.job.name in self._lost
+
+    # --- after it ------------------------------------------------------------------------
+
+    def record(self, claimed: Claimed, log: Log, attempt: Attempt) -> list[Recorded]:
+        """The attempt's outcome and the job's new state: written now, or with the batch
+        while attempts are quick."""
+        previous_errors = claimed.job.error_count
+        attempt = self.apply(claimed, log, attempt)
+        self._unwritten.append(Recorded(claimed, log, attempt, previous_errors))
+        self._unwritten_since = self._unwritten_since or CLOCK["now"]()
+        # A finished attempt serves a "run now" requested before it started, not a later one.
+        if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED) and not claimed.again:
+            pk = claimed.job.pk
+            self._served[pk] = max(self._served.get(pk, log.started_at), log.started_at)
+        quick = attempt.outcome in HANDLED and attempt.duration < QUICK_SECONDS
+        if not quick or CLOCK["now"]() - self._unwritten_since >= BATCH_SECONDS or len(self._unwritten) >= MAX_BATCH:
+            return self.flush()
+        return []
+
+    @staticmethod
+    def apply(claimed: Claimed, log: Log, attempt: Attempt) -> Attempt:
+        """The attempt, scrubbed (no secret reaches a row, a mail or Sentry), on its row and
+        its job, in memory. Returns it as recorded."""
+        job, now = claimed.job, timezone.now()
+        attempt = scrub.attempt(attempt).storable()
+        if claimed.again:
+            job.apply_rerun(log.slot, log.started_at, attempt)
+        else:
+            upcoming = claimed.slots.peek(1) if claimed.slots else []  # the backlog's next slot, if after this one
+            following = upcoming[0] if upcoming and upcoming[0] > log.slot else None
+            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, following)
+        job.claim_expires = now + lease()
+        log.finish(attempt)
+        claimed.running = None
+        return attempt
+
+    def fail(self, claimed: Claimed, error: Exception) -> list[Recorded]:
+        """crontabber's own work on this job raised (its schedule's arithmetic, a value the
+        database refused...): a failed attempt of this job, at the slot it was on."""
+        logger.error("%s: %s", claimed.spec.name, error, exc_info=error)
+        log, now = claimed.running, timezone.now()
+        if log is None:
+            (log,) = Log.opened(claimed.job, [claimed.job.next_slot or now], now, self.host, self.pid)
+            log.save(force_insert=True)
+        return self.record(claimed, log, Attempt.failed(error))
+
+    def release(self, claimed: Claimed) -> None:
+        """The job is done with for this tick: the rows of attempts it did not start are
+        deleted, and its claim goes with its unwritten state (else with the batch's)."""
+        self._discard_unstarted([claimed])
+        if self._unwritten and self._unwritten[-1].claimed is claimed:  # its last attempt
+            claimed.job.drop_claim()
+            claimed.released = True
+
+    def flush(self) -> list[Recorded]:
+        """Write the unwritten outcomes and job states in one transaction, only for jobs
+        this runner still holds; then tell the signal receivers. Returns what it recorded."""
+        recorded, self._unwritten, self._unwritten_since = self._unwritten, [], None
+        if not recorded:
+            return []
+        served, self._served = self._served, {}
+        try:
+            self._write(recorded, served)
+        except Exception as error:
+            if database_lost(error):
+                raise
+            logger.exception("could not write %s outcomes together; writing each job's alone", len(recorded))
+            recorded = self._write_each_job(recorded, served)
+        for item in recorded:
+            item.written = not self.lost(item.claimed)
+            if item.written and item.attempt.outcome != Outcome.QUEUED:
+                signals.send(
+                    signals.attempt_finished,
+                    spec=item.claimed.spec,
+                    job=item.claimed.job,
+                    log=item.log,
+                    attempt=item.attempt,
+                    previous_error_count=item.previous_errors,
+                )
+        return recorded
+
+    def end_batch(self, batch: list[Claimed]) -> list[Recorded]:
+        """Write what is unwritten, delete the rows of attempts that never started, and end
+        as interrupted the rows of attempts never recorded: their slots run again."""
+        try:
+            return self.flush()
+        finally:
+            self._discard_unstarted(batch)
+            unrecorded = [claimed.running.pk for claimed in batch if claimed.running is not None]
+            if unrecorded:
+                Log.objects.filter(pk__in=unrecorded).interrupt_running(
+                    Interruption.STOPPED, "the runner failed before recording the attempt"
+                )
+
+    # --- the rows ------------------------------------------------------------------------
+
+    def _open_ahead(self, claimed: Claimed, slot: datetime) -> None:
+        """The row of the attempt at ``slot`` and, at the pace of the job's last attempts,
+        of as many of its next slots as take about BATCH_SECONDS (only those its
+        dependencies have succeeded for): one INSERT, where a bulk INSERT returns ids."""
+        size = next_size(*claimed.opened_at, 1) if claimed.opened_at else 1
+        if not connection.features.can_return_rows_from_bulk_insert or claimed.spec.backend:
+            size = 1  # (a task backend takes one attempt of a job at a time)
+        size = 1 << (size.bit_length() - 1)  # a power of two: the INSERT's text repeats (drivers cache statements)
+        following = claimed.slots.peek(size - 1) if size > 1 else []
+        if claimed.spec.depends_on:
+            met = claimed.successes or {}
+            following = list(takewhile(lambda later: not waiting_for(claimed.spec, later, met), following))
+        again = claimed.again or claimed.retrying
+        logs = Log.opened(claimed.job, [slot, *following], timezone.now(), self.host, self.pid, again)
+        if len(logs) == 1:
+            logs[0].save(force_insert=True)
+        else:
+            insert_rows(Log, logs)
+        claimed.ahead.extend(logs)
+        claimed.opened_at = (CLOCK["now"](), len(logs))
+        claimed.retrying = False
+
+    @staticmethod
+    def _discard_unstarted(batch: list[Claimed]) -> None:
+        """Delete the rows opened for attempts that never started."""
+        ids = [log.pk for claimed in batch for log in claimed.ahead]
+        for claimed in batch:
+            claimed.ahead.clear()
+        if ids:
+            Log.objects.filter(pk__in=ids, outcome=Outcome.RUNNING)._raw_delete(Log.objects.db)
+
+    def _write(self, recorded: list[Recorded], served: dict[int, datetime]) -> None:
+        jobs = list({id(item.claimed.job): item.claimed.job for item in recorded}.values())
+        with transaction.atomic():
+            # Jobs first: on MariaDB a Log row's foreign key share-locks its job's row, and
+            # upgrading that lock while another runner waits for the row is a deadlock.
+            kept = self._write_jobs(jobs, served)
+            update_rows(Log, [item.log for item in recorded], LOG_FIELDS)
+        if kept < len(jobs):
+            self._note_lost(jobs)
+
+    def _write_each_job(self, recorded: list[Recorded], served: dict[int, datetime]) -> list[Recorded]:
+        """After a batch write failed: each job's outcomes on their own, so that one value
+        the database refuses fails its own job. That job's first unwritten slot is recorded
+        as a failure (it runs again after the back-off); its later ones as interrupted."""
+        by_job: dict[int, list[Recorded]] = {}
+        for item in recorded:
+            by_job.setdefault(id(item.claimed.job), []).append(item)
+        written = []
+        for items in by_job.values():
+            try:
+                self._write(items, served)
+                written += items
+            except Exception as error:
+                logger.exception("%s: could not record its outcome", items[0].claimed.spec.name)
+                written += self._record_unwritable(items, error)
+        return written
+
+    def _record_unwritable(self, items: list[Recorded], error: Exception) -> list[Recorded]:
+        claimed, first = items[0].claimed, items[0]
+        claimed.job.refresh_from_db()  # its state as last written: the slots run again
+        if claimed.released:
+            claimed.job.drop_claim()
+        attempt = Attempt.failed(error, f"the outcome ({first.attempt.outcome}) could not be recorded: {error}")
+        retry = Recorded(claimed, first.log, attempt, claimed.job.error_count)
+        claimed.job.apply_attempt(claimed.spec.schedule, first.log.slot, first.log.started_at, attempt, timezone.now())
+        first.log.finish(attempt)
+        try:
+            self._write([retry], {})
+        except Exception:
+            logger.exception("%s: could not record the failure either; its claim expires", claimed.spec.name)
+            return []
+        Log.objects.filter(pk__in=[item.log.pk for item in items[1:]]).interrupt_running(
+            Interruption.NOT_RECORDED, "ran, but its outcome could not be recorded: the slot runs again"
+        )
+        return [retry]
+
+    def _write_jobs(self, jobs: list[Job], served: dict[int, datetime]) -> int:
+        """The jobs' states, only where the claim is still ours; a "run now" is cleared
+        where the attempt that served it started after it was requested."""
+        quote = connection.ops.quote_name
+        requested = quote(Job._meta.get_field("run_requested").column)
+        kept = update_rows(
+            Job,
+            jobs,
+            JOB_FIELDS,
+            row=("run_requested", lambda job: served.get(job.pk)),
+            set_sql=f"{requested} = CASE WHEN {requested} <= {{row}} THEN NULL ELSE {requested} END",
+            where_sql=f"{quote('claimed_by')} = %s",
+            where_params=[self.owner],
+        )
+        for job in jobs:
+            if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:
+                job.run_requested = None
+        return kept
+
+    def _note_lost(self, jobs: list[Job]) -> None:
+        held = set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("claimed_by", "name"))
+        lost = {job.name for job in jobs if (job.claimed_by, job.name) not in held}
+        self._lost.update(lost)
+        logger.error("%s: lost the claim to another runner; its state is left to it", ", ".join(sorted(lost)))

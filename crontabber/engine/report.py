@@ -1,0 +1,123 @@
+"""What a tick did, kept and printed so that neither grows with the slots it runs: counts
+of attempts by job and outcome and the attempts that did not handle their slot (a job
+stops at its first), and a line per attempt, a backlog's thinned to a few a second."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from ..outcomes import HANDLED, Attempt, Outcome
+from ..schedules import format_instant
+from .capture import CLOCK
+
+# One line per failed attempt. Its own logger, so that Sentry's logging integration can
+# ignore it: crontabber.alerts captures the attempt itself, with its exception and tags.
+failure_logger = logging.getLogger("crontabber.failures")
+
+SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
+SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last
+
+
+def first_line(text) -> str:
+    """The first line of a message (an error's may go on with details)."""
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class Waiting(NamedTuple):
+    """A job that stopped at a slot whose dependencies have not succeeded for it."""
+
+    job: str
+    why: str
+    slot: datetime
+
+
+@dataclass
+class SlotResult:
+    job: str
+    slot: datetime
+    attempt: Attempt
+
+
+@dataclass
+class TickReport:
+    """What one tick (or re-run) did, and for a dry run what it would do."""
+
+    attempts: dict[str, Counter] = field(default_factory=dict)  # job -> outcome -> how many attempts
+    failed: list[SlotResult] = field(default_factory=list)  # the attempts that did not handle their slot
+    # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
+    # more follow up to the given last one. Never a list of every missed slot.
+    planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
+    waiting: list[Waiting] = field(default_factory=list)
+    held_all: str = ""  # why no job ran: an operator holds them all
+    queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
+
+    def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
+        if attempt.outcome == Outcome.QUEUED:
+            self.queued.append(job)
+            return
+        self.attempts.setdefault(job, Counter())[attempt.outcome] += 1
+        if attempt.outcome not in HANDLED:
+            self.failed.append(SlotResult(job, slot, attempt))
+
+
+class Progress:
+    """The lines a tick prints of its attempts, once recorded (so what is printed is what
+    was recorded): every attempt that did not handle its slot, every lone slot, and of a
+    backlog the first SHOWN_FIRST slots, then one a SHOWN_EVERY_SECONDS, and the last."""
+
+    def __init__(self, report: TickReport, out=None):
+        self.report, self.out = report, out  # out: a writable, or None
+        self._numbers: dict[int, tuple[int, int]] = {}  # id(log) -> (position, total) while unrecorded
+        self._shown: dict[str, float] = {}  # job -> when its last line was printed
+
+    def say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text)
+
+    def start(self, log, position: int, total: int) -> None:
+        if total:
+            self._numbers[id(log)] = (position, total)
+
+    def recorded(self, items) -> None:
+        """Attempts just recorded (ledger.Recorded): counted, and each worth a line printed."""
+        for item in items:
+            name, log, attempt = item.claimed.spec.name, item.log, item.attempt
+            self.report.add(name, log.slot, attempt)
+            if attempt.outcome in (Outcome.FAILURE, Outcome.TIMEOUT):
+                failure_logger.error(
+                    "%s: slot %s %s: %s: %s",
+                    name,
+                    format_instant(log.slot),
+                    attempt.outcome,
+                    attempt.error_type,
+                    attempt.error_value,
+                )
+            counter = self._counter(name, log, routine=attempt.outcome in HANDLED and item.written)
+            if counter is not None:
+                what = f"{attempt.outcome} ({attempt.duration:.2f} s)"
+                if attempt.outcome == Outcome.QUEUED:
+                    what = f"queued on {log.backend} ({log.result_id})"
+                lost = "" if item.written else "; not recorded: another runner took the job over"
+                self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n")
+
+    def _counter(self, job: str, log, routine: bool) -> str | None:
+        """' [3/72]' for a backlog's slot, '' for a lone slot; None: no line for it.
+        ``routine``: the attempt handled its slot and was recorded."""
+        position, total = self._numbers.pop(id(log), (0, 0))
+        now = CLOCK["now"]()
+        shown = (
+            not routine
+            or position <= SHOWN_FIRST
+            or position == total
+            or now - self._shown.get(job, -math.inf) >= SHOWN_EVERY_SECONDS
+        )
+        if not shown:
+            return None
+        self._shown[job] = now
+        return f" [{position}/{total}]" if total else ""

@@ -1,0 +1,53 @@
+"""Re-running a range of a job's past slots (cronrerun, and the admin's queued re-runs):
+what a range is, and which are refused. The running itself is the tick's (Tick.rerun):
+claimed, recorded and signalled as a tick's attempts are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..models import Job
+from ..registry import JobSpec, effective_spec
+from ..schedules import ScheduleError, format_instant, parse_instant
+from .plan import count_between
+
+MOST_UNASKED = 1_000  # slots: a longer re-run must be confirmed (--yes)
+
+
+class RerunRefused(Exception):
+    """A re-run was refused; nothing ran. str() is one line."""
+
+
+def parse_range(start: str, end: str, zone, now: datetime) -> tuple[datetime, datetime]:
+    """--from and --to as instants (a time without offset is read in ``zone``); refused
+    when unreadable, reversed or in the future."""
+    try:
+        first, last = parse_instant(start, zone), parse_instant(end, zone)
+    except ScheduleError as error:
+        raise RerunRefused(f"{error}; nothing was re-run") from None
+    return check_range(first, last, now)
+
+
+def check_range(first: datetime, last: datetime, now: datetime) -> tuple[datetime, datetime]:
+    if first > last:
+        raise RerunRefused(
+            f"the range is reversed: {format_instant(first)} is after {format_instant(last)}; nothing was re-run"
+        )
+    if last > now:
+        raise RerunRefused(f"{format_instant(last)} is in the future: only past slots re-run; nothing was re-run")
+    return first, last
+
+
+def slot_count(spec: JobSpec, first: datetime, last: datetime, now: datetime, most: int | None = None) -> int:
+    """How many slots a re-run of the range runs (at most ``most``), on the job's schedule
+    as operators changed it. RerunRefused if the job has never run (its grid is unknown)."""
+    job = job_that_ran(spec.name)
+    return count_between(effective_spec(spec, job), first, last, job.anchor(now), most)
+
+
+def job_that_ran(name: str) -> Job:
+    """The job's row; RerunRefused if it has never run (its grid is not known yet)."""
+    job = Job.objects.filter(name=name).first()
+    if job is None or job.first_run is None:
+        raise RerunRefused("it has not run yet: it has no past slots to re-run")
+    return job

@@ -1,0 +1,130 @@
+"""A runner process: the name of its claims, where it prints, how it stops; its ticks and
+re-runs are tick.py's (or, dry, dryrun.py's)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime
+
+from django.db import DatabaseError, close_old_connections, connection
+
+from .. import conf
+from ..registry import JobSpec, load_jobs
+from .capture import CLOCK, Deadlines
+from .dryrun import DryTick
+from .report import TickReport, first_line
+from .tick import Tick
+
+logger = logging.getLogger("crontabber")
+
+
+class Runner:
+    """One runner process: the name of its claims (host:pid:run id), where it prints, and
+    whether it must stop."""
+
+    def __init__(self, *, out=None, err=None):
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.out, self.err = out, err  # writables for a line per attempt, and for a loop's errors; or None
+        self.stop_requested = False
+        self.deadlines = Deadlines()
+
+    def tick(self, only=None, force=False, extra=None, dry_run=False, specs=None) -> TickReport:
+        """Run every due job (or only the named ones) once. ``force`` runs them even if
+        nothing is due; ``dry_run`` reports what would run and writes nothing. ``specs``:
+        the registry, if the caller has validated it already."""
+        specs = load_jobs() if specs is None else list(specs)
+        if only:
+            by_name = {spec.name: spec for spec in specs}
+            specs = [by_name[name] for name in only]
+        return self._tick(dry_run, force, extra).run(specs)
+
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, dry_run=False) -> TickReport:
+        """Run the job's slots from ``start`` to ``end`` (both included) again (Tick.rerun)."""
+        tick = self._tick(dry_run)
+        tick.rerun(spec, start, end)
+        return tick.report
+
+    def loop(self, specs: list[JobSpec], interval: float, max_ticks: int = 0) -> bool:
+        """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
+        runners of a deployment tick together and share each tick's work), until a signal
+        or ``max_ticks``; sooner while attempts wait on task workers. A tick that fails on
+        the database is one line and the loop goes on. Returns whether the last tick failed."""
+        wake, ticks, failed = threading.Event(), 0, False
+        with self.stopping_on_signals(wake):
+            while not self.stop_requested:
+                failed, polling = self._loop_tick(specs, interval)
+                ticks += 1
+                if self.stop_requested or (max_ticks and ticks >= max_ticks):
+                    break
+                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if polling else interval
+                wake.wait(min(poll, interval - time.time() % interval))
+        return failed
+
+    def _loop_tick(self, specs, interval: float) -> tuple[bool, bool]:
+        """One tick of the loop: whether it failed on the database, and whether attempts
+        wait on task workers (their results are read, and the next slots queued, sooner)."""
+        try:
+            close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
+            report = self.tick(specs=specs)
+            close_old_connections()
+            return False, bool(report.queued)
+        except DatabaseError as error:
+            if self.err is not None:
+                self.err.write(f"crontabber: database error: {first_line(error)}; next tick in {interval:g} s")
+            try:
+                connection.close()  # the next tick connects afresh
+            except DatabaseError:
+                pass
+            return True, False
+
+    def _tick(self, dry_run: bool, force=False, extra=None) -> Tick:
+        return (DryTick if dry_run else Tick)(self, force, extra)
+
+    def request_stop(self, reason: str, grace: float) -> None:
+        """Start nothing new; the running job may go on for ``grace`` seconds, then it is
+        interrupted, recorded as such and its claim released."""
+        self.stop_requested = True
+        self.deadlines.stop_reason = reason
+        self.deadlines.stop = CLOCK["now"]() + grace
+        self.deadlines.rearm()
+
+    @contextmanager
+    def stopping_on_signals(self, wake=None):
+        """SIGTERM/SIGINT: start nothing new and let the running job finish for up to
+        CRONTABBER_STOP_GRACE_SECONDS; then it is interrupted, recorded as interrupted and
+        its claim released. A second signal, two seconds or more after the first,
+        interrupts it at once (closer repeats are one stop seen twice: a service manager
+        signalling the loop and this process together). ``wake``: an Event set on the
+        first signal (a loop sleeping between ticks)."""
+        grace, first = conf.get("CRONTABBER_STOP_GRACE_SECONDS"), []
+
+        def on_stop(signum, frame):
+            name, now = signal.Signals(signum).name, time.monotonic()
+            if first and now - first[0] >= 2:
+                self.request_stop(f"{name} received twice", 0)
+            elif not first:
+                first.append(now)
+                logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
+                self.request_stop(f"{name} received and the job still ran {grace} s later", grace)
+                if wake is not None:
+                    wake.set()
+
+        previous = {}
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, on_stop)
+        except ValueError:  # not the main thread (call_command from a thread): no handlers
+            pass
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

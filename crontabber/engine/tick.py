@@ -1,0 +1,280 @@
+"""One tick: its steps, in order (Tick.run), and the one slot loop every attempt goes
+through (Tick.run_job), whatever runs it: in this process, in a child, on a task
+worker; due, run now, forced or re-run. A dry run is the same tick with nothing
+written (dryrun.py).
+
+Which jobs are due and which of their slots is plan.py's; claims are claims.py's; an
+attempt's row and outcome are the ledger's; how it runs is its executor's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.utils import timezone
+
+from .. import conf
+from ..models import Control, Job, Log
+from ..outcomes import HANDLED, Outcome
+from ..registry import JobSpec, effective_spec
+from ..schedules import format_instant
+from .capture import CLOCK
+from .claims import Claimed, Claims, Heartbeat
+from .executors import Executor, executor_for
+from .ledger import Ledger, database_lost
+from .plan import Due, backlog, numbered, plan, slots_between, waiting_for
+from .report import Progress, TickReport, Waiting, first_line
+from .rerun import RerunRefused, job_that_ran
+
+logger = logging.getLogger("crontabber")
+
+
+class Tick:
+    """One tick of one runner."""
+
+    def __init__(self, runner, force=False, extra=None):
+        self.runner, self.force, self.extra = runner, force, extra or {}
+        self.now = timezone.now()
+        self.report = TickReport()
+        self.progress = Progress(self.report, runner.out)
+        self.claims = Claims(runner.owner)
+        self.ledger = Ledger(runner.owner, runner.host, runner.pid)
+
+    def run(self, specs: list[JobSpec]) -> TickReport:
+        """The steps, in order; how the tick ended is recorded whatever happens."""
+        with self.recording():
+            control = Control.load()
+            if not self.held(control):
+                self.purge(control)
+                specs, rows = self.start_new_jobs(specs)
+                self.rerun_requested(specs, rows)
+                self.run_due(plan(specs, rows, self.now, self.force))
+        return self.report
+
+    # --- the steps -----------------------------------------------------------------------
+
+    @contextmanager
+    def recording(self):
+        """How the tick ended, on the control row: the health endpoint's proof that ticks
+        complete (an idle tick's third and last query)."""
+        try:
+            yield
+        except BaseException as error:
+            try:
+                Control.record_tick(self.now, timezone.now(), self.runner.owner, f"{type(error).__name__}: {error}")
+            except Exception as unrecorded:  # the database is gone: the error itself is what matters
+                logger.error("could not record that the tick failed: %s", first_line(unrecorded))
+            raise
+        Control.record_tick(self.now, timezone.now(), self.runner.owner)
+
+    def held(self, control: Control) -> bool:
+        """An operator holds every job: nothing runs (but --force)."""
+        if control.hold_all and not self.force:
+            self.report.held_all = control.hold_reason()
+            self.progress.say(f"{self.report.held_all}; nothing runs\n")
+        return bool(self.report.held_all)
+
+    def purge(self, control: Control) -> None:
+        """Log rows older than the retention deleted, at most hourly, in bounded batches."""
+        if control.purge_due(self.now):
+            cutoff = self.now - timedelta(days=conf.get("CRONTABBER_LOG_RETENTION_DAYS"))
+            if Log.objects.purge(cutoff, conf.get("CRONTABBER_LOG_PURGE_BATCH")):
+                Control.record_purge(self.now)
+
+    def start_new_jobs(self, specs: list[JobSpec]) -> tuple[list[JobSpec], dict]:
+        """Each job as operators changed it; rows for jobs seen for the first time (or
+        reset), and a new next slot for jobs whose schedule changed. Returns the jobs and
+        their rows as they now are: a job this fails for is left out, its failure recorded."""
+        rows = Job.objects.tick_rows()
+        specs = [effective_spec(spec, rows.get(spec.name)) for spec in specs]
+        new, failed = [], {}
+        for spec in specs:
+            try:
+                self.start(spec, rows, new)
+            except Exception as error:
+                if database_lost(error):
+                    raise
+                failed[spec.name] = (spec, error)
+        self.create(new)
+        for spec, error in failed.values():
+            self.fail_unplanned(spec, error)
+        return [spec for spec in specs if spec.name not in failed], rows
+
+    def rerun_requested(self, specs: list[JobSpec], rows: dict) -> None:
+        """The re-runs operators queued in the admin, before the jobs' regular slots. One that
+        waits for a dependency stays queued from that slot; one refused (held, claimed) stays
+        queued as it is; one that ran, to its end or to a failure, is done."""
+        for spec in specs:
+            row = rows.get(spec.name)
+            if row is None or row.rerun_from is None or row.rerun_to is None:
+                continue
+            self.progress.say(
+                f"{spec.name}: re-running {format_instant(row.rerun_from)} to {format_instant(row.rerun_to)}\n"
+            )
+            try:
+                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to)
+            except RerunRefused as refused:
+                self.progress.say(f"{spec.name}: re-run not started: {refused}\n")
+                continue
+            self.rerun_done(spec, row, waiting_at)
+
+    def run_due(self, due: list[Due]) -> None:
+        """The due jobs, claimed a batch at a time, each through the slot loop."""
+        queue = deque(due)
+        with self.holding(bool(queue)):
+            while queue and not self.runner.stop_requested:
+                started, attempts = CLOCK["now"](), self.ledger.attempts
+                self.run_batch(self.claims.take(queue, timezone.now()))
+                self.claims.paced(started, self.ledger.attempts - attempts)
+
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
+        """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
+        loop: claimed, each a new attempt, recorded and signalled as any; the schedule's own
+        state is left alone. Stops at a failure, or at a slot whose dependencies have not
+        succeeded: returns that slot (else None). RerunRefused, one line, when every job is
+        held, the job has never run or another runner holds it."""
+        control = Control.load()
+        if control.hold_all:
+            raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
+        job = job_that_ran(spec.name)
+        spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
+        count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
+        slots = slots_between(spec, start, end, anchor)
+        batch = [
+            Claimed.again_for(spec, held.job, slots, count) for held in self.claims.claim([Due(spec, True)], self.now)
+        ]
+        if not batch:
+            holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
+            raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+        with self.holding(True):
+            self.run_batch(batch)
+        return batch[0].waiting_at
+
+    # --- the slot loop -------------------------------------------------------------------
+
+    def run_batch(self, batch: list[Claimed]) -> None:
+        """Each claimed job's slots; then what is left of the batch written and released."""
+        try:
+            self.ledger.open_first(batch, timezone.now())
+            for claimed in batch:
+                if self.runner.stop_requested:
+                    break
+                self.run_job(claimed)
+        finally:
+            try:
+                self.progress.recorded(self.ledger.end_batch(batch))
+            finally:
+                self.claims.release(batch)
+
+    def run_job(self, claimed: Claimed) -> None:
+        """A claimed job's slots, oldest first, until one is not handled; an attempt it left
+        on a task backend is read back first. Whatever raises on the way is this job's
+        failure, not the tick's."""
+        executor = self.executor(claimed.spec)
+        try:
+            if self.read_back(claimed, executor):
+                for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
+                    if self.stops_before(claimed, slot):
+                        break
+                    log = self.ledger.open(claimed, slot)
+                    self.progress.start(log, position, total)
+                    attempt = executor.run(claimed, log, self.extra, self.runner.deadlines)
+                    self.progress.recorded(self.ledger.record(claimed, log, attempt))
+                    if attempt.outcome not in HANDLED:
+                        break
+        except Exception as error:
+            if database_lost(error):
+                raise
+            self.progress.recorded(self.ledger.fail(claimed, error))
+        self.ledger.release(claimed)
+
+    def read_back(self, claimed: Claimed, executor: Executor) -> bool:
+        """The job's attempt left on a task backend, recorded if its result has come.
+        Whether the job goes on: not while it waits, nor after a failure; at once after a
+        lost attempt, whose slot is then queued again."""
+        log = executor.pending(claimed)
+        if log is None:
+            return True
+        attempt = executor.read(claimed.spec, log, timezone.now())
+        if attempt is None:
+            self.report.queued.append(claimed.spec.name)  # still on the backend
+            return False
+        claimed.running = log
+        self.progress.recorded(self.ledger.record(claimed, log, attempt))
+        claimed.retrying = attempt.outcome == Outcome.INTERRUPTED
+        claimed.plan(timezone.now())
+        return attempt.outcome in HANDLED or claimed.retrying
+
+    def stops_before(self, claimed: Claimed, slot: datetime) -> bool:
+        """The runner must stop, another runner took the job, or the slot waits for a
+        dependency (but with --force, which runs it anyway, as the original crontabber)."""
+        if self.runner.stop_requested or self.ledger.lost(claimed):
+            return True
+        waiting = self.waiting_for(claimed, slot)
+        name = f"{claimed.spec.name} {format_instant(slot)}"
+        if waiting and self.force:
+            self.progress.say(f"{name}: forced, although {waiting}\n")
+        elif waiting:
+            self.report.waiting.append(Waiting(claimed.spec.name, waiting, slot))
+            self.progress.say(f"{name}: {waiting}\n")
+            claimed.waiting_at = slot
+        return bool(waiting) and not self.force
+
+    def waiting_for(self, claimed: Claimed, slot: datetime) -> str:
+        """Why the slot waits for its dependencies, or ''. Their successes are read again
+        only when those last read do not cover the slot: they only move forward, so a
+        backlog reads them once, not once a slot."""
+        spec = claimed.spec
+        if not spec.depends_on:
+            return ""
+        if claimed.successes is None or waiting_for(spec, slot, claimed.successes):
+            self.progress.recorded(self.ledger.flush())  # a dependency's success may still be unwritten
+            claimed.successes = self.ledger.successes(spec.depends_on)
+        return waiting_for(spec, slot, claimed.successes)
+
+    # --- what a dry run does otherwise ---------------------------------------------------
+
+    def holding(self, claims: bool):
+        """While claims are held: the heartbeat renews them, the deadlines stop a job."""
+        stack = ExitStack()
+        if claims:
+            stack.enter_context(self.runner.deadlines)
+            stack.enter_context(Heartbeat(self.runner.owner))
+        return stack
+
+    def executor(self, spec: JobSpec) -> Executor:
+        return executor_for(spec)
+
+    def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
+        """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        row = rows.get(spec.name)
+        if row is None:
+            new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
+        elif row.next_run is None:
+            Job.objects.filter(name=spec.name, next_run__isnull=True).update(**Job.fresh_state(spec.schedule, self.now))
+        elif row.schedule != spec.schedule.description:
+            rows[spec.name] = row._replace(next_run=Job.objects.realign(spec.name, spec.schedule, self.now))
+
+    def create(self, new: list[Job]) -> None:
+        if new:  # another runner may create the same rows at the same moment: first wins
+            Job.objects.bulk_create(new, ignore_conflicts=True)
+
+    def fail_unplanned(self, spec: JobSpec, error: Exception) -> None:
+        """A job that could not even be planned (its schedule's arithmetic raised): a failed
+        attempt of it, recorded as any, unless another runner holds it."""
+        Job.objects.get_or_create(name=spec.name)
+        batch = self.claims.claim([Due(spec, True)], timezone.now())
+        for claimed in batch:
+            self.progress.recorded(self.ledger.fail(claimed, error))
+            self.ledger.release(claimed)
+        self.claims.release(batch)
+
+    def rerun_done(self, spec: JobSpec, row, waiting_at: datetime | None) -> None:
+        """A queued re-run ran: done, or still queued from the slot it waits at."""
+        Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(
+            rerun_from=waiting_at, rerun_to=row.rerun_to if waiting_at else None
+        )

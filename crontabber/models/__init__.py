@@ -1,0 +1,9 @@
+"""The state crontabber keeps: a Job row per registered job (jobs.py, with the claim
+protocol), a Log row per attempt (logs.py) and one Control row (control.py). State
+changes are methods of the models."""
+
+from .control import Control
+from .jobs import TICK_FIELDS, Job, JobQuerySet, lease, retry_delay
+from .logs import Log, LogQuerySet
+
+__all__ = ["TICK_FIELDS", "Control", "Job", "JobQuerySet", "Log", "LogQuerySet", "lease", "retry_delay"]

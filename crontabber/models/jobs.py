@@ -1,0 +1,308 @@
+"""A Job row per registered job: its schedule's state, the claim protocol (JobQuerySet)
+and its state changes (Job's methods, pure where they can be)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, models
+from django.db.models import F, Q
+
+from .. import conf
+from ..outcomes import Attempt, Outcome
+from ..schedules import Schedule, truncate_to_minute
+
+logger = logging.getLogger("crontabber")
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=conf.get("CRONTABBER_LEASE_SECONDS"))
+
+
+def retry_delay(error_count: int) -> timedelta:
+    """Back-off after ``error_count`` consecutive errors: doubles from the base, capped."""
+    base = conf.get("CRONTABBER_RETRY_DELAY_SECONDS")
+    cap = conf.get("CRONTABBER_RETRY_MAX_DELAY_SECONDS")
+    return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
+
+
+# What one tick reads of every job, in one query (JobQuerySet.tick_rows).
+TICK_FIELDS = (
+    "name",
+    "next_run",
+    "schedule",
+    "claimed_by",
+    "claim_expires",
+    "enabled_override",
+    "schedule_override",
+    "run_requested",
+    "rerun_from",
+    "rerun_to",
+)
+
+
+class JobQuerySet(models.QuerySet):
+    """The claim protocol, shared by the runner, its heartbeat, repairs, health and admin.
+
+    A claim says which runner is running a job (``claimed_by``: host:pid:run id) and until
+    when that holds unless renewed (``claim_expires``).
+
+    1. A job is claimable when nobody holds it or its claim has expired: its runner died.
+    2. ``claim`` takes claimable jobs with one conditional UPDATE. Of runners racing for a
+       job, exactly one changes its row; the others change nothing and move on: what
+       SKIP LOCKED gives, on every database.
+    3. The holder renews its claims every third of the lease, so a live job keeps its
+       claim and a dead runner's claims expire within one lease.
+    4. ``release`` clears the claim when the runner is done with the job.
+    """
+
+    def claimable(self, now: datetime):
+        return self.filter(Q(claimed_by="") | Q(claim_expires__lt=now))
+
+    def due(self, now: datetime, forced=()):
+        """Due by the schedule, or named in ``forced`` (run whatever the schedule)."""
+        return self.filter(Q(next_run__lte=now) | Q(name__in=list(forced)))
+
+    def claim(self, owner: str, now: datetime) -> int:
+        # taken_over_from first: the SET list reads the old claimed_by everywhere.
+        return self.claimable(now).update(
+            taken_over_from=F("claimed_by"), claimed_by=owner, claimed_at=now, claim_expires=now + lease()
+        )
+
+    def held_by(self, owner: str):
+        return self.filter(claimed_by=owner)
+
+    def renew(self, now: datetime) -> int:
+        return self.update(claim_expires=now + lease())
+
+    def release(self) -> int:
+        return self.update(claimed_by="", claimed_at=None, claim_expires=None)
+
+    def tick_rows(self) -> dict:
+        """What a tick needs of every job, by name (named tuples, not model instances:
+        a tick reads every row)."""
+        with fast_datetimes():
+            return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
+
+    def realign(self, name: str, schedule: Schedule, now: datetime) -> datetime | None:
+        """The job's schedule changed (registry or override): its next run as realigned,
+        unless another runner holds it or realigned it first."""
+        job = self.get(name=name)
+        next_slot, next_run = job.realigned(schedule, now)
+        updated = (
+            self.filter(pk=job.pk, schedule=job.schedule)
+            .claimable(now)
+            .update(schedule=schedule.description, next_slot=next_slot, next_run=next_run)
+        )
+        logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
+        return next_run if updated else job.next_run
+
+    def by_name(self, names) -> dict:
+        """These of the named jobs, by name."""
+        with fast_datetimes():
+            return {job.name: job for job in self.filter(name__in=list(names))}
+
+    def last_successes(self, names) -> dict[str, datetime | None]:
+        return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))
+
+
+class Job(models.Model):
+    """The state of one registered job, keyed by its registry name."""
+
+    name = models.CharField(max_length=200, unique=True)
+    # The registry schedule this state was computed for: a change realigns next_slot.
+    schedule = models.CharField(max_length=300, blank=True)
+    first_run = models.DateTimeField(null=True, blank=True, help_text="When the job was first seen.")
+    last_run = models.DateTimeField(null=True, blank=True, help_text="When the latest attempt started.")
+    last_success = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest success.")
+    next_slot = models.DateTimeField(null=True, blank=True, help_text="Oldest slot not yet handled.")
+    next_run = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the job is next due (later than next_slot while backing off).",
+    )
+    error_count = models.PositiveIntegerField(default=0, help_text="Consecutive failed attempts.")
+    last_error = models.TextField(blank=True)
+    # The claim (see JobQuerySet): who is running the job, and until when unless renewed.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_expires = models.DateTimeField(null=True, blank=True)
+    taken_over_from = models.CharField(
+        max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
+    )
+    last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    # Operators' controls (admin), obeyed by every runner.
+    enabled_override = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Enable or disable the job regardless of the registry; empty: the registry decides.",
+    )
+    schedule_override = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Replaces the registry's schedule while set: "
+        "times 'HH:MM,HH:MM' or an interval such as '30m', '2h', '1d'.",
+    )
+    run_requested = models.DateTimeField(
+        null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
+    )
+    # A re-run an operator queued in the admin: the next tick runs these slots again first.
+    rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
+    rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
+
+    objects = JobQuerySet.as_manager()
+
+    # What a reset forgets: the job runs on the next tick as if new.
+    FORGOTTEN = dict(
+        schedule="",
+        first_run=None,
+        last_run=None,
+        last_success=None,
+        next_slot=None,
+        next_run=None,
+        error_count=0,
+        last_error="",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def ongoing(self):
+        return bool(self.claimed_by)
+
+    def is_claimed(self, now: datetime) -> bool:
+        """Claimed and not expired: its runner may be running it."""
+        return bool(self.claimed_by) and self.claim_expires is not None and self.claim_expires > now
+
+    def anchor(self, now: datetime) -> datetime:
+        """Where the job's schedule grid starts: its first run, to the minute."""
+        return self.first_run or truncate_to_minute(now)
+
+    @staticmethod
+    def fresh_state(schedule: Schedule, now: datetime) -> dict:
+        """The fields of a job seen for the first time (or reset): its first slot is due next."""
+        first = schedule.first_slot(now)
+        return dict(schedule=schedule.description, first_run=truncate_to_minute(now), next_slot=first, next_run=first)
+
+    def realigned(self, schedule: Schedule, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """(next_slot, next_run) after the schedule changed: the new schedule's first slot
+        after the last slot handled, so a backlog is kept and the change takes effect at once."""
+        handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
+        after = max(handled) if handled else self.anchor(now) - timedelta(microseconds=1)
+        next_slot = schedule.next_after(after, self.anchor(now))
+        next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
+        return next_slot, next_run
+
+    def apply_attempt(
+        self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now, following=None
+    ) -> None:
+        """The job's new state after an attempt at ``slot`` (in memory; pure).
+
+        A handled slot (success, skipped) moves the job to its next slot (``following``
+        when the caller has it at hand, a backlog's next, else the schedule's) and clears
+        its errors; an error counts, and the same slot is retried after a back-off; an
+        interrupted attempt changes nothing, so its slot runs again next tick; a queued
+        one changes nothing yet: its result is recorded when a later tick reads it."""
+        if attempt.outcome == Outcome.QUEUED:
+            return
+        anchor = self.anchor(started_at)
+        self.last_run = started_at
+        if attempt.handled:
+            if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
+                self.last_success = slot
+            if attempt.outcome == Outcome.SKIPPED:
+                self.last_skipped = slot
+            if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
+                self.next_slot = following or schedule.next_after(slot, anchor)
+            self.next_run = self.next_slot
+            self.error_count = 0
+            self.last_error = ""
+        elif attempt.is_error:
+            self.error_count += 1
+            self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
+            self.next_run = max(self.next_slot or now, now + retry_delay(self.error_count))
+
+    def apply_rerun(self, slot: datetime, started_at: datetime, attempt: Attempt) -> None:
+        """The job's new state after a re-run of ``slot`` (in memory; pure): the regular
+        schedule's state (next slot, errors, back-off) is left alone; only a success of a
+        later slot than the last moves ``last_success`` forward."""
+        self.last_run = started_at
+        if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
+            self.last_success = slot
+
+    def mark_succeeded(self, schedule: Schedule, slot: datetime) -> None:
+        """A success of ``slot`` recorded without running (in memory): no backfill before it.
+        A job with no state yet has its grid anchored at ``slot``, so every slot after it
+        is due (not only those after the first tick)."""
+        self.first_run = self.first_run or truncate_to_minute(slot)
+        self.schedule = schedule.description
+        self.last_success = slot
+        self.next_slot = schedule.next_after(slot, self.first_run)
+        self.next_run = self.next_slot
+        self.error_count = 0
+        self.last_error = ""
+
+    def try_numbers(self, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
+        """The try number of each of ``slots`` that is not 1 (its first attempt): 2 for its
+        retry... Only a job that failed or was taken over, or a re-run (``again``), can be
+        retrying a slot: only then are its attempts at the slots counted, in one query."""
+        if not (self.error_count or self.taken_over_from or again) or self.pk is None:
+            return {}
+        tried = (
+            self.logs.filter(slot__in=slots)
+            .exclude(outcome=Outcome.RUNNING)
+            .order_by()
+            .values_list("slot")
+            .annotate(tries=models.Count("id"))
+        )
+        return {slot: tries + 1 for slot, tries in tried}
+
+    def drop_claim(self) -> None:
+        """Forget the claim in memory (written with the job's state)."""
+        self.claimed_by, self.claimed_at, self.claim_expires = "", None, None
+
+
+@functools.cache
+def _iso_loader(djangos: type) -> type:
+    """Django's timestamptz loader, reading with datetime.fromisoformat. One class per
+    Django loader (one per zone), made once: psycopg keeps every loader class it is
+    given in a dict of its own, so a new class per read grew a long-lived loop."""
+
+    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
+        def load(self, data):
+            try:
+                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
+            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
+                return super().load(data)
+
+    return IsoTzLoader
+
+
+@contextmanager
+def fast_datetimes():
+    """PostgreSQL: timestamps read inside with datetime.fromisoformat (in C) rather than
+    psycopg's Python parser that Django's loader extends: that parser was most of the
+    cost of reading every job's row (3.5 us a value). The same aware datetimes."""
+    if connection.vendor != "postgresql" or not settings.USE_TZ:
+        yield
+        return
+    from psycopg.pq import Format
+
+    connection.ensure_connection()
+    adapters = connection.connection.adapters
+    oid = adapters.types["timestamptz"].oid
+    djangos = adapters.get_loader(oid, Format.TEXT)
+    adapters.register_loader(oid, _iso_loader(djangos))
+    try:
+        yield
+    finally:
+        adapters.register_loader(oid, djangos)

@@ -1,0 +1,230 @@
+"""The job registry: settings.CRONTABBER_JOBS -> validated JobSpecs, and its system check.
+
+Each key's type, default and check come from the table in keys.py. The registry is read
+afresh on every call, so override_settings works in tests and a deploy that changes it
+takes effect on the next tick.
+"""
+
+from __future__ import annotations
+
+import functools
+import graphlib
+import logging
+from dataclasses import dataclass, field, replace
+
+from django.core import checks
+from django.core.management import get_commands, load_command_class
+
+from .. import conf
+from ..schedules import Schedule, ScheduleError, build_override, build_schedule
+from . import tasks
+from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS
+
+logger = logging.getLogger("crontabber")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    cmd: str
+    schedule: Schedule
+    cmd_args: tuple[str, ...] = ()
+    enabled: bool = True
+    backfill: bool = False
+    last_success: bool = False
+    max_backfill: int | None = None
+    timeout: float | None = None
+    task: str = ""  # a Django Task's dotted path, run instead of a command
+    backend: str = ""  # the task backend that runs the attempts; "": the runner
+    process: bool = False
+    notify_on_success: bool = False
+    depends_on: tuple[str, ...] = field(default=())
+    zone: str = "UTC"
+
+    @property
+    def command_line(self) -> str:
+        """What the job runs, as people read it."""
+        return f"task {self.task}" if self.task else " ".join([self.cmd, *self.cmd_args])
+
+
+def effective_spec(spec: JobSpec, overrides) -> JobSpec:
+    """The job as operators changed it in the admin: enabled or not, another schedule.
+    ``overrides``: its Job (or tick row), or None. A schedule override that no longer
+    parses is ignored, and logged."""
+    if overrides is None:
+        return spec
+    enabled_override, schedule_override = overrides.enabled_override, overrides.schedule_override
+    changes = {}
+    if enabled_override is not None and enabled_override != spec.enabled:
+        changes["enabled"] = enabled_override
+    if schedule_override:
+        try:
+            changes["schedule"] = _override(schedule_override, spec.zone)
+        except ScheduleError as error:
+            logger.error("%s: ignoring the schedule override %r: %s", spec.name, schedule_override, error)
+    return replace(spec, **changes) if changes else spec
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryProblem:
+    job: str  # the job's name, or "" for the registry as a whole
+    key: str
+    message: str
+    id: str
+
+    def __str__(self) -> str:
+        where = f"job {self.job!r}" if self.job else "CRONTABBER_JOBS"
+        return f"{where}: key {self.key!r}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class RegistryError(Exception):
+    """The registry has mistakes; str() is one line naming the first."""
+
+    def __init__(self, problems: list[RegistryProblem]):
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more; run 'manage.py check')" if len(problems) > 1 else ""
+        super().__init__(f"crontabber registry: {problems[0]}{more}")
+
+
+@functools.cache
+def _options_of(cmd: str, app: str) -> frozenset[str]:
+    """The option strings a command accepts; commands do not change in a process."""
+    return frozenset(load_command_class(app, cmd).create_parser("manage.py", cmd)._option_string_actions)
+
+
+_override = functools.lru_cache(maxsize=1024)(build_override)  # parsed once per process, as below
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule(frequency, at, cron, zone) -> Schedule:
+    """Schedules are immutable: parse each distinct one once per process, not per tick."""
+    return build_schedule(frequency, at, cron, zone)
+
+
+def _key_problems(entry: dict) -> list[tuple[str, str, str]]:
+    """(key, message, id) for each unknown key and each value its key's check refuses."""
+    found = [
+        (key, f"unknown key (known keys: {', '.join(sorted(KEYS))})", "crontabber.E002")
+        for key in sorted(set(entry) - set(KEYS))
+    ]
+    for key in KEYS.values():
+        required = key.name == "cmd" and "task" not in entry
+        message = key.check(entry.get(key.name)) if key.name in entry or required else ""
+        if message:
+            found.append((key.name, message, key.code))
+    return found
+
+
+def _schedule_of(entry: dict) -> tuple[Schedule | None, list[tuple[str, str, str]]]:
+    """The entry's schedule, once each schedule key is fine on its own."""
+    if "cron" in entry and ("frequency" in entry or "time" in entry):
+        return None, [("cron", "give either 'cron' or 'frequency'/'time', not both", SCHEDULE_ERROR)]
+    zone = entry.get("timezone", conf.default_zone())
+    try:
+        return _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone), []
+    except ScheduleError as error:
+        return None, [("cron" if "cron" in entry else "time", str(error), SCHEDULE_ERROR)]
+
+
+def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]:
+    cmd = entry["cmd"]
+    if cmd not in commands:
+        return [("cmd", f"unknown management command {cmd!r}", "crontabber.E003")]
+    options = _options_of(cmd, commands[cmd])
+    return [
+        (key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
+        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"))
+        if entry.get(key) is True and option not in options
+    ]
+
+
+def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, list[RegistryProblem]]:
+    if not isinstance(entry, dict):
+        return None, [RegistryProblem("", "", f"entry {index} is not a dict", "crontabber.E001")]
+    name = entry.get("name", entry.get("cmd", entry.get("task")))
+    label = name if isinstance(name, str) and name else f"#{index}"
+    found = _key_problems(entry)
+    bad = {key for key, _, _ in found}
+    schedule = None
+    if not bad & set(SCHEDULE_KEYS):
+        schedule, more = _schedule_of(entry)
+        found += more
+    if "cmd" in entry and "cmd" not in bad:
+        found += _command_problems(entry, commands)
+    if not bad & {"task", "backend"}:
+        found += tasks.problems(entry)
+    if found:
+        return None, [RegistryProblem(label, key, message, code) for key, message, code in found]
+    values = {key.name: entry.get(key.name, key.default) for key in KEYS.values() if key.name not in SCHEDULE_KEYS}
+    values.update(name=name, cmd_args=tuple(values["cmd_args"]), depends_on=tuple(values["depends_on"]))
+    values.update(
+        cmd=values["cmd"] or "", task=values["task"] or "", backend=entry.get("backend", tasks.default_backend())
+    )
+    return JobSpec(schedule=schedule, zone=entry.get("timezone", conf.default_zone()), **values), []
+
+
+def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
+    names = {spec.name for spec in specs}
+    problems = [
+        RegistryProblem(spec.name, "depends_on", f"unknown job {dep!r}", "crontabber.E008")
+        for spec in specs
+        for dep in spec.depends_on
+        if dep not in names
+    ]
+    graph = graphlib.TopologicalSorter({spec.name: [d for d in spec.depends_on if d in names] for spec in specs})
+    try:
+        graph.prepare()
+    except graphlib.CycleError as error:
+        cycle = list(reversed(error.args[1]))  # graphlib lists it against the arrows
+        problems.append(RegistryProblem(cycle[0], "depends_on", f"cycle: {' -> '.join(cycle)}", "crontabber.E008"))
+    return problems
+
+
+def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
+    """Every job spec, and every problem found in the registry."""
+    raw = conf.get("CRONTABBER_JOBS") if raw is None else raw
+    if not isinstance(raw, (list, tuple)):
+        return [], [RegistryProblem("", "", "must be a list of dicts", "crontabber.E001")]
+    commands = get_commands()
+    specs, problems, seen = [], [], set()
+    for index, entry in enumerate(raw):
+        spec, found = _validate_entry(index, entry, commands)
+        problems += found
+        if spec is None:
+            continue
+        if spec.name in seen:
+            problems.append(
+                RegistryProblem(spec.name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
+            )
+            continue
+        seen.add(spec.name)
+        specs.append(spec)
+    problems += _dependency_problems(specs)
+    return specs, problems
+
+
+def load_jobs() -> list[JobSpec]:
+    """The registry's jobs in registry order; RegistryError on any mistake."""
+    specs, problems = validate()
+    if problems:
+        raise RegistryError(problems)
+    return specs
+
+
+def jobs_or_none() -> dict[str, JobSpec] | None:
+    """The registry's jobs by name, or None when it has a mistake (pages show what they can)."""
+    try:
+        return {spec.name: spec for spec in load_jobs()}
+    except RegistryError:
+        return None
+
+
+@checks.register("crontabber")
+def check_registry(app_configs=None, **kwargs):
+    return [
+        checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
+        for p in validate()[1]
+    ]

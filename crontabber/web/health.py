@@ -1,0 +1,171 @@
+"""One verdict on the scheduler's health, for the health endpoint, `cronlist --check`
+(Nagios exit codes) and the admin's status column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from .. import conf
+from ..engine.executors import patience
+from ..engine.report import first_line
+from ..models import Control, Job, Log
+from ..registry import JobSpec, effective_spec, load_jobs
+
+OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
+HEALTHY = ("ok", "running", "queued", "disabled")
+CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)  # clocks of hosts differ by this much without a warning
+
+
+@dataclass
+class JobHealth:
+    name: str
+    status: str  # ok, running, queued, failing, overdue, stuck (queued too long), disabled
+    schedule: str
+    next_run: datetime | None
+    last_success: datetime | None
+    error_count: int
+    last_error: str
+    stuck: str = ""  # why its attempt on a task backend is a problem: queued too long
+
+    def as_dict(self):
+        iso = lambda t: t.isoformat() if t else None  # noqa: E731
+        return {
+            "name": self.name,
+            "status": self.status,
+            "schedule": self.schedule,
+            "next_run": iso(self.next_run),
+            "last_success": iso(self.last_success),
+            "error_count": self.error_count,
+            "last_error": self.last_error or None,
+        }
+
+
+def job_status(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> str:
+    grace = timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS"))
+    if not spec.enabled:
+        return "disabled"
+    if job is not None and job.is_claimed(now):
+        return "running"
+    if queued is not None:
+        return "stuck" if now - queued.started_at > patience(spec) else "queued"
+    if job is not None and job.error_count:
+        return "failing"
+    if job is not None and job.next_run and job.next_run < now - grace:
+        return "overdue"
+    return "ok"
+
+
+def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> JobHealth:
+    spec = effective_spec(spec, job)
+    return JobHealth(
+        name=spec.name,
+        status=job_status(spec, job, now, queued),
+        stuck=_stuck(spec, queued, now),
+        schedule=spec.schedule.description,
+        next_run=job.next_run if job else None,
+        last_success=job.last_success if job else None,
+        error_count=job.error_count if job else 0,
+        last_error=job.last_error if job else "",
+    )
+
+
+@dataclass
+class Report:
+    jobs: list[JobHealth]
+    last_tick: datetime | None
+    hold_all: bool
+    code: int  # OK, WARNING or CRITICAL
+    problems: list[str]
+
+    @property
+    def healthy(self) -> bool:
+        return self.code == OK
+
+    def as_dict(self):
+        return {
+            "status": ("ok", "warning", "critical")[self.code],
+            "last_tick": self.last_tick.isoformat() if self.last_tick else None,
+            "hold_all": self.hold_all,
+            "problems": self.problems,
+            "jobs": [job.as_dict() for job in self.jobs],
+        }
+
+
+def report(names=None, now=None) -> Report:
+    """Every job's status and one verdict. CRITICAL: no runner ticked recently, a job is
+    overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row; WARNING: a job
+    failed fewer times, or all jobs are held."""
+    now = now or timezone.now()
+    specs = [spec for spec in load_jobs() if not names or spec.name in names]
+    rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
+    control = Control.load()
+    queued = queued_of(specs, rows.values())
+    jobs = [job_health(spec, rows.get(spec.name), now, queued.get(spec.name)) for spec in specs]
+    problems = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
+    return Report(
+        jobs=jobs,
+        last_tick=control.last_tick,
+        hold_all=control.hold_all,
+        code=max((code for code, _ in problems), default=OK),
+        problems=[problem for _, problem in problems],
+    )
+
+
+def _stuck(spec: JobSpec, queued: Log | None, now: datetime) -> str:
+    if queued is None or now - queued.started_at <= patience(spec):
+        return ""
+    when = f"since {queued.started_at} ({queued.result_id})"
+    return f"attempt queued on {queued.backend} {when}, longer than {patience(spec)}"
+
+
+def queued_of(specs, jobs) -> dict[str, Log]:
+    """Each job's attempt queued on a task backend, by job name: one query, and none
+    while no job runs on a backend."""
+    if not any(spec.backend for spec in specs):
+        return {}
+    by_pk = {job.pk: job for job in jobs}
+    return {by_pk[log.job_id].name: log for log in Log.objects.queued().filter(job_id__in=list(by_pk))}
+
+
+def _verdicts(jobs: list[JobHealth], rows, control: Control, now: datetime) -> list[tuple[int, str]]:
+    """(code, problem or '') of the runners, each job, the clocks and the hold switch."""
+    verdicts = [_tick_verdict(control, now)] if jobs else []
+    verdicts += [_job_verdict(job) for job in jobs]
+    verdicts.append(_clock_verdict(control, rows, now))
+    if control.hold_all:
+        verdicts.append((WARNING, f"all jobs are held by {control.held_by or 'an operator'}"))
+    return verdicts
+
+
+def _tick_verdict(control: Control, now: datetime) -> tuple[int, str]:
+    last_tick = control.last_tick
+    if last_tick is None or last_tick < now - timedelta(seconds=conf.get("CRONTABBER_TICK_GRACE_SECONDS")):
+        return CRITICAL, f"no runner has ticked since {last_tick.isoformat() if last_tick else 'ever'}"
+    if control.last_tick_error:
+        return CRITICAL, f"the last tick failed: {first_line(control.last_tick_error)}"
+    return OK, ""
+
+
+def _clock_verdict(control: Control, rows, now: datetime) -> tuple[int, str]:
+    """A tick or claim stamped in the future: some runner's clock is ahead of this one."""
+    ahead = now + CLOCK_SKEW_TOLERANCE
+    if control.last_tick and control.last_tick > ahead:
+        return WARNING, f"clock skew: the last tick is stamped {control.last_tick.isoformat()}, in the future"
+    for job in rows:
+        if job.claimed_at and job.claimed_at > ahead:
+            return WARNING, f"clock skew: {job.name} was claimed at {job.claimed_at.isoformat()}, in the future"
+    return OK, ""
+
+
+def _job_verdict(job: JobHealth) -> tuple[int, str]:
+    if job.status == "overdue":
+        return CRITICAL, f"{job.name} is overdue (next run {job.next_run.isoformat()})"
+    if job.status == "stuck":
+        return CRITICAL, f"{job.name}: {job.stuck}"
+    if job.status == "failing":
+        code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
+        return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"
+    return OK, ""

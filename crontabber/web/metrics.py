@@ -1,0 +1,226 @@
+"""Prometheus metrics: GET /crontabber/metrics (views.py) and `cronlist --format=prometheus`
+(for node_exporter's textfile collector).
+
+``read`` reads the rows, four queries whatever the number of jobs (the jobs, the control
+row, attempts by job and outcome, recent durations by job and bucket); ``families`` turns
+them into metric families without touching the database; ``exposition`` puts them through
+a custom collector on a private CollectorRegistry (no global registry state).
+
+prometheus-client is an optional extra (``pip install 'crontabber[metrics]'``): without it
+this module imports, ``available()`` is False and ``exposition`` raises Unavailable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from ..models import Control, Job, Log
+from ..outcomes import Outcome
+from ..registry import JobSpec, effective_spec, load_jobs
+
+try:
+    import prometheus_client
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+except ImportError:  # the optional extra is not installed
+    prometheus_client = None
+
+MISSING = "metrics need prometheus-client: pip install 'crontabber[metrics]'"
+BACKLOG_CAP = 100_000  # a backfill job's backlog is counted up to this many slots
+DURATION_WINDOW = timedelta(hours=24)  # the duration histogram's attempts: those started this recently
+BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)  # seconds; +Inf is added
+
+
+class Unavailable(RuntimeError):
+    """prometheus-client is not installed."""
+
+
+def available() -> bool:
+    return prometheus_client is not None
+
+
+@dataclass
+class Durations:
+    buckets: list[int]  # cumulative: attempts at or under each of BUCKETS
+    count: int = 0
+    total: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """Everything the metrics show, read at ``now``."""
+
+    now: datetime
+    specs: list[JobSpec]
+    rows: dict[str, Job]  # by name
+    control: Control | None
+    attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, outcome) -> attempts in the Log
+    durations: dict[str, Durations] = field(default_factory=dict)  # by name
+
+
+def read(now: datetime | None = None, names=None) -> Snapshot:
+    """The rows the metrics are made of, in four queries whatever the number of jobs."""
+    now = now or timezone.now()
+    specs = [spec for spec in load_jobs() if not names or spec.name in names]
+    rows = {job.name: job for job in Job.objects.all()}
+    by_id = {job.pk: job.name for job in rows.values()}
+    control = Control.objects.filter(pk=1).first()  # read only: never created here
+    attempts = {
+        (by_id[row["job_id"]], row["outcome"]): row["n"]
+        for row in Log.objects.order_by().values("job_id", "outcome").annotate(n=Count("pk"))
+        if row["job_id"] in by_id
+    }
+    recent = Log.objects.order_by().filter(started_at__gte=now - DURATION_WINDOW).exclude(outcome=Outcome.RUNNING)
+    bucket_counts = {f"le{i}": Count("pk", filter=Q(duration__lte=bound)) for i, bound in enumerate(BUCKETS)}
+    durations = {
+        by_id[row["job_id"]]: Durations(
+            buckets=[row[f"le{i}"] for i in range(len(BUCKETS))], count=row["n"], total=row["total"] or 0.0
+        )
+        for row in recent.values("job_id").annotate(n=Count("pk"), total=Sum("duration"), **bucket_counts)
+        if row["job_id"] in by_id
+    }
+    return Snapshot(now=now, specs=specs, rows=rows, control=control, attempts=attempts, durations=durations)
+
+
+def backlog(spec: JobSpec, job: Job | None, now: datetime) -> int:
+    """Due slots not yet run: for a backfill job, its slots from next_slot through now
+    (counted with the schedule, at most BACKLOG_CAP); 0 or 1 for another job, which runs
+    once for however many are due."""
+    if job is None or job.next_slot is None or job.next_slot > now:
+        return 0
+    if not spec.backfill:
+        return 1
+    return spec.schedule.count(job.next_slot, now, job.anchor(now), most=BACKLOG_CAP)
+
+
+def _seconds(instant: datetime | None) -> float | None:
+    return instant.timestamp() if instant else None
+
+
+JOB_GAUGES = (
+    # (name, help, value of (spec, job, now); None: no sample)
+    ("crontabber_job_enabled", "1 if the job is enabled (registry and admin), else 0.", lambda s, j, now: s.enabled),
+    (
+        "crontabber_job_last_success_timestamp_seconds",
+        "The slot of the job's latest success (Unix time).",
+        lambda s, j, now: _seconds(j and j.last_success),
+    ),
+    (
+        "crontabber_job_last_attempt_timestamp_seconds",
+        "When the job's latest attempt started (Unix time).",
+        lambda s, j, now: _seconds(j and j.last_run),
+    ),
+    (
+        "crontabber_job_next_run_timestamp_seconds",
+        "When the job is next due (Unix time); later than its next slot while backing off.",
+        lambda s, j, now: _seconds(j and j.next_run),
+    ),
+    (
+        "crontabber_job_consecutive_errors",
+        "Failed attempts in a row (0 after a success).",
+        lambda s, j, now: j.error_count if j else 0,
+    ),
+    (
+        "crontabber_job_running",
+        "1 while a runner holds a live claim on the job, else 0.",
+        lambda s, j, now: j is not None and j.is_claimed(now),
+    ),
+    (
+        "crontabber_job_backlog_slots",
+        f"Due slots not yet run (a backfill job's counted up to {BACKLOG_CAP}; 0 or 1 for another job).",
+        lambda s, j, now: backlog(s, j, now),
+    ),
+)
+
+
+def _job_gauges(snapshot: Snapshot, specs: list[JobSpec]):
+    for name, documentation, value in JOB_GAUGES:
+        family = GaugeMetricFamily(name, documentation, labels=["job"])
+        for spec in specs:
+            sample = value(spec, snapshot.rows.get(spec.name), snapshot.now)
+            if sample is not None:
+                family.add_metric([spec.name], float(sample))
+        yield family
+
+
+def _attempts(snapshot: Snapshot, specs: list[JobSpec]):
+    family = CounterMetricFamily(
+        "crontabber_job_attempts",
+        "Attempts recorded in the Log, by outcome. Old rows are purged "
+        "(CRONTABBER_LOG_RETENTION_DAYS), which Prometheus sees as a counter reset.",
+        labels=["job", "outcome"],
+    )
+    for spec in specs:
+        for outcome in Outcome.values:
+            family.add_metric([spec.name, outcome], snapshot.attempts.get((spec.name, outcome), 0))
+    return family
+
+
+def _durations(snapshot: Snapshot, specs: list[JobSpec]):
+    hours = int(DURATION_WINDOW.total_seconds() // 3600)
+    family = HistogramMetricFamily(
+        "crontabber_job_duration_seconds",
+        f"Durations of the job's attempts that started in the last {hours} h (a window, not a running total).",
+        labels=["job"],
+    )
+    for spec in specs:
+        seen = snapshot.durations.get(spec.name) or Durations(buckets=[0] * len(BUCKETS))
+        buckets = [(str(bound), count) for bound, count in zip(BUCKETS, seen.buckets)]
+        family.add_metric([spec.name], [*buckets, ("+Inf", seen.count)], sum_value=seen.total)
+    return family
+
+
+def _tick(snapshot: Snapshot):
+    control = snapshot.control
+    last_tick = GaugeMetricFamily(
+        "crontabber_last_tick_timestamp_seconds", "When a runner last ended a tick (Unix time); absent: never."
+    )
+    if control is not None and control.last_tick:
+        last_tick.add_metric([], control.last_tick.timestamp())
+    failed = bool(control and control.last_tick_error)
+    yield last_tick
+    took = GaugeMetricFamily("crontabber_last_tick_duration_seconds", "How long the last tick took; absent: never.")
+    if control is not None and control.last_tick_seconds is not None:
+        took.add_metric([], control.last_tick_seconds)
+    yield took
+    yield GaugeMetricFamily("crontabber_last_tick_failed", "1 if the last tick ended in an error, else 0.", failed)
+    held = bool(control and control.hold_all)
+    yield GaugeMetricFamily("crontabber_hold_all", "1 while an operator holds every job, else 0.", held)
+
+
+def families(snapshot: Snapshot) -> list:
+    """The metric families of a snapshot (pure: no query)."""
+    specs = [effective_spec(spec, snapshot.rows.get(spec.name)) for spec in snapshot.specs]
+    return [
+        *_job_gauges(snapshot, specs),
+        _attempts(snapshot, specs),
+        _durations(snapshot, specs),
+        *_tick(snapshot),
+    ]
+
+
+class SnapshotCollector:
+    """A prometheus_client collector of one snapshot's families."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+
+    def collect(self):
+        return iter(families(self.snapshot))
+
+
+def exposition(now: datetime | None = None, names=None) -> bytes:
+    """The text exposition format (what Prometheus scrapes, what node_exporter's textfile
+    collector reads) of every job's metrics."""
+    if not available():
+        raise Unavailable(MISSING)
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(read(now, names)))
+    return prometheus_client.generate_latest(registry)
+
+
+def content_type() -> str:
+    return prometheus_client.CONTENT_TYPE_LATEST
