@@ -1,6 +1,13 @@
 """crontabber: runs a Django site's periodic management commands reliably."""
 
+import logging
+
 __version__ = "0.1.0"
+
+logger = logging.getLogger("crontabber")  # crontabber's own lines, and each job's output lines
+# One line per failed attempt: its own logger, so that Sentry's logging integration can
+# ignore it (crontabber.alerts captures the attempt itself, with its exception and tags).
+failure_logger = logging.getLogger("crontabber.failures")
 
 
 class SkipRun(Exception):

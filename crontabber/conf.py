@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -143,6 +144,11 @@ def get(name: str):
     default = SETTINGS[name].default
     value = getattr(settings, name, default)
     return _derived(name) if default is DERIVED and value in (None, DERIVED) else value
+
+
+def lease() -> timedelta:
+    """How long a claim holds without renewal (CRONTABBER_LEASE_SECONDS)."""
+    return timedelta(seconds=get("CRONTABBER_LEASE_SECONDS"))
 
 
 def default_zone() -> str:

@@ -4,7 +4,7 @@ interrupted, and the record of one run (Attempt)."""
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from django.db import models
 
@@ -61,12 +61,6 @@ class Attempt:
     @classmethod
     def interrupted(cls, why: Interruption, value: str) -> Attempt:
         return cls(Outcome.INTERRUPTED, error_type=why.value, error_value=value)
-
-    def storable(self) -> Attempt:
-        """This attempt with text every database stores: PostgreSQL refuses NUL characters."""
-        texts = {name: getattr(self, name) for name in ("output", "error_type", "error_value", "traceback")}
-        changes = {name: text.replace("\x00", "\ufffd") for name, text in texts.items() if "\x00" in text}
-        return replace(self, **changes) if changes else self
 
     @property
     def handled(self) -> bool:

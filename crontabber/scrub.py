@@ -13,11 +13,13 @@ its group named ``secret`` when it has one (``password=[scrubbed]`` keeps the ke
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
+from .outcomes import Attempt
 
 REPLACEMENT = "[scrubbed]"
 # Names of settings, environment variables, keys and locals that hold secrets.
@@ -86,11 +88,20 @@ def text(value: str) -> str:
     return value
 
 
-def attempt(result):
-    """An execution.Attempt with its error and traceback scrubbed (its output was, line by line)."""
-    result.error_value = text(result.error_value)
-    result.traceback = text(result.traceback)
-    return result
+TEXTS = ("output", "error_type", "error_value", "traceback")  # what an attempt says, stored and sent
+
+
+def attempt(result: Attempt) -> Attempt:
+    """The attempt with every text it carries fit to leave it: no secret, and no NUL
+    character (PostgreSQL refuses them). The one place an attempt is scrubbed, before its
+    Log row, ``last_error``, a mail or a Sentry event see it."""
+    changes = {}
+    for name in TEXTS:
+        value = getattr(result, name)
+        clean = text(value).replace("\x00", "\ufffd") if value else value
+        if clean != value:
+            changes[name] = clean
+    return replace(result, **changes) if changes else result
 
 
 # --- Sentry ------------------------------------------------------------------------------

@@ -4,17 +4,14 @@ the recovery that ends it (with how many attempts failed), and, for a job with
 
 from __future__ import annotations
 
-import logging
-
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from .. import conf, scrub
+from .. import conf, logger, scrub
 from ..models import Log
 from ..outcomes import Outcome
 from ..schedules import format_instant
 
-logger = logging.getLogger("crontabber")
 MAIL_TIMEOUT_SECONDS = 30  # when EMAIL_TIMEOUT is not set: a hung SMTP server must not hang the runner
 
 

@@ -12,19 +12,15 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import re
 import sys
 import uuid
 
-from .. import conf, scrub
+from .. import conf, failure_logger, scrub
 from ..models import Log
 from ..schedules import CalendarSchedule, CronSchedule, IntervalSchedule, Schedule, UnionSchedule, format_instant
 
-logger = logging.getLogger("crontabber")
-# The runner logs one line per failed attempt here; the attempt itself is captured below.
-FAILURE_LOGGER = "crontabber.failures"
 MONITOR_SLUG_MAX = 50
 
 
@@ -46,7 +42,7 @@ def sentry_active() -> bool:
 def ignore_failure_logger() -> None:
     from sentry_sdk.integrations.logging import ignore_logger
 
-    ignore_logger(FAILURE_LOGGER)  # a set: adding twice is harmless
+    ignore_logger(failure_logger.name)  # a set: adding twice is harmless
 
 
 def _without_output(event, hint):

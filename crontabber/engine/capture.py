@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import collections
 import io
-import logging
 import signal
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from .. import conf, scrub
+from .. import conf, logger, scrub
 
-logger = logging.getLogger("crontabber")
 # The real clock, kept out of freezegun's reach (it patches module-level references).
 CLOCK = {"now": time.monotonic}
 
@@ -80,19 +79,19 @@ class OutputCapture(io.TextIOBase):
         return "\n".join(self._tail)[-self.tail_chars :] if self.tail_chars else ""
 
 
+@dataclass
 class Deadlines:
     """The job's timeout and the runner's stop deadline, as instants on the real clock.
 
     In the main thread they are enforced for in-process jobs with one SIGALRM timer set
     to the nearest; child processes are watched by polling instead."""
 
-    def __init__(self):
-        self.job: float | None = None
-        self.stop: float | None = None
-        self.stop_reason = ""
-        self.in_process_job = False
-        self.fired: type[BaseException] | None = None  # what was raised in the job under way
-        self._previous_handler = None
+    job: float | None = None
+    stop: float | None = None
+    stop_reason: str = ""
+    in_process_job: bool = False
+    fired: type[BaseException] | None = None  # what was raised in the job under way
+    _previous_handler: object = None
 
     @property
     def usable(self) -> bool:

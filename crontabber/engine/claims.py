@@ -11,7 +11,6 @@ at once instead of losing the race for each in turn.
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,13 +20,13 @@ from functools import partial
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from ..models import Job, Log, lease
+from .. import logger
+from ..conf import lease
+from ..models import Job, Log
 from ..outcomes import Interruption
 from ..registry import JobSpec
 from .capture import CLOCK
 from .plan import Due, Upcoming, backlog, slots_to_run
-
-logger = logging.getLogger("crontabber")
 
 BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once
 MAX_BATCH = 500  # and at most how many jobs, or rows
@@ -78,10 +77,10 @@ class Claimed:
         return cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
 
 
+@dataclass
 class Claims:
-    def __init__(self, owner: str):
-        self.owner = owner
-        self.size = 1  # jobs in the next batch
+    owner: str  # host:pid:run id
+    size: int = 1  # jobs in the next batch
 
     def take(self, queue: collections.deque[Due], now: datetime) -> list[Claimed]:
         """The next batch off the queue, as far as this runner got it (maybe none of it)."""
@@ -97,9 +96,7 @@ class Claims:
         its attempts interrupted: their slots run again."""
         names = [item.spec.name for item in batch]
         forced = [item.spec.name for item in batch if item.forced]
-        if not Job.objects.filter(name__in=names).due(now, forced).claim(self.owner, now):
-            return []
-        jobs = Job.objects.held_by(self.owner).by_name(names)
+        jobs = Job.objects.claim_due(names, forced, self.owner, now)
         for job in jobs.values():
             if job.taken_over_from:
                 logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
@@ -122,7 +119,7 @@ class Claims:
         """Only the queued jobs nobody else holds and that are still due: one read."""
         names = [item.spec.name for item in queue]
         forced = [item.spec.name for item in queue if item.forced]
-        free = set(Job.objects.filter(name__in=names).due(now, forced).claimable(now).values_list("name", flat=True))
+        free = Job.objects.free(names, forced, now)
         kept = [item for item in queue if item.spec.name in free]
         queue.clear()
         queue.extend(kept)

@@ -10,7 +10,6 @@ are dry-run too.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from itertools import chain, islice, takewhile
 
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, logger
 from ..models import Job, Log
 from ..outcomes import Attempt, Outcome
 from .claims import Claimed, Claims
@@ -27,8 +26,6 @@ from .executors import Executor
 from .ledger import Ledger, Recorded
 from .plan import Due, Upcoming, waiting_for
 from .tick import Tick
-
-logger = logging.getLogger("crontabber")
 
 
 class DryTick(Tick):
@@ -113,14 +110,14 @@ class DryLedger(Ledger):
     def __init__(self, tick: DryTick):
         super().__init__(tick.runner.owner, tick.runner.host, tick.runner.pid)
         self.tick, self.jobs, self.report = tick, tick.jobs, tick.report
-        self._opened: set[int] = set()
+        self.opened: set[int] = set()  # the rows of attempts it pretends to run (not read back)
 
     def open_first(self, batch, now):
         pass
 
     def open(self, claimed, slot):
         log = Log(job=claimed.job, slot=slot, started_at=timezone.now(), duration=0, outcome=Outcome.RUNNING)
-        self._opened.add(id(log))
+        self.opened.add(id(log))
         claimed.running = log
         return log
 
@@ -129,7 +126,7 @@ class DryLedger(Ledger):
 
     def record(self, claimed, log, attempt):
         self.apply(claimed, log, attempt)
-        if id(log) in self._opened:  # not an attempt read back from a task backend
+        if id(log) in self.opened:  # not an attempt read back from a task backend
             shown, _, _ = self.report.planned.setdefault(claimed.spec.name, ([], None, False))
             shown.append(log.slot)
         return []

@@ -9,7 +9,6 @@ CRONTABBER_KILL_GRACE_SECONDS, so even a job stuck in C code stops.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -21,12 +20,10 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
-from .. import SkipRun, conf
+from .. import SkipRun, conf, logger
 from ..outcomes import Attempt, Interruption, Outcome
 from .capture import CLOCK, Deadlines, JobTimeout, OutputCapture, StopRun
 from .child import SKIP_EXIT_STATUS, environment
-
-logger = logging.getLogger("crontabber")
 
 
 def _stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:

@@ -16,13 +16,12 @@ and what an attempt is told (its slot's options).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, logger
 from ..models import Log
 from ..outcomes import Attempt, Interruption, Outcome
 from ..registry import JobSpec
@@ -30,7 +29,6 @@ from ..registry.tasks import SHIPPED_TASK, SKIP_RUN, api, backend, load_task
 from ..schedules import format_instant
 from .execution import run_function, run_in_child, run_in_process
 
-logger = logging.getLogger("crontabber")
 RERUN_POLL_SECONDS = 0.2
 OPTION_NAMES = {"run_time": "--run-time", "last_success": "--last-success"}  # an option's name as a command reads it
 
@@ -56,7 +54,7 @@ def patience(spec: JobSpec) -> timedelta:
     (and the grace the worker's own timeout needs), else the lease."""
     if spec.timeout:
         return timedelta(seconds=spec.timeout + conf.get("CRONTABBER_KILL_GRACE_SECONDS"))
-    return timedelta(seconds=conf.get("CRONTABBER_LEASE_SECONDS"))
+    return conf.lease()
 
 
 class Executor:

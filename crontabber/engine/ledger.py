@@ -14,23 +14,21 @@ of attempts that never started are deleted; a row still ``running`` when its bat
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import takewhile
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from .. import scrub, signals
-from ..models import Job, Log, lease
+from .. import logger, scrub, signals
+from ..conf import lease
+from ..models import Job, Log
 from ..outcomes import HANDLED, Attempt, Interruption, Outcome
 from .bulk import insert_rows, update_rows
 from .capture import CLOCK
 from .claims import BATCH_SECONDS, MAX_BATCH, Claimed, next_size
 from .plan import waiting_for
-
-logger = logging.getLogger("crontabber")
 
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
 LOG_FIELDS = [
@@ -47,6 +45,17 @@ def database_lost(error: BaseException) -> bool:
     return isinstance(error, DatabaseError) and not connection.is_usable()
 
 
+def tell(signal, **kwargs) -> None:
+    """Send to every receiver; one that raises, or calls sys.exit(), is logged and the
+    others still run: a receiver never stops the runner."""
+    try:
+        for receiver, error in signal.send_robust(sender=Job, **kwargs):
+            if isinstance(error, Exception):
+                logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
+    except SystemExit as exit_:
+        logger.error("%s: a receiver of %s called sys.exit(%r)", kwargs["spec"].name, signal, exit_.code)
+
+
 @dataclass
 class Recorded:
     """An attempt's outcome, recorded (``written``: False when another runner took the job over)."""
@@ -58,14 +67,17 @@ class Recorded:
     written: bool = True
 
 
+@dataclass
 class Ledger:
-    def __init__(self, owner: str, host: str, pid: int):
-        self.owner, self.host, self.pid = owner, host, pid
-        self.attempts = 0  # started, for the pace of batches
-        self._unwritten: list[Recorded] = []
-        self._unwritten_since: float | None = None
-        self._served: dict[int, datetime] = {}  # job pk -> latest start that serves a "run now"
-        self._lost: set[str] = set()  # names of the jobs another runner took from us
+    owner: str  # the runner's claims
+    host: str
+    pid: int
+    attempts: int = 0  # started, for the pace of batches
+    lease: timedelta = field(default_factory=lease)  # a claim's life from each write
+    _unwritten: list[Recorded] = field(default_factory=list)
+    _unwritten_since: float | None = None
+    _served: dict[int, datetime] = field(default_factory=dict)  # job pk -> latest start serving a "run now"
+    _lost: set[str] = field(default_factory=set)  # names of the jobs another runner took from us
 
     # --- before an attempt ---------------------------------------------------------------
 
@@ -98,7 +110,7 @@ class Ledger:
         log = claimed.running = claimed.ahead.popleft()
         log.started_at = timezone.now()
         self.attempts += 1
-        signals.send(signals.attempt_started, spec=claimed.spec, job=claimed.job, log=log)
+        tell(signals.attempt_started, spec=claimed.spec, job=claimed.job, log=log)
         return log
 
     def successes(self, names) -> dict[str, datetime | None]:
@@ -126,19 +138,18 @@ class Ledger:
             return self.flush()
         return []
 
-    @staticmethod
-    def apply(claimed: Claimed, log: Log, attempt: Attempt) -> Attempt:
+    def apply(self, claimed: Claimed, log: Log, attempt: Attempt) -> Attempt:
         """The attempt, scrubbed (no secret reaches a row, a mail or Sentry), on its row and
         its job, in memory. Returns it as recorded."""
         job, now = claimed.job, timezone.now()
-        attempt = scrub.attempt(attempt).storable()
+        attempt = scrub.attempt(attempt)
         if claimed.again:
             job.apply_rerun(log.slot, log.started_at, attempt)
         else:
             upcoming = claimed.slots.peek(1) if claimed.slots else []  # the backlog's next slot, if after this one
             following = upcoming[0] if upcoming and upcoming[0] > log.slot else None
             job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, following)
-        job.claim_expires = now + lease()
+        job.claim_expires = now + self.lease
         log.finish(attempt)
         claimed.running = None
         return attempt
@@ -178,7 +189,7 @@ class Ledger:
         for item in recorded:
             item.written = not self.lost(item.claimed)
             if item.written and item.attempt.outcome != Outcome.QUEUED:
-                signals.send(
+                tell(
                     signals.attempt_finished,
                     spec=item.claimed.spec,
                     job=item.claimed.job,

@@ -4,20 +4,16 @@ stops at its first), and a line per attempt, a backlog's thinned to a few a seco
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from .. import failure_logger
 from ..outcomes import HANDLED, Attempt, Outcome
 from ..schedules import format_instant
 from .capture import CLOCK
-
-# One line per failed attempt. Its own logger, so that Sentry's logging integration can
-# ignore it: crontabber.alerts captures the attempt itself, with its exception and tags.
-failure_logger = logging.getLogger("crontabber.failures")
 
 SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
 SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last
@@ -66,15 +62,16 @@ class TickReport:
             self.failed.append(SlotResult(job, slot, attempt))
 
 
+@dataclass
 class Progress:
     """The lines a tick prints of its attempts, once recorded (so what is printed is what
     was recorded): every attempt that did not handle its slot, every lone slot, and of a
     backlog the first SHOWN_FIRST slots, then one a SHOWN_EVERY_SECONDS, and the last."""
 
-    def __init__(self, report: TickReport, out=None):
-        self.report, self.out = report, out  # out: a writable, or None
-        self._numbers: dict[int, tuple[int, int]] = {}  # id(log) -> (position, total) while unrecorded
-        self._shown: dict[str, float] = {}  # job -> when its last line was printed
+    report: TickReport
+    out: object = None  # a writable, or None
+    _numbers: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(log) -> (position, total)
+    _shown: dict[str, float] = field(default_factory=dict)  # job -> when its last line was printed
 
     def say(self, text: str) -> None:
         if self.out is not None:

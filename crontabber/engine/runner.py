@@ -3,7 +3,6 @@ re-runs are tick.py's (or, dry, dryrun.py's)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -15,14 +14,12 @@ from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections, connection
 
-from .. import conf
+from .. import conf, logger
 from ..registry import JobSpec, load_jobs
 from .capture import CLOCK, Deadlines
 from .dryrun import DryTick
 from .report import TickReport, first_line
 from .tick import Tick
-
-logger = logging.getLogger("crontabber")
 
 
 class Runner:

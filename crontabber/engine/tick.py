@@ -9,7 +9,6 @@ attempt's row and outcome are the ledger's; how it runs is its executor's.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from functools import partial
 
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, logger
 from ..models import Control, Job, Log
 from ..outcomes import HANDLED, Outcome
 from ..registry import JobSpec, effective_spec
@@ -29,8 +28,6 @@ from .ledger import Ledger, database_lost
 from .plan import Due, backlog, numbered, plan, slots_between, waiting_for
 from .report import Progress, TickReport, Waiting, first_line
 from .rerun import RerunRefused, job_that_ran
-
-logger = logging.getLogger("crontabber")
 
 
 class Tick:
@@ -215,12 +212,11 @@ class Tick:
         if self.runner.stop_requested or self.ledger.lost(claimed):
             return True
         waiting = self.waiting_for(claimed, slot)
-        name = f"{claimed.spec.name} {format_instant(slot)}"
         if waiting and self.force:
-            self.progress.say(f"{name}: forced, although {waiting}\n")
+            self.progress.say(f"{claimed.spec.name} {format_instant(slot)}: forced, although {waiting}\n")
         elif waiting:
             self.report.waiting.append(Waiting(claimed.spec.name, waiting, slot))
-            self.progress.say(f"{name}: {waiting}\n")
+            self.progress.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
             claimed.waiting_at = slot
         return bool(waiting) and not self.force
 

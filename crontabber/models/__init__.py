@@ -3,7 +3,7 @@ protocol), a Log row per attempt (logs.py) and one Control row (control.py). Sta
 changes are methods of the models."""
 
 from .control import Control
-from .jobs import TICK_FIELDS, Job, JobQuerySet, lease, retry_delay
+from .jobs import TICK_FIELDS, Job, JobQuerySet, retry_delay
 from .logs import Log, LogQuerySet
 
-__all__ = ["TICK_FIELDS", "Control", "Job", "JobQuerySet", "Log", "LogQuerySet", "lease", "retry_delay"]
+__all__ = ["TICK_FIELDS", "Control", "Job", "JobQuerySet", "Log", "LogQuerySet", "retry_delay"]

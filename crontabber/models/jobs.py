@@ -4,7 +4,6 @@ and its state changes (Job's methods, pure where they can be)."""
 from __future__ import annotations
 
 import functools
-import logging
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -12,15 +11,10 @@ from django.conf import settings
 from django.db import connection, models
 from django.db.models import F, Q
 
-from .. import conf
+from .. import conf, logger
+from ..conf import lease
 from ..outcomes import Attempt, Outcome
 from ..schedules import Schedule, truncate_to_minute
-
-logger = logging.getLogger("crontabber")
-
-
-def lease() -> timedelta:
-    return timedelta(seconds=conf.get("CRONTABBER_LEASE_SECONDS"))
 
 
 def retry_delay(error_count: int) -> timedelta:
@@ -101,10 +95,17 @@ class JobQuerySet(models.QuerySet):
         logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
         return next_run if updated else job.next_run
 
-    def by_name(self, names) -> dict:
-        """These of the named jobs, by name."""
+    def claim_due(self, names: list[str], forced: list[str], owner: str, now: datetime) -> dict:
+        """Steps 1 and 2 for a batch: the named jobs nobody holds that are due (or
+        ``forced``) claimed with one UPDATE; then one read returns those ``owner`` got, by name."""
+        if not self.filter(name__in=names).due(now, forced).claim(owner, now):
+            return {}
         with fast_datetimes():
-            return {job.name: job for job in self.filter(name__in=list(names))}
+            return {job.name: job for job in self.filter(claimed_by=owner, name__in=names)}
+
+    def free(self, names: list[str], forced: list[str], now: datetime) -> set[str]:
+        """Of the named jobs, those nobody holds that are still due (or ``forced``)."""
+        return set(self.filter(name__in=names).due(now, forced).claimable(now).values_list("name", flat=True))
 
     def last_successes(self, names) -> dict[str, datetime | None]:
         return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))
@@ -250,21 +251,6 @@ class Job(models.Model):
         self.next_run = self.next_slot
         self.error_count = 0
         self.last_error = ""
-
-    def try_numbers(self, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
-        """The try number of each of ``slots`` that is not 1 (its first attempt): 2 for its
-        retry... Only a job that failed or was taken over, or a re-run (``again``), can be
-        retrying a slot: only then are its attempts at the slots counted, in one query."""
-        if not (self.error_count or self.taken_over_from or again) or self.pk is None:
-            return {}
-        tried = (
-            self.logs.filter(slot__in=slots)
-            .exclude(outcome=Outcome.RUNNING)
-            .order_by()
-            .values_list("slot")
-            .annotate(tries=models.Count("id"))
-        )
-        return {slot: tries + 1 for slot, tries in tried}
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
 
+from .. import logger
 from ..outcomes import UNFINISHED, Attempt, Outcome
 from .jobs import Job
-
-logger = logging.getLogger("crontabber")
 
 
 class LogQuerySet(models.QuerySet):
@@ -31,6 +29,21 @@ class LogQuerySet(models.QuerySet):
         for job_id, start in starts.items():
             wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
         return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
+
+    def try_numbers(self, job, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
+        """The try number of each of ``slots`` of ``job`` that is not 1 (its first attempt): 2
+        for its retry... Only a job that failed or was taken over, or a re-run (``again``),
+        can be retrying a slot: only then are its attempts at the slots counted, in one query."""
+        if not (job.error_count or job.taken_over_from or again) or job.pk is None:
+            return {}
+        tried = (
+            self.filter(job=job, slot__in=slots)
+            .exclude(outcome=Outcome.RUNNING)
+            .order_by()
+            .values_list("slot")
+            .annotate(tries=models.Count("id"))
+        )
+        return {slot: tries + 1 for slot, tries in tried}
 
     def queued(self):
         """Attempts sent to a task backend whose results are not read yet."""
@@ -93,7 +106,7 @@ class Log(models.Model):
         """The rows of attempts at ``slots`` about to start, one after another (not saved):
         ``running`` until each ends. ``again``: a re-run, which may follow earlier attempts
         at the slots."""
-        tries = job.try_numbers(slots, again)
+        tries = cls.objects.try_numbers(job, slots, again)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
         return [cls(slot=slot, attempt=tries.get(slot, 1), **same) for slot in slots]
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import functools
 import graphlib
-import logging
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from django.core import checks
 from django.core.management import get_commands, load_command_class
 
-from .. import conf
+from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
 from . import tasks
-from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS
-
-logger = logging.getLogger("crontabber")
+from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, did_you_mean, key_problems
 
 
 @dataclass(frozen=True)
@@ -104,27 +102,12 @@ def _schedule(frequency, at, cron, zone) -> Schedule:
     return build_schedule(frequency, at, cron, zone)
 
 
-def _key_problems(entry: dict) -> list[tuple[str, str, str]]:
-    """(key, message, id) for each unknown key and each value its key's check refuses."""
-    found = [
-        (key, f"unknown key (known keys: {', '.join(sorted(KEYS))})", "crontabber.E002")
-        for key in sorted(set(entry) - set(KEYS))
-    ]
-    for key in KEYS.values():
-        required = key.name == "cmd" and "task" not in entry
-        message = key.check(entry.get(key.name)) if key.name in entry or required else ""
-        if message:
-            found.append((key.name, message, key.code))
-    return found
-
-
-def _schedule_of(entry: dict) -> tuple[Schedule | None, list[tuple[str, str, str]]]:
+def _schedule_of(entry: dict, zone: str) -> tuple[Schedule | None, list[tuple[str, str, str]]]:
     """The entry's schedule, once each schedule key is fine on its own."""
     if "cron" in entry and ("frequency" in entry or "time" in entry):
         return None, [("cron", "give either 'cron' or 'frequency'/'time', not both", SCHEDULE_ERROR)]
-    zone = entry.get("timezone", conf.default_zone())
     try:
-        return _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), zone), []
+        return _schedule(entry.get("frequency"), entry.get("time"), entry.get("cron"), entry.get("timezone", zone)), []
     except ScheduleError as error:
         return None, [("cron" if "cron" in entry else "time", str(error), SCHEDULE_ERROR)]
 
@@ -132,7 +115,7 @@ def _schedule_of(entry: dict) -> tuple[Schedule | None, list[tuple[str, str, str
 def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]:
     cmd = entry["cmd"]
     if cmd not in commands:
-        return [("cmd", f"unknown management command {cmd!r}", "crontabber.E003")]
+        return [("cmd", f"unknown management command {cmd!r}{did_you_mean(cmd, commands)}", "crontabber.E003")]
     options = _options_of(cmd, commands[cmd])
     return [
         (key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
@@ -141,29 +124,52 @@ def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]
     ]
 
 
-def _validate_entry(index: int, entry, commands: dict) -> tuple[JobSpec | None, list[RegistryProblem]]:
+class _Context(NamedTuple):
+    """What every entry is checked against, read once per validation."""
+
+    commands: dict  # management command name -> its app
+    zone: str  # TIME_ZONE: the zone of jobs that name none
+    backend: str  # CRONTABBER_TASK_BACKEND: the backend of jobs that name none
+
+
+def _entry_problems(entry: dict, context: _Context) -> list[tuple[str, str, str]]:
+    """(key, message, id) of each mistake: each key on its own, then the schedule they
+    make, the command and its options, the task and its backend."""
+    found = key_problems(entry)
+    bad = {key for key, _, _ in found}
+    if not bad & set(SCHEDULE_KEYS):
+        found += _schedule_of(entry, context.zone)[1]
+    if "cmd" in entry and "cmd" not in bad:
+        found += _command_problems(entry, context.commands)
+    if not bad & {"task", "backend"} and ("task" in entry or entry.get("backend", context.backend)):
+        found += tasks.problems(entry, entry.get("backend", context.backend))
+    return found
+
+
+def _spec(entry: dict, context: _Context) -> JobSpec:
+    """The JobSpec of an entry without mistakes: each key's value, or its default."""
+    values = {key.name: entry.get(key.name, key.default) for key in KEYS.values() if key.name not in SCHEDULE_KEYS}
+    values.update(
+        name=entry.get("name", entry.get("cmd", entry.get("task"))),
+        cmd=values["cmd"] or "",
+        task=values["task"] or "",
+        cmd_args=tuple(values["cmd_args"]),
+        depends_on=tuple(values["depends_on"]),
+        backend=entry.get("backend", context.backend),
+    )
+    schedule = _schedule_of(entry, context.zone)[0]
+    return JobSpec(**values, schedule=schedule, zone=entry.get("timezone", context.zone))
+
+
+def _validate_entry(index: int, entry, context: _Context) -> tuple[JobSpec | None, list[RegistryProblem]]:
     if not isinstance(entry, dict):
         return None, [RegistryProblem("", "", f"entry {index} is not a dict", "crontabber.E001")]
-    name = entry.get("name", entry.get("cmd", entry.get("task")))
-    label = name if isinstance(name, str) and name else f"#{index}"
-    found = _key_problems(entry)
-    bad = {key for key, _, _ in found}
-    schedule = None
-    if not bad & set(SCHEDULE_KEYS):
-        schedule, more = _schedule_of(entry)
-        found += more
-    if "cmd" in entry and "cmd" not in bad:
-        found += _command_problems(entry, commands)
-    if not bad & {"task", "backend"}:
-        found += tasks.problems(entry)
+    found = _entry_problems(entry, context)
     if found:
+        name = entry.get("name", entry.get("cmd", entry.get("task")))
+        label = name if isinstance(name, str) and name else f"#{index}"
         return None, [RegistryProblem(label, key, message, code) for key, message, code in found]
-    values = {key.name: entry.get(key.name, key.default) for key in KEYS.values() if key.name not in SCHEDULE_KEYS}
-    values.update(name=name, cmd_args=tuple(values["cmd_args"]), depends_on=tuple(values["depends_on"]))
-    values.update(
-        cmd=values["cmd"] or "", task=values["task"] or "", backend=entry.get("backend", tasks.default_backend())
-    )
-    return JobSpec(schedule=schedule, zone=entry.get("timezone", conf.default_zone()), **values), []
+    return _spec(entry, context), []
 
 
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
@@ -188,10 +194,10 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
     raw = conf.get("CRONTABBER_JOBS") if raw is None else raw
     if not isinstance(raw, (list, tuple)):
         return [], [RegistryProblem("", "", "must be a list of dicts", "crontabber.E001")]
-    commands = get_commands()
+    context = _Context(get_commands(), conf.default_zone(), conf.get("CRONTABBER_TASK_BACKEND") or "")
     specs, problems, seen = [], [], set()
     for index, entry in enumerate(raw):
-        spec, found = _validate_entry(index, entry, commands)
+        spec, found = _validate_entry(index, entry, context)
         problems += found
         if spec is None:
             continue

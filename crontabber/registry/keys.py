@@ -4,6 +4,7 @@ docs/configuration.md all come from it."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,6 +207,26 @@ KEYS = {
     )
 }
 SCHEDULE_KEYS = ("frequency", "time", "cron", "timezone")  # become JobSpec.schedule and .zone
+
+
+def key_problems(entry: dict) -> list[tuple[str, str, str]]:
+    """(key, message, id) for each unknown key and each value its key's check refuses."""
+    found = [
+        (key, f"unknown key{did_you_mean(key, KEYS)} (known keys: {', '.join(sorted(KEYS))})", "crontabber.E002")
+        for key in sorted(set(entry) - set(KEYS), key=str)
+    ]
+    for key in KEYS.values():
+        required = key.name == "cmd" and "task" not in entry
+        message = key.check(entry.get(key.name)) if key.name in entry or required else ""
+        if message:
+            found.append((key.name, message, key.code))
+    return found
+
+
+def did_you_mean(name, known) -> str:
+    """' (did you mean 'x'?)' when ``name`` is a likely typo of one of ``known``, else ''."""
+    close = difflib.get_close_matches(str(name), [str(item) for item in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def key_table() -> str:

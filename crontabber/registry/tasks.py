@@ -16,8 +16,6 @@ from types import SimpleNamespace
 
 from django.utils.module_loading import import_string
 
-from .. import conf
-
 SHIPPED_TASK = "crontabber.tasks.run_command"  # runs a command job's attempt on a worker
 SKIP_RUN = "crontabber.SkipRun"
 TASK_ERROR = "crontabber.E009"
@@ -70,19 +68,11 @@ def runs_inline(alias: str) -> bool:
     return isinstance(backend(alias), api().ImmediateBackend)
 
 
-def default_backend() -> str:
-    return conf.get("CRONTABBER_TASK_BACKEND") or ""
-
-
 # --- the registry's checks ------------------------------------------------------------------
 
 
-def problems(entry: dict) -> list[tuple[str, str, str]]:
-    """(key, message, id) for what is wrong with a job's task or backend; [] for a command
-    job run in the runner, without importing anything."""
-    alias = entry.get("backend", default_backend())
-    if "task" not in entry and not alias:
-        return []
+def problems(entry: dict, alias: str) -> list[tuple[str, str, str]]:
+    """(key, message, id) for what is wrong with a job's task or its backend ``alias``."""
     try:
         api()
     except TasksUnavailable as error:

@@ -12,7 +12,6 @@ staff session as the full report; 501 when prometheus-client is not installed.
 """
 
 import hmac
-import logging
 
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
@@ -20,11 +19,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .. import conf
+from .. import conf, logger
 from ..registry import RegistryError
 from . import health, metrics
-
-logger = logging.getLogger("crontabber")
 
 
 def health_token() -> str:
