@@ -29,10 +29,34 @@ if find_spec("django_tasks_db"):
         "default": {"BACKEND": f"{TASKS_ROOT}.backends.immediate.ImmediateBackend"},
         "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
     }
+
+
+def _own_redis_database(server="redis://127.0.0.1:6379") -> str:
+    """A Redis database (1 to 15) of this test run's own, claimed in database 0 until the run
+    ends (or six hours pass), so that two checkouts testing side by side never share a
+    queue; the child processes of the run inherit it through the environment."""
+    import atexit
+
+    import redis
+
+    owner = f"{os.uname().nodename}:{os.getpid()}:{os.getcwd()}"
+    try:
+        claims = redis.Redis.from_url(f"{server}/0", socket_connect_timeout=2)
+        for number in range(1, 16):
+            key = f"crontabber-tests:redis-db:{number}"
+            if claims.set(key, owner, nx=True, ex=6 * 3600):
+                atexit.register(lambda held=key: claims.get(held) == owner.encode() and claims.delete(held))
+                return f"{server}/{number}"
+    except redis.exceptions.RedisError:
+        pass  # no Redis: the RQ tests skip
+    return f"{server}/15"
+
+
 # django-tasks-rq: RQ on the machine's Redis (tests/test_task_rq.py), in a database of its own.
 if find_spec("django_tasks_rq"):
     INSTALLED_APPS += ["django_rq"]
-    RQ_QUEUES = {"default": {"URL": os.environ.get("CRONTABBER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")}}
+    os.environ.setdefault("CRONTABBER_TEST_REDIS_URL", _own_redis_database())
+    RQ_QUEUES = {"default": {"URL": os.environ["CRONTABBER_TEST_REDIS_URL"]}}
     TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
 
 # ...and any other settings (lease, grace) as JSON.

@@ -1,6 +1,8 @@
 """Jobs on RQ workers through django-tasks-rq, against the machine's Redis (docs/tasks.md):
 real `manage.py rqworker --burst` processes run what the runner queued."""
 
+import subprocess
+
 import pytest
 
 from tests.helpers import at, child_env, manage, outcomes, tick
@@ -27,8 +29,14 @@ def redis():
 
 
 def rq_worker_runs_queued_jobs():
-    # django-tasks-rq's job class: it runs the Task and records its result.
-    result = manage("rqworker", "default", "--burst", "--job-class", "django_tasks_rq.backend.Job", env=child_env())
+    # django-tasks-rq's job class: it runs the Task and records its result. A burst worker
+    # exits once the queue is empty; one that does not fails the test with what it printed.
+    args = ("rqworker", "default", "--burst", "--job-class", "django_tasks_rq.backend.Job")
+    args += ("--worker-class", "tests.jobs.rq_worker.BurstWorker")
+    try:
+        result = manage(*args, env=child_env(), timeout=60)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the burst worker did not exit in 60 s:\n{hung.stdout}\n{hung.stderr}")
     assert result.returncode == 0, result.stderr
 
 
