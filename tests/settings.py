@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from importlib.util import find_spec
 from unittest import mock
 
@@ -55,8 +56,9 @@ def _own_redis_database(server="redis://127.0.0.1:6379") -> str:
 # django-tasks-rq: RQ on the machine's Redis (tests/test_task_rq.py), in a database of its own.
 if find_spec("django_tasks_rq"):
     INSTALLED_APPS += ["django_rq"]
-    os.environ.setdefault("CRONTABBER_TEST_REDIS_URL", _own_redis_database())
-    RQ_QUEUES = {"default": {"URL": os.environ["CRONTABBER_TEST_REDIS_URL"]}}
+    if "pytest" in sys.modules and "CRONTABBER_TEST_REDIS_URL" not in os.environ:  # the run itself, not a child
+        os.environ["CRONTABBER_TEST_REDIS_URL"] = _own_redis_database()
+    RQ_QUEUES = {"default": {"URL": os.environ.get("CRONTABBER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")}}
     TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
 
 # ...and any other settings (lease, grace) as JSON.

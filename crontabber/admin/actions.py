@@ -163,24 +163,18 @@ class JobActions:
         for job, spec in known:
             span = f"from {when_text(start, spec.zone)} to {when_text(end, spec.zone)}"
             try:
-                count = rerun.slot_count(spec, start, end, now, rerun.MOST_UNASKED + 1)
+                count = rerun.accepted(spec, start, end, now)
             except rerun.RerunRefused as refused:
                 self.message_user(request, f"{job.name}: {refused}", messages.ERROR)
                 continue
-            if not count or form.cleaned_data["dry_run"] or count > rerun.MOST_UNASKED:
-                self.message_user(request, self._rerun_refusal(job.name, count, span, form.cleaned_data["dry_run"]))
+            if form.cleaned_data["dry_run"]:
+                self.message_user(
+                    request, f"{job.name}: {count} slot(s) {span} would re-run (dry run: nothing queued)."
+                )
                 continue
             Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
             self.log_change(request, job, f"Re-run queued {audited} ({count} slot{'s' if count > 1 else ''})")
             self.message_user(request, f"{job.name}: {count} slot(s) {span} re-run on the next tick.")
-
-    @staticmethod
-    def _rerun_refusal(name: str, count: int, span: str, dry_run: bool) -> str:
-        if not count:
-            return f"{name}: no slot of its schedule {span}; nothing queued."
-        if count > rerun.MOST_UNASKED:
-            return f"{name}: more than {rerun.MOST_UNASKED:,} slots {span}; use manage.py cronrerun --yes."
-        return f"{name}: {count} slot(s) {span} would re-run (dry run: nothing queued)."
 
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):

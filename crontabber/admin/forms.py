@@ -21,18 +21,23 @@ def clean_override(text: str, zone: str) -> str:
     text = (text or "").strip()
     if not text:
         return ""
-    parts = [part.strip() for part in text.split(",")]
-    if ":" in text and not all(":" in part for part in parts if part):
+    times, intervals = _pieces(text)
+    if times and intervals:
         raise forms.ValidationError(f"{text!r} mixes times and an interval. {OVERRIDE_HELP}")
-    if ":" not in text and len(parts) > 1:
+    if len(intervals) > 1:
         raise forms.ValidationError(f"{text!r}: give one interval, not several. {OVERRIDE_HELP}")
     try:
         build_override(text, zone)
     except ScheduleError as error:
         raise forms.ValidationError(f"{error}. {OVERRIDE_HELP}") from None
-    if ":" in text:
-        return ",".join(f"{t:%H:%M}" for t in sorted({parse_time(part) for part in parts if part}))
-    return "".join(text.split())
+    return ",".join(sorted({f"{parse_time(part):%H:%M}" for part in times})) if times else intervals[0]
+
+
+def _pieces(text: str) -> tuple[list[str], list[str]]:
+    """The comma-separated pieces of an override: (wall times, intervals), spaces removed."""
+    pieces = ["".join(piece.split()) for piece in text.split(",")]
+    times = [piece for piece in pieces if ":" in piece]
+    return times, [piece for piece in pieces if piece and ":" not in piece]
 
 
 class JobForm(forms.ModelForm):

@@ -74,25 +74,33 @@ def _news(spec, job, log, attempt, previous_error_count: int) -> tuple[str, list
     """(subject, lines for the head, notes) of what this attempt changed, or None: the
     first failure of a series, the recovery that ends it, a success that printed."""
     if attempt.is_error and not previous_error_count:
-        verb = "timed out" if attempt.outcome == Outcome.TIMEOUT else "failed"
-        return (
-            f"{spec.name} {verb} (slot {_short(log.slot)})",
-            [
-                f"Error:    {attempt.error_type}: {attempt.error_value}",
-                f"Next try: {format_instant(job.next_run) if job.next_run else '-'}",
-            ],
-            ["Later failures of this job are not mailed; a mail follows when it succeeds again."],
-        )
+        return _first_failure(spec, job, log, attempt)
     if attempt.handled and previous_error_count:
-        first, error = _failure_series(job, log, previous_error_count)
-        what = "succeeded" if attempt.outcome == Outcome.SUCCESS else f"skipped ({attempt.error_value})"
-        since = f" since {format_instant(first)}" if first else ""
-        notes = [f"It {what} after {previous_error_count} failed attempt(s){since}."]
-        notes += [f"The last error was: {error}"] if error else []
-        return f"{spec.name} recovered after {previous_error_count} failed attempt(s)", [], notes
+        return _recovery(spec, job, log, attempt, previous_error_count)
     if attempt.outcome == Outcome.SUCCESS and spec.notify_on_success and attempt.output.strip():
         return f"{spec.name} succeeded (slot {_short(log.slot)})", [], []
     return None  # later failures of a series were mailed when it began; its end will be too
+
+
+def _first_failure(spec, job, log, attempt) -> tuple[str, list[str], list[str]]:
+    verb = "timed out" if attempt.outcome == Outcome.TIMEOUT else "failed"
+    return (
+        f"{spec.name} {verb} (slot {_short(log.slot)})",
+        [
+            f"Error:    {attempt.error_type}: {attempt.error_value}",
+            f"Next try: {format_instant(job.next_run) if job.next_run else '-'}",
+        ],
+        ["Later failures of this job are not mailed; a mail follows when it succeeds again."],
+    )
+
+
+def _recovery(spec, job, log, attempt, failed: int) -> tuple[str, list[str], list[str]]:
+    first, error = _failure_series(job, log, failed)
+    what = "succeeded" if attempt.outcome == Outcome.SUCCESS else f"skipped ({attempt.error_value})"
+    since = f" since {format_instant(first)}" if first else ""
+    notes = [f"It {what} after {failed} failed attempt(s){since}."]
+    notes += [f"The last error was: {error}"] if error else []
+    return f"{spec.name} recovered after {failed} failed attempt(s)", [], notes
 
 
 def mail_on_attempt(sender, spec, job, log, attempt, previous_error_count=0, **kwargs):

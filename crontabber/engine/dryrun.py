@@ -23,9 +23,10 @@ from ..models import Job, Log
 from ..outcomes import Attempt, Outcome
 from .claims import Claimed, Claims
 from .executors import Executor
-from .ledger import Ledger, Recorded
+from .ledger import Ledger
 from .plan import Due, Upcoming, waiting_for
 from .tick import Tick
+from .writes import Recorded
 
 
 class DryTick(Tick):

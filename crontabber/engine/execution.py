@@ -144,10 +144,9 @@ def child_command(cmd: str, argv: list[str]) -> list[str]:
 
 
 def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
-    capture = OutputCapture(name)
+    capture, started = OutputCapture(name), CLOCK["now"]()
     # The child imports the same project: same settings module, same import path.
     env = {**environment(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
-    started = CLOCK["now"]()
     child = subprocess.Popen(
         child_command(cmd, argv),
         stdout=subprocess.PIPE,
@@ -158,43 +157,51 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
         env=env,
         start_new_session=True,
     )
+    stopped_by = _watch(child, capture, timeout, deadlines)
+    output = capture.finish()
+    if stopped_by:
+        attempt = _stopped(stopped_by, timeout, deadlines.stop_reason, CLOCK["now"]() - started)
+    else:
+        attempt = _exited(child.returncode, output)
+    attempt.duration, attempt.output = CLOCK["now"]() - started, output
+    return attempt
+
+
+def _watch(child: subprocess.Popen, capture: OutputCapture, timeout, deadlines: Deadlines):
+    """Its output captured line by line until it exits, or until its timeout or the
+    runner's stop, which terminate it: then what stopped it."""
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
     reader.start()
     stopped_by = None
     with deadlines.running(timeout, in_process=False):
-        while child.poll() is None:
+        while child.poll() is None and not stopped_by:
             while lines:
                 capture.write(lines.pop(0))
-            stopped_by = stopped_by or deadlines.expired()
+            stopped_by = deadlines.expired()
             if stopped_by:
                 _terminate(child)
-                break
-            try:
-                child.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
+            else:
+                try:
+                    child.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
     reader.join(timeout=5)
     for line in lines:
         capture.write(line)
-    duration = CLOCK["now"]() - started
-    output = capture.finish()
-    if stopped_by:
-        attempt = _stopped(stopped_by, timeout, deadlines.stop_reason, duration)
-    elif child.returncode == 0:
-        attempt = Attempt(Outcome.SUCCESS)
-    elif child.returncode == SKIP_EXIT_STATUS:
-        attempt = Attempt(Outcome.SKIPPED, error_value=output.rsplit("\n", 1)[-1].removeprefix("SkipRun: "))
-    else:
-        last = output.rsplit("\n", 1)[-1] if output else ""
-        attempt = Attempt(
-            Outcome.FAILURE,
-            error_type="ExitStatus",
-            error_value=f"exit status {child.returncode}: {last}",
-            traceback=output,
-        )
-    attempt.duration, attempt.output = duration, output
-    return attempt
+    return stopped_by
+
+
+def _exited(status: int, output: str) -> Attempt:
+    """What a child's exit status says: success, skipped (SkipRun) or a failure."""
+    if status == 0:
+        return Attempt(Outcome.SUCCESS)
+    last = output.rsplit("\n", 1)[-1] if output else ""
+    if status == SKIP_EXIT_STATUS:
+        return Attempt(Outcome.SKIPPED, error_value=last.removeprefix("SkipRun: "))
+    return Attempt(
+        Outcome.FAILURE, error_type="ExitStatus", error_value=f"exit status {status}: {last}", traceback=output
+    )
 
 
 def _terminate(child: subprocess.Popen) -> None:

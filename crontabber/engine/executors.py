@@ -105,23 +105,26 @@ class TaskBackend(Executor):
     def read(self, spec, log, now):
         """A queued attempt's outcome: from its finished result, ``interrupted`` when it
         will not come, or None while it may still come."""
-        tasks = api()
-        try:
-            result = backend(log.backend).get_result(log.result_id)
-        except tasks.TaskResultDoesNotExist:
-            result = None
+        result = self.result(log)
         if result is not None and result.is_finished:
             return attempt_of(result, shipped=result.task.module_path == SHIPPED_TASK)
-        if result is not None and result.status == tasks.TaskResultStatus.READY:
+        if result is not None and result.status == api().TaskResultStatus.READY:
             return None  # no worker has taken it yet
-        since = (result.last_attempted_at or result.started_at or log.started_at) if result else log.started_at
+        since, why = silent_since(result, log)
         if now - since <= patience(spec):
             return None
-        why = "its worker stopped without finishing it" if result else "its result is gone from the backend"
         return Attempt.interrupted(
             Interruption.LOST,
             f"no result from {log.backend} ({log.result_id}) after {now - since}: {why}; the slot runs again",
         )
+
+    @staticmethod
+    def result(log):
+        """The TaskResult of a queued attempt, or None when the backend no longer has it."""
+        try:
+            return backend(log.backend).get_result(log.result_id)
+        except api().TaskResultDoesNotExist:
+            return None
 
     def run(self, claimed, log, extra, deadlines):
         """Enqueued: ``queued``, or the outcome when the backend ran it at once; a re-run
@@ -173,24 +176,41 @@ def returned(value, printed: str = "") -> str:
     return text[-tail:] if tail else ""
 
 
+def silent_since(result, log: Log) -> tuple[datetime, str]:
+    """Since when a queued attempt has given no sign of life, and why that is."""
+    if result is None:
+        return log.started_at, "its result is gone from the backend"
+    return result.last_attempted_at or result.started_at or log.started_at, "its worker stopped without finishing it"
+
+
 def attempt_of(result, shipped: bool) -> Attempt:
     """A finished result as an Attempt. The shipped task returns the attempt it ran; a
     task job's own result has its status, error and times; its return value is its output."""
-    status = api().TaskResultStatus
-    duration = (
-        (result.finished_at - result.started_at).total_seconds() if result.started_at and result.finished_at else 0.0
-    )
-    if result.status == status.SUCCESSFUL and shipped:
-        values = result.return_value
-        return Attempt(**{**values, "outcome": Outcome(values["outcome"])})
-    if result.status == status.SUCCESSFUL:
-        return Attempt(Outcome.SUCCESS, duration=duration, output=returned(result.return_value))
+    if result.status != api().TaskResultStatus.SUCCESSFUL:
+        return _failed(result)
+    if shipped:
+        return Attempt(**{**result.return_value, "outcome": Outcome(result.return_value["outcome"])})
+    return Attempt(Outcome.SUCCESS, duration=_duration(result), output=returned(result.return_value))
+
+
+def _failed(result) -> Attempt:
+    """A result that did not succeed: skipped (SkipRun), or failed with its last error."""
     error = result.errors[-1] if result.errors else None
     path = error.exception_class_path if error else "UnknownError"
     trace = error.traceback if error else ""
     message = trace.strip().rsplit("\n", 1)[-1].split(": ", 1)[-1] if trace.strip() else ""
     if path == SKIP_RUN:
-        return Attempt(Outcome.SKIPPED, duration=duration, error_value=message)
+        return Attempt(Outcome.SKIPPED, duration=_duration(result), error_value=message)
     return Attempt(
-        Outcome.FAILURE, duration=duration, error_type=path.rsplit(".", 1)[-1], error_value=message, traceback=trace
+        Outcome.FAILURE,
+        duration=_duration(result),
+        error_type=path.rsplit(".", 1)[-1],
+        error_value=message,
+        traceback=trace,
     )
+
+
+def _duration(result) -> float:
+    if result.started_at and result.finished_at:
+        return (result.finished_at - result.started_at).total_seconds()
+    return 0.0

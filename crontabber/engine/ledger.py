@@ -18,31 +18,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import takewhile
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from .. import logger, scrub, signals
 from ..conf import lease
 from ..models import Job, Log
 from ..outcomes import HANDLED, Attempt, Interruption, Outcome
-from .bulk import insert_rows, update_rows
+from .bulk import insert_rows
 from .capture import CLOCK
 from .claims import BATCH_SECONDS, MAX_BATCH, Claimed, next_size
 from .plan import waiting_for
+from .writes import Recorded, write
 
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
-LOG_FIELDS = [
-    "started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output", "backend", "result_id",
-]  # fmt: skip
-JOB_FIELDS = [
-    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error",
-    "claimed_by", "claimed_at", "claim_expires",
-]  # fmt: skip
-
-
-def database_lost(error: BaseException) -> bool:
-    """The database itself is gone (not one value it refused): the tick's failure, not a job's."""
-    return isinstance(error, DatabaseError) and not connection.is_usable()
 
 
 def tell(signal, **kwargs) -> None:
@@ -54,17 +43,6 @@ def tell(signal, **kwargs) -> None:
                 logger.error("%s: %s failed: %r", kwargs["spec"].name, getattr(receiver, "__name__", receiver), error)
     except SystemExit as exit_:
         logger.error("%s: a receiver of %s called sys.exit(%r)", kwargs["spec"].name, signal, exit_.code)
-
-
-@dataclass
-class Recorded:
-    """An attempt's outcome, recorded (``written``: False when another runner took the job over)."""
-
-    claimed: Claimed
-    log: Log
-    attempt: Attempt
-    previous_errors: int  # the job's consecutive errors before it
-    written: bool = True
 
 
 @dataclass
@@ -179,13 +157,8 @@ class Ledger:
         if not recorded:
             return []
         served, self._served = self._served, {}
-        try:
-            self._write(recorded, served)
-        except Exception as error:
-            if database_lost(error):
-                raise
-            logger.exception("could not write %s outcomes together; writing each job's alone", len(recorded))
-            recorded = self._write_each_job(recorded, served)
+        recorded, lost = write(recorded, self.owner, served)
+        self._lost |= lost
         for item in recorded:
             item.written = not self.lost(item.claimed)
             if item.written and item.attempt.outcome != Outcome.QUEUED:
@@ -244,74 +217,3 @@ class Ledger:
             claimed.ahead.clear()
         if ids:
             Log.objects.filter(pk__in=ids, outcome=Outcome.RUNNING)._raw_delete(Log.objects.db)
-
-    def _write(self, recorded: list[Recorded], served: dict[int, datetime]) -> None:
-        jobs = list({id(item.claimed.job): item.claimed.job for item in recorded}.values())
-        with transaction.atomic():
-            # Jobs first: on MariaDB a Log row's foreign key share-locks its job's row, and
-            # upgrading that lock while another runner waits for the row is a deadlock.
-            kept = self._write_jobs(jobs, served)
-            update_rows(Log, [item.log for item in recorded], LOG_FIELDS)
-        if kept < len(jobs):
-            self._note_lost(jobs)
-
-    def _write_each_job(self, recorded: list[Recorded], served: dict[int, datetime]) -> list[Recorded]:
-        """After a batch write failed: each job's outcomes on their own, so that one value
-        the database refuses fails its own job. That job's first unwritten slot is recorded
-        as a failure (it runs again after the back-off); its later ones as interrupted."""
-        by_job: dict[int, list[Recorded]] = {}
-        for item in recorded:
-            by_job.setdefault(id(item.claimed.job), []).append(item)
-        written = []
-        for items in by_job.values():
-            try:
-                self._write(items, served)
-                written += items
-            except Exception as error:
-                logger.exception("%s: could not record its outcome", items[0].claimed.spec.name)
-                written += self._record_unwritable(items, error)
-        return written
-
-    def _record_unwritable(self, items: list[Recorded], error: Exception) -> list[Recorded]:
-        claimed, first = items[0].claimed, items[0]
-        claimed.job.refresh_from_db()  # its state as last written: the slots run again
-        if claimed.released:
-            claimed.job.drop_claim()
-        attempt = Attempt.failed(error, f"the outcome ({first.attempt.outcome}) could not be recorded: {error}")
-        retry = Recorded(claimed, first.log, attempt, claimed.job.error_count)
-        claimed.job.apply_attempt(claimed.spec.schedule, first.log.slot, first.log.started_at, attempt, timezone.now())
-        first.log.finish(attempt)
-        try:
-            self._write([retry], {})
-        except Exception:
-            logger.exception("%s: could not record the failure either; its claim expires", claimed.spec.name)
-            return []
-        Log.objects.filter(pk__in=[item.log.pk for item in items[1:]]).interrupt_running(
-            Interruption.NOT_RECORDED, "ran, but its outcome could not be recorded: the slot runs again"
-        )
-        return [retry]
-
-    def _write_jobs(self, jobs: list[Job], served: dict[int, datetime]) -> int:
-        """The jobs' states, only where the claim is still ours; a "run now" is cleared
-        where the attempt that served it started after it was requested."""
-        quote = connection.ops.quote_name
-        requested = quote(Job._meta.get_field("run_requested").column)
-        kept = update_rows(
-            Job,
-            jobs,
-            JOB_FIELDS,
-            row=("run_requested", lambda job: served.get(job.pk)),
-            set_sql=f"{requested} = CASE WHEN {requested} <= {{row}} THEN NULL ELSE {requested} END",
-            where_sql=f"{quote('claimed_by')} = %s",
-            where_params=[self.owner],
-        )
-        for job in jobs:
-            if job.run_requested is not None and job.pk in served and job.run_requested <= served[job.pk]:
-                job.run_requested = None
-        return kept
-
-    def _note_lost(self, jobs: list[Job]) -> None:
-        held = set(Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("claimed_by", "name"))
-        lost = {job.name for job in jobs if (job.claimed_by, job.name) not in held}
-        self._lost.update(lost)
-        logger.error("%s: lost the claim to another runner; its state is left to it", ", ".join(sorted(lost)))

@@ -30,13 +30,15 @@ def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -
     due = []
     for spec in specs:
         row = rows.get(spec.name)
-        requested = row is not None and row.run_requested is not None  # "run now" from the admin
-        if not (spec.enabled or force or requested):
-            continue
-        next_run = row.next_run if row is not None and row.next_run is not None else spec.schedule.first_slot(now)
-        if force or requested or next_run <= now:
-            due.append(Due(spec, force or requested))
+        forced = force or (row is not None and row.run_requested is not None)  # or an operator's "run now"
+        if forced or (spec.enabled and next_run(spec, row, now) <= now):
+            due.append(Due(spec, forced))
     return in_dependency_order(due)
+
+
+def next_run(spec: JobSpec, row, now: datetime) -> datetime:
+    """When the job is next due: its row's next run, or a new (or reset) job's first slot."""
+    return row.next_run if row is not None and row.next_run is not None else spec.schedule.first_slot(now)
 
 
 def in_dependency_order(due: list[Due]) -> list[Due]:

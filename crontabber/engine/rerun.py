@@ -45,6 +45,20 @@ def slot_count(spec: JobSpec, first: datetime, last: datetime, now: datetime, mo
     return count_between(effective_spec(spec, job), first, last, job.anchor(now), most)
 
 
+def accepted(spec: JobSpec, first: datetime, last: datetime, now: datetime, confirmed: bool = False) -> int:
+    """How many slots a re-run of the range runs. RerunRefused when none does, or when more
+    than MOST_UNASKED do and the operator has not ``confirmed`` them."""
+    count = slot_count(spec, first, last, now, None if confirmed else MOST_UNASKED + 1)
+    if not count:
+        span = f"from {format_instant(first)} to {format_instant(last)}"
+        raise RerunRefused(f"no slot of its schedule {span}; nothing was re-run")
+    if count > MOST_UNASKED and not confirmed:
+        raise RerunRefused(
+            f"more than {MOST_UNASKED:,} slots to re-run; add --yes (manage.py cronrerun) to run them all"
+        )
+    return count
+
+
 def job_that_ran(name: str) -> Job:
     """The job's row; RerunRefused if it has never run (its grid is not known yet)."""
     job = Job.objects.filter(name=name).first()

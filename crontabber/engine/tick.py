@@ -12,22 +12,23 @@ from __future__ import annotations
 from collections import deque
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cached_property, partial
 
 from django.utils import timezone
 
 from .. import conf, logger
 from ..models import Control, Job, Log
-from ..outcomes import HANDLED, Outcome
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from .capture import CLOCK
 from .claims import Claimed, Claims, Heartbeat
 from .executors import Executor, executor_for
-from .ledger import Ledger, database_lost
-from .plan import Due, backlog, numbered, plan, slots_between, waiting_for
-from .report import Progress, TickReport, Waiting, first_line
+from .ledger import Ledger
+from .plan import Due, backlog, plan, slots_between
+from .report import Progress, TickReport, first_line
 from .rerun import RerunRefused, job_that_ran
+from .slots import SlotLoop
+from .writes import database_lost
 
 
 class Tick:
@@ -40,6 +41,10 @@ class Tick:
         self.progress = Progress(self.report, runner.out)
         self.claims = Claims(runner.owner)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
+
+    @cached_property
+    def slots(self) -> SlotLoop:
+        return SlotLoop(self.runner, self.claims, self.ledger, self.progress, self.executor, self.force, self.extra)
 
     def run(self, specs: list[JobSpec]) -> TickReport:
         """The steps, in order; how the tick ended is recorded whatever happens."""
@@ -125,7 +130,7 @@ class Tick:
         with self.holding(bool(queue)):
             while queue and not self.runner.stop_requested:
                 started, attempts = CLOCK["now"](), self.ledger.attempts
-                self.run_batch(self.claims.take(queue, timezone.now()))
+                self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
@@ -148,89 +153,8 @@ class Tick:
             holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
             raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
         with self.holding(True):
-            self.run_batch(batch)
+            self.slots.run_batch(batch)
         return batch[0].waiting_at
-
-    # --- the slot loop -------------------------------------------------------------------
-
-    def run_batch(self, batch: list[Claimed]) -> None:
-        """Each claimed job's slots; then what is left of the batch written and released."""
-        try:
-            self.ledger.open_first(batch, timezone.now())
-            for claimed in batch:
-                if self.runner.stop_requested:
-                    break
-                self.run_job(claimed)
-        finally:
-            try:
-                self.progress.recorded(self.ledger.end_batch(batch))
-            finally:
-                self.claims.release(batch)
-
-    def run_job(self, claimed: Claimed) -> None:
-        """A claimed job's slots, oldest first, until one is not handled; an attempt it left
-        on a task backend is read back first. Whatever raises on the way is this job's
-        failure, not the tick's."""
-        executor = self.executor(claimed.spec)
-        try:
-            if self.read_back(claimed, executor):
-                for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
-                    if self.stops_before(claimed, slot):
-                        break
-                    log = self.ledger.open(claimed, slot)
-                    self.progress.start(log, position, total)
-                    attempt = executor.run(claimed, log, self.extra, self.runner.deadlines)
-                    self.progress.recorded(self.ledger.record(claimed, log, attempt))
-                    if attempt.outcome not in HANDLED:
-                        break
-        except Exception as error:
-            if database_lost(error):
-                raise
-            self.progress.recorded(self.ledger.fail(claimed, error))
-        self.ledger.release(claimed)
-
-    def read_back(self, claimed: Claimed, executor: Executor) -> bool:
-        """The job's attempt left on a task backend, recorded if its result has come.
-        Whether the job goes on: not while it waits, nor after a failure; at once after a
-        lost attempt, whose slot is then queued again."""
-        log = executor.pending(claimed)
-        if log is None:
-            return True
-        attempt = executor.read(claimed.spec, log, timezone.now())
-        if attempt is None:
-            self.report.queued.append(claimed.spec.name)  # still on the backend
-            return False
-        claimed.running = log
-        self.progress.recorded(self.ledger.record(claimed, log, attempt))
-        claimed.retrying = attempt.outcome == Outcome.INTERRUPTED
-        claimed.plan(timezone.now())
-        return attempt.outcome in HANDLED or claimed.retrying
-
-    def stops_before(self, claimed: Claimed, slot: datetime) -> bool:
-        """The runner must stop, another runner took the job, or the slot waits for a
-        dependency (but with --force, which runs it anyway, as the original crontabber)."""
-        if self.runner.stop_requested or self.ledger.lost(claimed):
-            return True
-        waiting = self.waiting_for(claimed, slot)
-        if waiting and self.force:
-            self.progress.say(f"{claimed.spec.name} {format_instant(slot)}: forced, although {waiting}\n")
-        elif waiting:
-            self.report.waiting.append(Waiting(claimed.spec.name, waiting, slot))
-            self.progress.say(f"{claimed.spec.name} {format_instant(slot)}: {waiting}\n")
-            claimed.waiting_at = slot
-        return bool(waiting) and not self.force
-
-    def waiting_for(self, claimed: Claimed, slot: datetime) -> str:
-        """Why the slot waits for its dependencies, or ''. Their successes are read again
-        only when those last read do not cover the slot: they only move forward, so a
-        backlog reads them once, not once a slot."""
-        spec = claimed.spec
-        if not spec.depends_on:
-            return ""
-        if claimed.successes is None or waiting_for(spec, slot, claimed.successes):
-            self.progress.recorded(self.ledger.flush())  # a dependency's success may still be unwritten
-            claimed.successes = self.ledger.successes(spec.depends_on)
-        return waiting_for(spec, slot, claimed.successes)
 
     # --- what a dry run does otherwise ---------------------------------------------------
 

@@ -215,18 +215,13 @@ class Job(models.Model):
         one changes nothing yet: its result is recorded when a later tick reads it."""
         if attempt.outcome == Outcome.QUEUED:
             return
-        anchor = self.anchor(started_at)
         self.last_run = started_at
         if attempt.handled:
-            if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
-                self.last_success = slot
-            if attempt.outcome == Outcome.SKIPPED:
-                self.last_skipped = slot
+            self._handled(slot, attempt.outcome)
             if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
-                self.next_slot = following or schedule.next_after(slot, anchor)
+                self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
             self.next_run = self.next_slot
-            self.error_count = 0
-            self.last_error = ""
+            self.error_count, self.last_error = 0, ""
         elif attempt.is_error:
             self.error_count += 1
             self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
@@ -237,7 +232,14 @@ class Job(models.Model):
         schedule's state (next slot, errors, back-off) is left alone; only a success of a
         later slot than the last moves ``last_success`` forward."""
         self.last_run = started_at
-        if attempt.outcome == Outcome.SUCCESS and (self.last_success is None or slot > self.last_success):
+        if attempt.outcome == Outcome.SUCCESS:
+            self._handled(slot, attempt.outcome)
+
+    def _handled(self, slot: datetime, outcome: Outcome) -> None:
+        """The latest slot that succeeded, or the one skipped."""
+        if outcome == Outcome.SKIPPED:
+            self.last_skipped = slot
+        elif self.last_success is None or slot > self.last_success:
             self.last_success = slot
 
     def mark_succeeded(self, schedule: Schedule, slot: datetime) -> None:

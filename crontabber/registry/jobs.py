@@ -212,12 +212,13 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
     return specs, problems
 
 
-def load_jobs() -> list[JobSpec]:
-    """The registry's jobs in registry order; RegistryError on any mistake."""
+def load_jobs(names=None) -> list[JobSpec]:
+    """The registry's jobs (only the ``names`` given, if any) in registry order;
+    RegistryError on any mistake."""
     specs, problems = validate()
     if problems:
         raise RegistryError(problems)
-    return specs
+    return [spec for spec in specs if spec.name in names] if names else specs
 
 
 def jobs_or_none() -> dict[str, JobSpec] | None:

@@ -44,16 +44,17 @@ class JobHealth:
 
 
 def job_status(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> str:
-    grace = timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS"))
     if not spec.enabled:
         return "disabled"
-    if job is not None and job.is_claimed(now):
+    if job is None:
+        return "ok"
+    if job.is_claimed(now):
         return "running"
     if queued is not None:
         return "stuck" if now - queued.started_at > patience(spec) else "queued"
-    if job is not None and job.error_count:
+    if job.error_count:
         return "failing"
-    if job is not None and job.next_run and job.next_run < now - grace:
+    if job.next_run and job.next_run < now - timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS")):
         return "overdue"
     return "ok"
 
@@ -99,19 +100,14 @@ def report(names=None, now=None) -> Report:
     overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row; WARNING: a job
     failed fewer times, or all jobs are held."""
     now = now or timezone.now()
-    specs = [spec for spec in load_jobs() if not names or spec.name in names]
-    rows = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
+    specs = load_jobs(names)
+    rows = Job.objects.in_bulk([spec.name for spec in specs], field_name="name")
     control = Control.load()
     queued = queued_of(specs, rows.values())
     jobs = [job_health(spec, rows.get(spec.name), now, queued.get(spec.name)) for spec in specs]
-    problems = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
-    return Report(
-        jobs=jobs,
-        last_tick=control.last_tick,
-        hold_all=control.hold_all,
-        code=max((code for code, _ in problems), default=OK),
-        problems=[problem for _, problem in problems],
-    )
+    found = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
+    code = max((code for code, _ in found), default=OK)
+    return Report(jobs, control.last_tick, control.hold_all, code, [problem for _, problem in found])
 
 
 def _stuck(spec: JobSpec, queued: Log | None, now: datetime) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from ..engine import plan
 from ..models import Control, Job, Log
 from ..outcomes import Outcome
 from ..registry import JobSpec, effective_spec, load_jobs
@@ -64,36 +65,38 @@ class Snapshot:
 def read(now: datetime | None = None, names=None) -> Snapshot:
     """The rows the metrics are made of, in four queries whatever the number of jobs."""
     now = now or timezone.now()
-    specs = [spec for spec in load_jobs() if not names or spec.name in names]
+    specs = load_jobs(names)
     rows = {job.name: job for job in Job.objects.all()}
     by_id = {job.pk: job.name for job in rows.values()}
     control = Control.objects.filter(pk=1).first()  # read only: never created here
-    attempts = {
-        (by_id[row["job_id"]], row["outcome"]): row["n"]
-        for row in Log.objects.order_by().values("job_id", "outcome").annotate(n=Count("pk"))
-        if row["job_id"] in by_id
-    }
+    return Snapshot(now, specs, rows, control, _attempts_read(by_id), _durations_read(by_id, now))
+
+
+def _attempts_read(by_id: dict[int, str]) -> dict[tuple[str, str], int]:
+    """Attempts in the Log by (job, outcome): one GROUP BY."""
+    counted = Log.objects.order_by().values("job_id", "outcome").annotate(n=Count("pk"))
+    return {(by_id[row["job_id"]], row["outcome"]): row["n"] for row in counted if row["job_id"] in by_id}
+
+
+def _durations_read(by_id: dict[int, str], now: datetime) -> dict[str, Durations]:
+    """Each job's finished attempts of the last DURATION_WINDOW, by bucket: one GROUP BY
+    with a conditional count per bucket."""
     recent = Log.objects.order_by().filter(started_at__gte=now - DURATION_WINDOW).exclude(outcome=Outcome.RUNNING)
-    bucket_counts = {f"le{i}": Count("pk", filter=Q(duration__lte=bound)) for i, bound in enumerate(BUCKETS)}
-    durations = {
-        by_id[row["job_id"]]: Durations(
-            buckets=[row[f"le{i}"] for i in range(len(BUCKETS))], count=row["n"], total=row["total"] or 0.0
-        )
-        for row in recent.values("job_id").annotate(n=Count("pk"), total=Sum("duration"), **bucket_counts)
+    buckets = {f"le{i}": Count("pk", filter=Q(duration__lte=bound)) for i, bound in enumerate(BUCKETS)}
+    counted = recent.values("job_id").annotate(n=Count("pk"), total=Sum("duration"), **buckets)
+    return {
+        by_id[row["job_id"]]: Durations([row[f"le{i}"] for i in range(len(BUCKETS))], row["n"], row["total"] or 0.0)
+        for row in counted
         if row["job_id"] in by_id
     }
-    return Snapshot(now=now, specs=specs, rows=rows, control=control, attempts=attempts, durations=durations)
 
 
 def backlog(spec: JobSpec, job: Job | None, now: datetime) -> int:
     """Due slots not yet run: for a backfill job, its slots from next_slot through now
-    (counted with the schedule, at most BACKLOG_CAP); 0 or 1 for another job, which runs
-    once for however many are due."""
+    (at most BACKLOG_CAP); 0 or 1 for another job, which runs once for however many are due."""
     if job is None or job.next_slot is None or job.next_slot > now:
         return 0
-    if not spec.backfill:
-        return 1
-    return spec.schedule.count(job.next_slot, now, job.anchor(now), most=BACKLOG_CAP)
+    return plan.backlog(spec, job.next_slot, now, job.anchor(now), most=BACKLOG_CAP)
 
 
 def _seconds(instant: datetime | None) -> float | None:

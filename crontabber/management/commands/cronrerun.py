@@ -39,13 +39,7 @@ class Command(BaseCommand):
     def _rerun(self, spec, start, end, dry_run, yes):
         now = timezone.now()
         first, last = rerun.parse_range(start, end, timezone.get_default_timezone(), now)
-        count = rerun.slot_count(spec, first, last, now, None if yes else rerun.MOST_UNASKED + 1)
-        if not count:
-            raise rerun.RerunRefused(
-                f"no slot of its schedule from {format_instant(first)} to {format_instant(last)}; nothing was re-run"
-            )
-        if count > rerun.MOST_UNASKED and not yes:
-            raise rerun.RerunRefused(f"more than {rerun.MOST_UNASKED:,} slots to re-run; add --yes to run them all")
+        rerun.accepted(spec, first, last, now, confirmed=yes)
         if not spec.backfill:
             self.stdout.write(f"{spec.name} is not a backfill job (it is not told its slot): one run, for the latest")
         runner = Runner(out=self.stdout)

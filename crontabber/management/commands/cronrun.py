@@ -25,16 +25,23 @@ def interval_seconds(text: str) -> float:
     return value
 
 
-def check_options(jobs, force, job_arg, dry_run, loop, interval, max_ticks) -> None:
-    """Options that go together, or not; CommandError naming the clash."""
-    if (force or job_arg) and not jobs:
-        raise CommandError("--force and --job-arg need --job NAME")
-    if loop and (jobs or dry_run):
-        raise CommandError("--loop runs every due job: not with --job or --dry-run")
-    if not loop and (interval is not None or max_ticks):
-        raise CommandError("--interval and --max-ticks need --loop")
-    if max_ticks < 0:
-        raise CommandError("--max-ticks must be 0 or more")
+# (applies, message): options that do not go together
+CLASHES = (
+    (lambda o: (o["force"] or o["job_arg"]) and not o["jobs"], "--force and --job-arg need --job NAME"),
+    (lambda o: o["loop"] and (o["jobs"] or o["dry_run"]), "--loop runs every due job: not with --job or --dry-run"),
+    (
+        lambda o: not o["loop"] and (o["interval"] is not None or o["max_ticks"]),
+        "--interval and --max-ticks need --loop",
+    ),
+    (lambda o: o["max_ticks"] < 0, "--max-ticks must be 0 or more"),
+)
+
+
+def check_options(options: dict) -> None:
+    """Options that go together, or not; CommandError naming the first clash."""
+    for applies, message in CLASHES:
+        if applies(options):
+            raise CommandError(message)
 
 
 RESERVED_OPTIONS = {"run-time", "run_time", "last-success", "last_success"}  # crontabber passes these itself
@@ -108,7 +115,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, loop=False, **options):
         registry = registry_or_error()
-        check_options(jobs, force, job_arg, dry_run, loop, options["interval"], options["max_ticks"])
+        check_options(dict(options, jobs=jobs, force=force, job_arg=job_arg, dry_run=dry_run, loop=loop))
         if loop:
             interval = options["interval"] or float(conf.get("CRONTABBER_INTERVAL"))
             return self._loop(registry, interval, options["max_ticks"])
