@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck bin/*.sh docker/*.sh tests/container/*/*.sh .ci/run
 	$(PY) bin/check_ceilings.py crontabber
+	$(VENV)/bin/lint-imports
 
 test-sqlite: $(STAMP) chromium
 	DATABASE_URL=sqlite:///var/crontabber.sqlite3 $(PY) -m pytest $(PYTEST_ARGS)

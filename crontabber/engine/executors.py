@@ -161,10 +161,9 @@ def enqueue(spec: JobSpec, options: dict[str, str]):
     """One attempt sent to the job's backend: its TaskResult."""
     if spec.task:
         return load_task(spec.task).using(backend=spec.backend).enqueue(**options)
-    from ..tasks import run_command  # imports the Tasks API: only when a job uses it
-
-    argv = command_arguments(spec, options)
-    return run_command.using(backend=spec.backend).enqueue(spec.name, spec.cmd, argv, spec.timeout, spec.process)
+    argv = command_arguments(spec, options)  # the task crontabber ships, by the path backends store
+    run_command = load_task(SHIPPED_TASK).using(backend=spec.backend)
+    return run_command.enqueue(spec.name, spec.cmd, argv, spec.timeout, spec.process)
 
 
 def returned(value, printed: str = "") -> str:

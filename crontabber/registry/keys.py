@@ -181,7 +181,8 @@ KEYS = {
         ),
         flag(
             "process",
-            "run the command as its own process (`python -m crontabber.child`): a timeout or stop can then kill it "
+            "run the command as its own process (`python -m crontabber.engine.child`): a timeout or stop can then "
+            "kill it "
             "even inside C code",
         ),
         Key(
