@@ -2,6 +2,9 @@
 
 import logging
 
+from .schedules.base import format_instant, parse_instant  # for jobs: their --run-time and --last-success
+
+__all__ = ["SkipRun", "format_instant", "parse_instant"]
 __version__ = "0.1.0"
 
 logger = logging.getLogger("crontabber")  # crontabber's own lines, and each job's output lines

@@ -125,15 +125,15 @@ class Claims:
         queue.extend(kept)
 
 
+@dataclass
 class Heartbeat:
     """A thread (with its own database connection) that renews every claim the runner
     holds, every third of the lease: a long job keeps its claim, and a dead runner's
     claims expire within one lease."""
 
-    def __init__(self, owner: str):
-        self.owner = owner
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    owner: str
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
 
     def __enter__(self):
         self._stop.clear()

@@ -101,7 +101,7 @@ class Runner:
         interrupts it at once (closer repeats are one stop seen twice: a service manager
         signalling the loop and this process together). ``wake``: an Event set on the
         first signal (a loop sleeping between ticks)."""
-        grace, first = conf.get("CRONTABBER_STOP_GRACE_SECONDS"), []
+        first = []
 
         def on_stop(signum, frame):
             name, now = signal.Signals(signum).name, time.monotonic()
@@ -109,6 +109,7 @@ class Runner:
                 self.request_stop(f"{name} received twice", 0)
             elif not first:
                 first.append(now)
+                grace = conf.get("CRONTABBER_STOP_GRACE_SECONDS")
                 logger.warning("%s received: letting the running job finish (at most %s s), then stopping", name, grace)
                 self.request_stop(f"{name} received and the job still ran {grace} s later", grace)
                 if wake is not None:

@@ -1,7 +1,6 @@
-"""One tick: its steps, in order (Tick.run), and the one slot loop every attempt goes
-through (Tick.run_job), whatever runs it: in this process, in a child, on a task
-worker; due, run now, forced or re-run. A dry run is the same tick with nothing
-written (dryrun.py).
+"""One tick of a runner: its steps, in order (Tick.run), and a re-run of a range of one
+job's slots (Tick.rerun). Every attempt of either goes through the one slot loop
+(slots.py). A dry run is the same tick with nothing written (dryrun.py).
 
 Which jobs are due and which of their slots is plan.py's; claims are claims.py's; an
 attempt's row and outcome are the ledger's; how it runs is its executor's.
@@ -48,13 +47,13 @@ class Tick:
 
     def run(self, specs: list[JobSpec]) -> TickReport:
         """The steps, in order; how the tick ended is recorded whatever happens."""
-        with self.recording():
-            control = Control.load()
+        with self.recording():  # record the tick, in error or not
+            control = Control.load()  # the hold switch
             if not self.held(control):
-                self.purge(control)
-                specs, rows = self.start_new_jobs(specs)
-                self.rerun_requested(specs, rows)
-                self.run_due(plan(specs, rows, self.now, self.force))
+                self.purge(control)  # old Log rows, at most hourly
+                specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
+                self.rerun_requested(specs, rows)  # re-runs queued in the admin
+                self.run_due(plan(specs, rows, self.now, self.force))  # claim and run the slots, a batch at a time
         return self.report
 
     # --- the steps -----------------------------------------------------------------------

@@ -119,7 +119,8 @@ class Command(BaseCommand):
         if loop:
             interval = options["interval"] or float(conf.get("CRONTABBER_INTERVAL"))
             return self._loop(registry, interval, options["max_ticks"])
-        require_known(jobs or [], registry)
+        if jobs:
+            require_known(jobs, registry)
         extra = job_arguments(job_arg)
         runner = Runner(out=self.stdout)
         report = self._tick(runner, dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values()))

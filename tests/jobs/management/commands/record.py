@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crontabber.schedules import parse_instant
+from crontabber import parse_instant
 from tests.jobs import control
 
 

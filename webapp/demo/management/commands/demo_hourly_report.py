@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from crontabber.schedules import parse_instant
+from crontabber import parse_instant
 from webapp.demo.models import DemoRun
 
 
