@@ -4,8 +4,8 @@ the attempt; the runner reads it back and records it. It writes nothing of cront
 
 from __future__ import annotations
 
-from .engine.capture import Deadlines
-from .engine.execution import run_in_child, run_in_process
+from .engine.child import run_in_child
+from .engine.execution import Deadlines, run_in_process
 from .registry.tasks import api
 
 ATTEMPT_FIELDS = ("duration", "output", "error_type", "error_value", "traceback")

@@ -1,10 +1,10 @@
-"""crontabber.bulk: many rows updated in one statement (PostgreSQL) or one executemany (SQLite,
+"""crontabber.engine.writes: many rows updated in one statement (PostgreSQL) or one executemany (SQLite,
 MariaDB), and inserted in one statement with their ids given back."""
 
 import pytest
 from django.db import DataError, connection, transaction
 
-from crontabber.engine.bulk import insert_rows, update_rows
+from crontabber.engine.writes import insert_rows, update_rows
 from crontabber.models import Job, Log
 from tests.helpers import at
 

@@ -25,7 +25,7 @@ from ..conf import lease
 from ..models import Job, Log
 from ..outcomes import Interruption
 from ..registry import JobSpec
-from .capture import CLOCK
+from .execution import CLOCK
 from .plan import Due, Upcoming, backlog, slots_to_run
 
 BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once

@@ -1,32 +1,165 @@
-"""Running one job command once: in this process, or in a child process
-(``python -m crontabber.engine.child``), with its output captured, its timeout and a stop
-requested from outside (capture.py), and the database connection it leaves checked.
+"""Running an attempt in this process: its output sent to the log line by line with its
+tail kept (OutputCapture), its timeout and the runner's stop enforced (Deadlines, on the
+real clock), SkipRun read, and the database connection it leaves checked. A command
+costs no start-up here (its parser is built once per process).
 
-In this process (the default) a command costs no start-up. A ``"process": True`` job runs
-as a child: a timeout or stop sends SIGTERM to its process group, then SIGKILL after
-CRONTABBER_KILL_GRACE_SECONDS, so even a job stuck in C code stops.
+A timeout or a stop is delivered as an exception raised by a SIGALRM handler: it
+interrupts Python code and blocking system calls, not a long computation inside a C
+extension, and it only works when the runner is in the main thread; a job that needs more
+runs in a child process (child.py).
 """
 
 from __future__ import annotations
 
-import os
+import collections
+import io
 import signal
-import subprocess
-import sys
 import threading
-from contextlib import redirect_stderr, redirect_stdout
+import time
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 
-from .. import SkipRun, conf, logger
+from .. import SkipRun, conf, logger, scrub
 from ..outcomes import Attempt, Interruption, Outcome
-from .capture import CLOCK, Deadlines, JobTimeout, OutputCapture, StopRun
-from .child import SKIP_EXIT_STATUS, environment
+
+# The real clock, kept out of freezegun's reach (it patches module-level references).
+CLOCK = {"now": time.monotonic}
 
 
-def _stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:
+class JobTimeout(BaseException):
+    """Raised inside an in-process job that ran past its timeout. BaseException, so a
+    job's own ``except Exception`` does not swallow it."""
+
+
+class StopRun(BaseException):
+    """Raised inside an in-process job when the runner must stop (signal, grace over)."""
+
+
+class OutputCapture(io.TextIOBase):
+    """A stream that sends each complete line to the crontabber logger and keeps the tail."""
+
+    LONGEST_LINE = 65536  # characters: a longer line is logged in pieces, so memory stays bounded
+
+    def __init__(self, job_name: str):
+        self.job_name = job_name
+        self.tail_chars = conf.get("CRONTABBER_OUTPUT_TAIL_CHARS")
+        self._partial: list[str] = []
+        self._partial_size = 0
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_size = 0
+
+    def writable(self):
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, rest = text.split("\n")
+        for line in lines:
+            self._emit("".join(self._partial) + line)
+            self._partial, self._partial_size = [], 0
+        self._partial.append(rest)
+        self._partial_size += len(rest)
+        if self._partial_size > self.LONGEST_LINE:
+            self._emit("".join(self._partial))
+            self._partial, self._partial_size = [], 0
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        line = scrub.text(line)  # before the log (and Sentry's breadcrumbs) and the tail see it
+        logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
+        self._tail.append(line)
+        self._tail_size += len(line) + 1
+        # Drop the oldest line only while the others still hold the whole tail.
+        while len(self._tail) > 1 and self._tail_size - len(self._tail[0]) - 1 >= self.tail_chars:
+            self._tail_size -= len(self._tail.popleft()) + 1
+
+    def finish(self) -> str:
+        """Flush a last unterminated line and return the kept tail: the last
+        CRONTABBER_OUTPUT_TAIL_CHARS characters of the output."""
+        if self._partial_size:
+            self._emit("".join(self._partial))
+            self._partial, self._partial_size = [], 0
+        return "\n".join(self._tail)[-self.tail_chars :] if self.tail_chars else ""
+
+
+@dataclass
+class Deadlines:
+    """The job's timeout and the runner's stop deadline, as instants on the real clock.
+
+    In the main thread they are enforced for in-process jobs with one SIGALRM timer set
+    to the nearest; child processes are watched by polling instead."""
+
+    job: float | None = None
+    stop: float | None = None
+    stop_reason: str = ""
+    in_process_job: bool = False
+    fired: type[BaseException] | None = None  # what was raised in the job under way
+    _previous_handler: object = None
+
+    @property
+    def usable(self) -> bool:
+        return threading.current_thread() is threading.main_thread()
+
+    def install(self) -> None:
+        if self.usable:
+            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def uninstall(self) -> None:
+        if self.usable and self._previous_handler is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous_handler)
+            self._previous_handler = None
+
+    def __enter__(self):
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.uninstall()
+
+    def expired(self) -> type[BaseException] | None:
+        now = CLOCK["now"]()
+        if self.job is not None and now >= self.job:
+            return JobTimeout
+        if self.stop is not None and now >= self.stop:
+            return StopRun
+        return None
+
+    def rearm(self) -> None:
+        if not (self.usable and self._previous_handler is not None):
+            return
+        pending = [d for d in (self.job, self.stop) if d is not None]
+        if not pending or not self.in_process_job:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        # Then again every second: a job that swallows the exception is raised at again.
+        signal.setitimer(signal.ITIMER_REAL, max(min(pending) - CLOCK["now"](), 0.001), 1.0)
+
+    def _on_alarm(self, signum, frame) -> None:
+        expired = self.expired()
+        if expired is not None and self.in_process_job:
+            self.fired = expired
+            raise expired(self.stop_reason if expired is StopRun else "timeout")
+        self.rearm()
+
+    @contextmanager
+    def running(self, timeout: float | None, in_process: bool):
+        self.job = CLOCK["now"]() + timeout if timeout else None
+        self.in_process_job = in_process
+        self.fired = None
+        self.rearm()
+        try:
+            yield
+        finally:
+            self.in_process_job = False
+            self.job = None
+            self.rearm()
+
+
+def stopped(kind: type[BaseException], timeout: float | None, reason: str, elapsed: float) -> Attempt:
     if kind is JobTimeout:
         return Attempt(
             Outcome.TIMEOUT,
@@ -78,16 +211,16 @@ def run_function(name: str, body, timeout: float | None, deadlines: Deadlines) -
         failed = exit_.code not in (None, 0)
         attempt = Attempt.failed(exit_, f"exit status {exit_.code}") if failed else Attempt(Outcome.SUCCESS)
     except JobTimeout:
-        attempt = _stopped(JobTimeout, timeout, "", CLOCK["now"]() - started)
+        attempt = stopped(JobTimeout, timeout, "", CLOCK["now"]() - started)
     except StopRun as stop:
-        attempt = _stopped(StopRun, timeout, str(stop), 0)
+        attempt = stopped(StopRun, timeout, str(stop), 0)
     except KeyboardInterrupt:
         raise  # Ctrl-C without cronrun's handler: the runner stops
     except BaseException as error:  # of any kind: the job's failure, not the runner's
         attempt = Attempt.failed(error)
     if deadlines.fired is not None and attempt.outcome not in (Outcome.TIMEOUT, Outcome.INTERRUPTED):
         # The job caught what it was stopped with and went on: it was stopped all the same.
-        attempt = _stopped(deadlines.fired, timeout, deadlines.stop_reason, CLOCK["now"]() - started)
+        attempt = stopped(deadlines.fired, timeout, deadlines.stop_reason, CLOCK["now"]() - started)
         attempt.error_value += "; the job caught the exception that stopped it and ran on"
     attempt = _check_connection(before, attempt)
     attempt.duration = CLOCK["now"]() - started
@@ -137,83 +270,3 @@ def _reset_connection(before: tuple | None) -> None:
         connection.savepoint_ids, connection.atomic_blocks = [], []
     connection.close()
     connection.errors_occurred = False
-
-
-def child_command(cmd: str, argv: list[str]) -> list[str]:
-    return [sys.executable, "-m", "crontabber.engine.child", cmd, *argv]
-
-
-def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, deadlines: Deadlines) -> Attempt:
-    capture, started = OutputCapture(name), CLOCK["now"]()
-    # The child imports the same project: same settings module, same import path.
-    env = {**environment(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
-    child = subprocess.Popen(
-        child_command(cmd, argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        env=env,
-        start_new_session=True,
-    )
-    stopped_by = _watch(child, capture, timeout, deadlines)
-    output = capture.finish()
-    if stopped_by:
-        attempt = _stopped(stopped_by, timeout, deadlines.stop_reason, CLOCK["now"]() - started)
-    else:
-        attempt = _exited(child.returncode, output)
-    attempt.duration, attempt.output = CLOCK["now"]() - started, output
-    return attempt
-
-
-def _watch(child: subprocess.Popen, capture: OutputCapture, timeout, deadlines: Deadlines):
-    """Its output captured line by line until it exits, or until its timeout or the
-    runner's stop, which terminate it: then what stopped it."""
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
-    reader.start()
-    stopped_by = None
-    with deadlines.running(timeout, in_process=False):
-        while child.poll() is None and not stopped_by:
-            while lines:
-                capture.write(lines.pop(0))
-            stopped_by = deadlines.expired()
-            if stopped_by:
-                _terminate(child)
-            else:
-                try:
-                    child.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-    reader.join(timeout=5)
-    for line in lines:
-        capture.write(line)
-    return stopped_by
-
-
-def _exited(status: int, output: str) -> Attempt:
-    """What a child's exit status says: success, skipped (SkipRun) or a failure."""
-    if status == 0:
-        return Attempt(Outcome.SUCCESS)
-    last = output.rsplit("\n", 1)[-1] if output else ""
-    if status == SKIP_EXIT_STATUS:
-        return Attempt(Outcome.SKIPPED, error_value=last.removeprefix("SkipRun: "))
-    return Attempt(
-        Outcome.FAILURE, error_type="ExitStatus", error_value=f"exit status {status}: {last}", traceback=output
-    )
-
-
-def _terminate(child: subprocess.Popen) -> None:
-    """SIGTERM to the child's process group; SIGKILL if it is still there after the grace."""
-    grace = conf.get("CRONTABBER_KILL_GRACE_SECONDS")
-    for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(child.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            child.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            logger.warning("child %s still running %s s after %s", child.pid, wait, signal.Signals(signum).name)

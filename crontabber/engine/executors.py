@@ -27,7 +27,8 @@ from ..outcomes import Attempt, Interruption, Outcome
 from ..registry import JobSpec
 from ..registry.tasks import SHIPPED_TASK, SKIP_RUN, api, backend, load_task
 from ..schedules import format_instant
-from .execution import run_function, run_in_child, run_in_process
+from .child import run_in_child
+from .execution import run_function, run_in_process
 
 RERUN_POLL_SECONDS = 0.2
 OPTION_NAMES = {"run_time": "--run-time", "last_success": "--last-success"}  # an option's name as a command reads it

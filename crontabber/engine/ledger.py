@@ -25,11 +25,10 @@ from .. import logger, scrub, signals
 from ..conf import lease
 from ..models import Job, Log
 from ..outcomes import HANDLED, Attempt, Interruption, Outcome
-from .bulk import insert_rows
-from .capture import CLOCK
 from .claims import BATCH_SECONDS, MAX_BATCH, Claimed, next_size
+from .execution import CLOCK
 from .plan import waiting_for
-from .writes import Recorded, write
+from .writes import Recorded, insert_rows, write
 
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from .. import failure_logger
 from ..outcomes import HANDLED, Attempt, Outcome
 from ..schedules import format_instant
-from .capture import CLOCK
+from .execution import CLOCK
 
 SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
 SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last

@@ -16,8 +16,8 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from .. import conf, logger
 from ..registry import JobSpec, load_jobs
-from .capture import CLOCK, Deadlines
 from .dryrun import DryTick
+from .execution import CLOCK, Deadlines
 from .report import TickReport, first_line
 from .tick import Tick
 

@@ -19,8 +19,8 @@ from .. import conf, logger
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
-from .capture import CLOCK
 from .claims import Claimed, Claims, Heartbeat
+from .execution import CLOCK
 from .executors import Executor, executor_for
 from .ledger import Ledger
 from .plan import Due, backlog, plan, slots_between
