@@ -1,25 +1,11 @@
 #!/usr/bin/env python
-"""Jobs run on Django Tasks workers (issue 15, docs/tasks.md): what queueing an attempt
-costs the runner, and how 1, 2 and 4 django-tasks-db workers share 200 jobs with 1, 2 and
-4 crontabber runners, on PostgreSQL.
+"""Jobs run on Django Tasks workers (issue 15, docs/tasks.md), on PostgreSQL: what queueing
+an attempt costs the runner per slot (in the runner, enqueued to django-tasks-db's ``db``
+backend, read back after a worker ran it), and the makespan of 200 jobs of 50 ms shared by
+1, 2 and 4 ``db_worker`` processes with 1, 2 and 4 ``cronrun --loop`` runners, with their
+duplicates (target: none). The method in detail: report().
 
-1. **Enqueue cost per slot** (in this process, Django set up against a scratch database):
-   one tick of 200 due jobs, each the test app's ``work --seconds 0`` command, run three
-   ways: in the runner (the baseline), sent to the ``db`` backend (open the row, enqueue
-   through crontabber's shipped task, mark it queued), and the tick after a worker ran
-   them all (read each result, record it). Each tick's wall time divided by 200, the
-   median of ``--reps`` rounds.
-2. **Makespan**: W ``manage.py db_worker --interval 0.05`` processes and R ``cronrun
-   --loop --interval 1`` processes (``CRONTABBER_TASK_POLL_SECONDS`` 0.1) are started
-   with nothing due and left to settle; then the 200 jobs (``work --seconds 0.05``, one
-   slot each) are made due at once (one UPDATE), and makespan is from that moment until
-   every job has a recorded success (one query every 20 ms). Duplicates: ``work``
-   executions beyond one per job (each records itself in ``testjobs_execution``), and
-   attempts beyond one per job. The floor is 200 x 50 ms / W of work.
-
-Usage: ``.venv/bin/python benchmarks/tasks.py [--reps 3] [--no-write]``. PostgreSQL: a
-scratch database on ``--pg-url`` (default $CRONTABBER_BENCH_PG_URL or
-postgres://postgres@127.0.0.1:5432), dropped at the end. Results: benchmarks/results-tasks.md.
+    .venv/bin/python benchmarks/tasks.py [--reps 3] [--no-write]
 """
 
 from __future__ import annotations
@@ -28,25 +14,17 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-CHECKOUT = HERE.parent
-RESULTS = HERE / "results-tasks.md"
+from common import CHECKOUT, UTC, Tree, add_options, header, loadavg, median, scratch_database, write
+
 JOBS = 200
 SECONDS = 0.05
 POLL = 0.1
 COUNTS = (1, 2, 4)
-LOAD_AT_START = 0.0
-
-from hostinfo import cpu_model  # noqa: E402
-from scratchdb import PostgresDatabase  # noqa: E402  the benchmarks' folder
 
 
 def registry(seconds: float, backend: str) -> list[dict]:
@@ -83,7 +61,7 @@ def make_rows(due: bool) -> None:
     from crontabber.models import Job
     from crontabber.registry import load_jobs
 
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(UTC)
     when = now - dt.timedelta(days=7) if due else now + dt.timedelta(days=1)
     for spec in load_jobs():
         Job.objects.update_or_create(
@@ -93,15 +71,14 @@ def make_rows(due: bool) -> None:
 
 
 def child_env(url: str, jobs: list[dict]) -> dict:
-    env = dict(os.environ)
-    env.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=url, PYTHONPATH=str(CHECKOUT),
-               TEST_CRONTABBER_JOBS=json.dumps(jobs), TEST_SETTINGS=json.dumps({"CRONTABBER_TASK_POLL_SECONDS": POLL}))  # fmt: skip
-    return env
+    return Tree().env(
+        url, jobs, PYTHONPATH=str(CHECKOUT), TEST_SETTINGS=json.dumps({"CRONTABBER_TASK_POLL_SECONDS": POLL})
+    )
 
 
 def manage(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHECKOUT / "webapp" / "manage.py"), *args], env=env, cwd=CHECKOUT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(Tree().manage_argv(*args), env=env, cwd=CHECKOUT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
 def worker_args(*extra: str) -> list[str]:
@@ -160,7 +137,7 @@ def makespan(url: str, workers: int, runners: int) -> dict:
     try:
         time.sleep(4)  # started, Django set up, idle
         started = time.time()
-        Job.objects.update(next_run=dt.datetime.now(dt.UTC) - dt.timedelta(days=7))
+        Job.objects.update(next_run=dt.datetime.now(UTC) - dt.timedelta(days=7))
         deadline = time.monotonic() + 600
         while Log.objects.filter(outcome="success").count() < JOBS:
             if time.monotonic() > deadline:
@@ -189,70 +166,61 @@ def makespan(url: str, workers: int, runners: int) -> dict:
 # --- the report --------------------------------------------------------------------------
 
 
-def report(costs: dict, runs: list[dict], reps: int) -> str:
-    from django import get_version
-
+def report(costs: dict, runs: list[dict], args, started: dt.datetime, load_before: str, pg: str) -> list[str]:
     lines = [
-        "# Jobs on Django Tasks workers (django-tasks-db, PostgreSQL)",
+        *header("Jobs on Django Tasks workers (django-tasks-db, PostgreSQL)", started, load_before, Tree(), pg),
+        "## Method",
         "",
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `benchmarks/tasks.py` on {platform.node()}: "
-        f"{os.cpu_count()} CPUs ({cpu_model() or 'unknown CPU'}), Python {platform.python_version()}, "
-        f"Django {get_version()}, load average {LOAD_AT_START:.2f} at the start and {os.getloadavg()[0]:.2f} at the "
-        "end (1 minute). The machine is shared "
-        "with other work: figures move with its load. Method: the script's docstring.",
+        f"- enqueue cost: one tick of {JOBS} due jobs (`work --seconds 0`) in this process, Django set up on "
+        "`tests.settings`: run in the runner, sent to the `db` backend (row opened, enqueued, marked queued), and "
+        f"the tick after a `db_worker --batch` ran them all (read back, recorded); tick wall / {JOBS}, median of "
+        f"{args.reps} rounds after one dropped",
+        f"- makespan: W `db_worker --interval 0.05` and R `cronrun --loop --interval 1` processes "
+        f"(`CRONTABBER_TASK_POLL_SECONDS` {POLL}) started with nothing due, 4 s to settle; the jobs (`work --seconds "
+        f"{SECONDS}`) made due in one UPDATE; makespan until every job has a recorded success (polled every 20 ms); "
+        "duplicates: `work` executions beyond one per job plus attempts beyond one per job",
         "",
-        f"## Cost per slot in one tick of {JOBS} due jobs (median of {reps}, ms)",
+        f"## Cost per slot in one tick of {JOBS} due jobs (median of {args.reps}, ms)",
         "",
         "| path | ms per slot |",
         "|---|---|",
-    ]
-    lines += [f"| {label} | {statistics.median(values) * 1000:.2f} |" for label, values in costs.items()]
-    lines += [
+        *[f"| {label} | {median(values) * 1000:.2f} |" for label, values in costs.items()],
         "",
         f"## Makespan: {JOBS} jobs of {SECONDS * 1000:.0f} ms, W workers x R runners (s)",
         "",
         "| workers | runners | makespan (s) | floor: work / W (s) | work executions | duplicates |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['workers']} | {r['runners']} | {r['makespan']:.2f} | {r['floor']:.1f} | {r['executions']} | "
-        f"{r['duplicates']} |"
-        for r in runs
-    ]
-    return "\n".join(lines) + "\n"
+    return lines + [f"| {r['workers']} | {r['runners']} | {r['makespan']:.2f} | {r['floor']:.1f} | {r['executions']} | "
+                    f"{r['duplicates']} |" for r in runs]  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument(
-        "--pg-url", default=os.environ.get("CRONTABBER_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-    )
-    parser.add_argument("--dbname", default="crontabber_tasks_bench")
-    parser.add_argument("--no-write", action="store_true")
-    options = parser.parse_args()
+    add_options(parser, "results-tasks.md", trees=False)
+    args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop: the workers and runners are stopped too
-    global LOAD_AT_START
-    LOAD_AT_START = os.getloadavg()[0]
-    db = PostgresDatabase(options.pg_url, options.dbname)
+    started, load_before = dt.datetime.now(UTC), loadavg()
+    db = scratch_database("postgres", args.pg_url, "tasks")
     try:
+        pg = db.version()
         setup_django(db.url)
-        costs = enqueue_costs(db.url, options.reps)
-        print({label: f"{statistics.median(v) * 1000:.2f} ms" for label, v in costs.items()}, flush=True)
+        costs = enqueue_costs(db.url, args.reps)
+        print({label: f"{median(v) * 1000:.2f} ms" for label, v in costs.items()}, flush=True)
         runs = []
         for workers in COUNTS:
             for runners in COUNTS:
                 runs.append({"workers": workers, "runners": runners, **makespan(db.url, workers, runners)})
                 print(runs[-1], flush=True)
-        text = report(costs, runs, options.reps)
     finally:
         from django.db import connections
 
         connections.close_all()
         db.drop()
-    print(text)
-    if not options.no_write:
-        RESULTS.write_text(text)
+    lines = report(costs, runs, args, started, load_before, pg)
+    print("\n".join(lines))
+    write(args, lines)
     return 1 if any(run["duplicates"] for run in runs) else 0
 
 
