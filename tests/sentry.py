@@ -47,3 +47,49 @@ def sentry_in_memory(**options):
         sentry_sdk.get_client().close()
         sentry_sdk.get_global_scope().set_client(None)
         sentry_sdk.get_isolation_scope().clear()
+
+
+class Envelopes:
+    """The envelopes a local HTTP server received from the SDK, as raw (decompressed) bytes."""
+
+    def __init__(self):
+        self.received: list[bytes] = []
+
+    def all(self) -> bytes:
+        sentry_sdk.flush(timeout=10)
+        return b"\n".join(self.received)
+
+
+@contextmanager
+def sentry_over_http(**options):
+    """The SDK initialised with ``options`` and the DSN of a Sentry stand-in on 127.0.0.1:
+    what it sends goes over a real socket, as it would to Sentry. Yields its Envelopes."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    envelopes = Envelopes()
+
+    class Ingest(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            envelopes.received.append(body)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sentry_sdk.init(dsn=f"http://public@127.0.0.1:{server.server_address[1]}/1", transport_queue_size=1000, **options)
+    try:
+        yield envelopes
+    finally:
+        sentry_sdk.get_client().close()
+        sentry_sdk.get_global_scope().set_client(None)
+        sentry_sdk.get_isolation_scope().clear()
+        server.shutdown()
+        server.server_close()

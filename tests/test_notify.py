@@ -152,7 +152,7 @@ def test_the_webapp_initialises_sentry_with_the_django_integration_when_sentry_d
     scrubbed = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
     )
-    assert scrubbed.stdout.split() == ["crontabber.scrub", "crontabber.scrub", "False"], scrubbed.stderr
+    assert scrubbed.stdout.split() == ["crontabber.scrub.sentry", "crontabber.scrub.sentry", "False"], scrubbed.stderr
 
 
 # --- Sentry Crons ----------------------------------------------------------------------------

@@ -46,14 +46,9 @@ def ignore_failure_logger() -> None:
 
 
 def _without_output(event, hint):
-    """An event without the attempt's output: its breadcrumbs (the output's log lines) and
-    the locals of crontabber's own frames (which hold the captured output)."""
-    from sentry_sdk.utils import iter_event_frames
-
+    """An event without the attempt's output: its breadcrumbs (the output's log lines);
+    crontabber's own frames lose their locals anyway (scrub.sentry_event_processor)."""
     event.pop("breadcrumbs", None)
-    for frame in iter_event_frames(event):
-        if str(frame.get("module", "")).startswith("crontabber."):
-            frame.pop("vars", None)
     return event
 
 

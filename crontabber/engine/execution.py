@@ -47,6 +47,7 @@ class OutputCapture(io.TextIOBase):
     def __init__(self, job_name: str):
         self.job_name = job_name
         self.tail_chars = conf.get("CRONTABBER_OUTPUT_TAIL_CHARS")
+        self._lines = scrub.Lines()  # each line scrubbed before the log (and Sentry's breadcrumbs) and the tail
         self._partial: list[str] = []
         self._partial_size = 0
         self._tail: collections.deque[str] = collections.deque()
@@ -58,17 +59,17 @@ class OutputCapture(io.TextIOBase):
     def write(self, text: str) -> int:
         *lines, rest = text.split("\n")
         for line in lines:
-            self._emit("".join(self._partial) + line)
+            self._keep(self._lines.line("".join(self._partial) + line))
             self._partial, self._partial_size = [], 0
         self._partial.append(rest)
         self._partial_size += len(rest)
         if self._partial_size > self.LONGEST_LINE:
-            self._emit("".join(self._partial))
-            self._partial, self._partial_size = [], 0
+            done, rest = self._lines.piece("".join(self._partial))
+            self._keep(done)
+            self._partial, self._partial_size = [rest], len(rest)
         return len(text)
 
-    def _emit(self, line: str) -> None:
-        line = scrub.text(line)  # before the log (and Sentry's breadcrumbs) and the tail see it
+    def _keep(self, line: str) -> None:
         logger.info("%s: %s", self.job_name, line, extra={"crontabber_job": self.job_name})
         self._tail.append(line)
         self._tail_size += len(line) + 1
@@ -80,7 +81,7 @@ class OutputCapture(io.TextIOBase):
         """Flush a last unterminated line and return the kept tail: the last
         CRONTABBER_OUTPUT_TAIL_CHARS characters of the output."""
         if self._partial_size:
-            self._emit("".join(self._partial))
+            self._keep(self._lines.line("".join(self._partial)))
             self._partial, self._partial_size = [], 0
         return "\n".join(self._tail)[-self.tail_chars :] if self.tail_chars else ""
 

@@ -38,3 +38,11 @@ def plain():
 
 def not_a_task(run_time=None):
     return None
+
+
+@task
+def leaky(run_time=None):
+    """Returns every secret shape of tests/scrub_corpus.py: a return value is output too."""
+    from tests.scrub_corpus import SHAPES
+
+    return {"lines": [text for _, text, _ in SHAPES]}
