@@ -126,6 +126,13 @@ SETTINGS = {
             "and queue the next slots",
         ),
         Setting(
+            "CRONTABBER_CRASHES_BEFORE_ISOLATION",
+            3,
+            "after this many attempts in a row whose runner died under them (a job that calls `os._exit`, "
+            "crashes the interpreter or is killed by the OOM killer), a job's attempts run in a child process; "
+            "health CRITICAL until `cronreset` or `cronmarksuccess`",
+        ),
+        Setting(
             "CRONTABBER_CRITICAL_ERRORS",
             3,
             "this many consecutive failures of a job make the health CRITICAL (fewer: WARNING)",

@@ -68,4 +68,7 @@ class Attempt:
 
     @property
     def is_error(self) -> bool:
-        return self.outcome in ERRORS
+        """A failure of the job: it backs off and alerts. One its runner died under is one."""
+        return self.outcome in ERRORS or (
+            self.outcome == Outcome.INTERRUPTED and self.error_type == Interruption.ABANDONED
+        )

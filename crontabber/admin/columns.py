@@ -20,6 +20,7 @@ STATUS_COLOURS = {
     "running": BLUE,
     "queued": BLUE,
     "stuck": RED,
+    "isolated": RED,
     "failing": RED,
     "overdue": ORANGE,
     "disabled": GREY,

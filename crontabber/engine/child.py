@@ -2,13 +2,15 @@
 (run_in_child: start it, capture its output, stop it at its timeout or the runner's stop
 with SIGTERM to its process group, then SIGKILL after CRONTABBER_KILL_GRACE_SECONDS, so
 even a job stuck in C code stops; read its exit status) and the child's side (main:
-``python -m crontabber.engine.child COMMAND ARGS...``, exit status 0 on success, 75
-when the command raised crontabber.SkipRun, 1 on any other error).
+``python -m crontabber.engine.child COMMAND ARGS...``, or ``--task PATH KWARGS_JSON``
+for a task, its return value printed; exit status 0 on success, 75 when it raised
+crontabber.SkipRun, 1 on any other error).
 
 The child inherits the runner's environment, secrets included, unless
 CRONTABBER_CHILD_ENV names the variables it gets (see environment())."""
 
 import fnmatch
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +25,7 @@ from .execution import CLOCK, Deadlines, OutputCapture, stopped
 # Always passed: the child must load the same settings.
 ALWAYS = ("DJANGO_SETTINGS_MODULE",)
 SKIP_EXIT_STATUS = 75  # sysexits' EX_TEMPFAIL: the command skipped its slot
+TASK = "--task"  # python -m crontabber.engine.child --task PATH KWARGS_JSON: a task in a child
 
 
 def environment() -> dict[str, str]:
@@ -125,9 +128,14 @@ def main(argv: list[str]) -> int:
     from django.core.management.base import CommandError
 
     from crontabber import SkipRun
+    from crontabber.registry.tasks import load_task
 
     try:
-        call_command(argv[0], *argv[1:])
+        if argv[0] == TASK:
+            value = load_task(argv[1]).call(**json.loads(argv[2]))
+            print(value if value is None or isinstance(value, str) else json.dumps(value), flush=True)
+        else:
+            call_command(argv[0], *argv[1:])
     except SkipRun as skip:
         print(f"SkipRun: {skip}", file=sys.stderr, flush=True)
         return SKIP_EXIT_STATUS

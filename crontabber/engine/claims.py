@@ -23,7 +23,6 @@ from django.utils import timezone
 from .. import logger
 from ..conf import lease
 from ..models import Job, Log
-from ..outcomes import Interruption
 from ..registry import JobSpec
 from .execution import CLOCK
 from .plan import Due, Upcoming, backlog, slots_to_run
@@ -58,6 +57,7 @@ class Claimed:
     waiting_at: datetime | None = None  # the slot it stopped at, a dependency not having succeeded
     successes: dict[str, datetime | None] | None = None  # its dependencies' last successes, as last read
     released: bool = False  # its claim goes with its last written state
+    abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
 
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
@@ -97,12 +97,14 @@ class Claims:
         names = [item.spec.name for item in batch]
         forced = [item.spec.name for item in batch if item.forced]
         jobs = Job.objects.claim_due(names, forced, self.owner, now)
-        for job in jobs.values():
-            if job.taken_over_from:
-                logger.warning("%s: took over the claim of %s, which had expired", job.name, job.taken_over_from)
-                why = f"runner {job.taken_over_from} stopped without finishing (its claim expired)"
-                job.logs.interrupt_running(Interruption.ABANDONED, why)
-        return [Claimed(item.spec, jobs[item.spec.name], item.forced) for item in batch if item.spec.name in jobs]
+        claimed = [Claimed(item.spec, jobs[item.spec.name], item.forced) for item in batch if item.spec.name in jobs]
+        for item in claimed:
+            if item.job.taken_over_from:
+                logger.warning(
+                    "%s: took over the claim of %s, which had expired", item.job.name, item.job.taken_over_from
+                )
+                item.abandoned = item.job.logs.abandon(item.job.taken_over_from)
+        return claimed
 
     def paced(self, started: float, attempts: int) -> None:
         """The next batch's size, at the pace of the batch claimed at ``started``."""

@@ -45,8 +45,8 @@ class DryTick(Tick):
     def holding(self, claims):
         return nullcontext()
 
-    def executor(self, spec):
-        return Pretend(super().executor(spec))
+    def executor(self, spec, job):
+        return Pretend(super().executor(spec, job))
 
     def start(self, spec, rows, new):
         """As a real tick starts the job, in memory."""

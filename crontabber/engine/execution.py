@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import io
+import os
 import signal
 import threading
 import time
@@ -204,7 +205,7 @@ def run_function(name: str, body, timeout: float | None, deadlines: Deadlines) -
     try:
         with deadlines.running(timeout, in_process=True):
             with redirect_stdout(capture), redirect_stderr(capture):
-                body(capture)
+                _in_this_process(body, capture)
         attempt = Attempt(Outcome.SUCCESS)
     except SkipRun as skip:
         attempt = Attempt(Outcome.SKIPPED, error_value=str(skip))
@@ -227,6 +228,27 @@ def run_function(name: str, body, timeout: float | None, deadlines: Deadlines) -
     attempt.duration = CLOCK["now"]() - started
     attempt.output = capture.finish()
     return attempt
+
+
+def _in_this_process(body, capture) -> None:
+    """``body(capture)``; a process it forked never comes back here: a child that returns or
+    raises (sys.exit included) leaves at once with its exit status, instead of going on as
+    a second runner (running later jobs, closing the runner's connection)."""
+    pid = os.getpid()
+    try:
+        body(capture)
+    except SystemExit as exit_:
+        _leave_if_forked(pid, exit_.code if isinstance(exit_.code, int) else 1)
+        raise
+    except BaseException:
+        _leave_if_forked(pid, 1)
+        raise
+    _leave_if_forked(pid, 0)
+
+
+def _leave_if_forked(pid: int, status: int) -> None:
+    if os.getpid() != pid:
+        os._exit(status)
 
 
 def connection_state() -> tuple | None:

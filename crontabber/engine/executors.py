@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from .. import conf, logger
+from .. import conf, logger, scrub
 from ..models import Log
 from ..outcomes import Attempt, Interruption, Outcome
 from ..registry import JobSpec
 from ..registry.tasks import SHIPPED_TASK, SKIP_RUN, api, backend, load_task
 from ..schedules import format_instant
-from .child import run_in_child
+from .child import TASK, run_in_child
 from .execution import run_function, run_in_process
 
 RERUN_POLL_SECONDS = 0.2
@@ -73,17 +73,24 @@ class Executor:
 
 
 class InProcess(Executor):
-    run_command = staticmethod(run_in_process)
-
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
         argv = command_arguments(spec, slot_options(spec, log.slot, claimed.job.last_success, extra))
-        logger.info("%s: running %s %s", spec.name, spec.cmd, " ".join(argv))
-        return self.run_command(spec.name, spec.cmd, argv, spec.timeout, deadlines)
+        logger.info("%s: running %s", spec.name, scrub.text(" ".join([spec.cmd, *argv])))
+        return run_in_process(spec.name, spec.cmd, argv, spec.timeout, deadlines)
 
 
-class ChildProcess(InProcess):
-    run_command = staticmethod(run_in_child)
+class ChildProcess(Executor):
+    """A command, or a task, in a child process of its own (child.py)."""
+
+    def run(self, claimed, log, extra, deadlines):
+        spec = claimed.spec
+        options = slot_options(spec, log.slot, claimed.job.last_success, extra)
+        cmd, argv = (
+            (TASK, [spec.task, json.dumps(options)]) if spec.task else (spec.cmd, command_arguments(spec, options))
+        )
+        logger.info("%s: running %s in a child process", spec.name, scrub.text(" ".join([cmd, *argv])))
+        return run_in_child(spec.name, cmd, argv, spec.timeout, deadlines)
 
 
 class TaskCall(Executor):
@@ -150,12 +157,14 @@ class TaskBackend(Executor):
         return attempt
 
 
-def executor_for(spec: JobSpec) -> Executor:
+def executor_for(spec: JobSpec, job=None) -> Executor:
+    """How the job's attempts run: on its task backend; else in a child process when it is
+    a ``process`` job or its runner died under it too often (Job.isolated); else here."""
     if spec.backend:
         return TaskBackend()
-    if spec.task:
-        return TaskCall()
-    return ChildProcess() if spec.process else InProcess()
+    if spec.process or (job is not None and job.isolated):
+        return ChildProcess()
+    return TaskCall() if spec.task else InProcess()
 
 
 def enqueue(spec: JobSpec, options: dict[str, str]):

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ..outcomes import HANDLED, Outcome
+from ..outcomes import HANDLED, Attempt, Interruption, Outcome
 from ..registry import JobSpec
 from ..schedules import format_instant
 from .claims import Claimed, Claims
@@ -24,13 +24,18 @@ from .report import Progress, Waiting
 from .writes import database_lost
 
 
+def abandoned(why: str) -> Attempt:
+    """An attempt its runner died under: the runner crashed or was killed, maybe by the job."""
+    return Attempt.interrupted(Interruption.ABANDONED, why)
+
+
 @dataclass
 class SlotLoop:
     runner: object  # its stop_requested and deadlines
     claims: Claims
     ledger: Ledger
     progress: Progress
-    executor_for: Callable[[JobSpec], Executor]
+    executor_for: Callable[[JobSpec, object], Executor]  # (spec, its Job row)
     force: bool = False  # run each slot even if it waits for a dependency
     extra: dict | None = None  # --job-arg values
 
@@ -52,7 +57,7 @@ class SlotLoop:
         """A claimed job's slots, oldest first, until one is not handled; an attempt it left
         on a task backend is read back first. Whatever raises on the way is this job's
         failure, not the tick's."""
-        executor = self.executor_for(claimed.spec)
+        executor = self.executor_for(claimed.spec, claimed.job)
         try:
             if self.read_back(claimed, executor):
                 for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
@@ -71,9 +76,15 @@ class SlotLoop:
         self.ledger.release(claimed)
 
     def read_back(self, claimed: Claimed, executor: Executor) -> bool:
-        """The job's attempt left on a task backend, recorded if its result has come.
-        Whether the job goes on: not while it waits, nor after a failure; at once after a
-        lost attempt, whose slot is then queued again."""
+        """What the job's earlier attempt came to, recorded first: one a runner that died
+        left running (an error: the job backs off), or one on a task backend whose result
+        has come. Whether the job goes on: not after an error or while a result is awaited;
+        at once after an attempt lost on a backend, whose slot is then queued again."""
+        if claimed.abandoned is not None:
+            claimed.running = claimed.abandoned
+            why = claimed.abandoned.error_value or f"its runner {claimed.job.taken_over_from} died"
+            self.progress.recorded(self.ledger.record(claimed, claimed.abandoned, abandoned(why)))
+            return False
         log = executor.pending(claimed)
         if log is None:
             return True

@@ -165,8 +165,8 @@ class Tick:
             stack.enter_context(Heartbeat(self.runner.owner))
         return stack
 
-    def executor(self, spec: JobSpec) -> Executor:
-        return executor_for(spec)
+    def executor(self, spec: JobSpec, job: Job) -> Executor:
+        return executor_for(spec, job)
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
         """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""

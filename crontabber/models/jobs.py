@@ -3,18 +3,16 @@ and its state changes (Job's methods, pure where they can be)."""
 
 from __future__ import annotations
 
-import functools
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.db import connection, models
+from django.db import models
 from django.db.models import F, Q
 
 from .. import conf, logger
 from ..conf import lease
-from ..outcomes import Attempt, Outcome
+from ..outcomes import Attempt, Interruption, Outcome
 from ..schedules import Schedule, truncate_to_minute
+from .timestamps import fast_datetimes
 
 
 def retry_delay(error_count: int) -> timedelta:
@@ -129,6 +127,11 @@ class Job(models.Model):
     )
     error_count = models.PositiveIntegerField(default=0, help_text="Consecutive failed attempts.")
     last_error = models.TextField(blank=True)
+    crash_count = models.PositiveIntegerField(
+        default=0,
+        help_text="Consecutive attempts whose runner died under them; at CRONTABBER_CRASHES_BEFORE_ISOLATION "
+        "its attempts run in a child process.",
+    )
     # The claim (see JobQuerySet): who is running the job, and until when unless renewed.
     claimed_by = models.CharField(max_length=200, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -168,6 +171,7 @@ class Job(models.Model):
         next_run=None,
         error_count=0,
         last_error="",
+        crash_count=0,
     )
 
     class Meta:
@@ -222,10 +226,18 @@ class Job(models.Model):
                 self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
             self.next_run = self.next_slot
             self.error_count, self.last_error = 0, ""
+            if not self.isolated:  # isolated, it stays so until an operator resets or marks it
+                self.crash_count = 0
         elif attempt.is_error:
             self.error_count += 1
             self.last_error = f"{attempt.error_type}: {attempt.error_value}"[:2000]
             self.next_run = max(self.next_slot or now, now + retry_delay(self.error_count))
+            self.crash_count += attempt.error_type == Interruption.ABANDONED
+
+    @property
+    def isolated(self) -> bool:
+        """Its runner died under it too often: its attempts run in a child process."""
+        return self.crash_count >= conf.get("CRONTABBER_CRASHES_BEFORE_ISOLATION")
 
     def apply_rerun(self, slot: datetime, started_at: datetime, attempt: Attempt) -> None:
         """The job's new state after a re-run of ``slot`` (in memory; pure): the regular
@@ -253,44 +265,8 @@ class Job(models.Model):
         self.next_run = self.next_slot
         self.error_count = 0
         self.last_error = ""
+        self.crash_count = 0
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""
         self.claimed_by, self.claimed_at, self.claim_expires = "", None, None
-
-
-@functools.cache
-def _iso_loader(djangos: type) -> type:
-    """Django's timestamptz loader, reading with datetime.fromisoformat. One class per
-    Django loader (one per zone), made once: psycopg keeps every loader class it is
-    given in a dict of its own, so a new class per read grew a long-lived loop."""
-
-    class IsoTzLoader(djangos):  # keeps Django's zone, which it checks before each cursor
-        def load(self, data):
-            try:
-                return datetime.fromisoformat(bytes(data).decode()).astimezone(self.timezone)
-            except ValueError:  # BC, a year past 9999, infinity: as Django reads them
-                return super().load(data)
-
-    return IsoTzLoader
-
-
-@contextmanager
-def fast_datetimes():
-    """PostgreSQL: timestamps read inside with datetime.fromisoformat (in C) rather than
-    psycopg's Python parser that Django's loader extends: that parser was most of the
-    cost of reading every job's row (3.5 us a value). The same aware datetimes."""
-    if connection.vendor != "postgresql" or not settings.USE_TZ:
-        yield
-        return
-    from psycopg.pq import Format
-
-    connection.ensure_connection()
-    adapters = connection.connection.adapters
-    oid = adapters.types["timestamptz"].oid
-    djangos = adapters.get_loader(oid, Format.TEXT)
-    adapters.register_loader(oid, _iso_loader(djangos))
-    try:
-        yield
-    finally:
-        adapters.register_loader(oid, djangos)

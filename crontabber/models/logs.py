@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from .. import logger
-from ..outcomes import UNFINISHED, Attempt, Outcome
+from ..outcomes import UNFINISHED, Attempt, Interruption, Outcome
 from .jobs import Job
 
 
@@ -18,6 +18,15 @@ class LogQuerySet(models.QuerySet):
         return self.filter(outcome=Outcome.RUNNING).update(
             outcome=Outcome.INTERRUPTED, error_type=error_type, error_value=error_value
         )
+
+    def abandon(self, holder: str):
+        """A dead runner's unfinished attempts among these (``holder``: its claim) end as
+        interrupted (Interruption.ABANDONED); their slots run again. Returns the earliest of
+        them, the one it was running, or None."""
+        running = list(self.filter(outcome=Outcome.RUNNING).order_by("slot", "id")[:1])
+        why = f"runner {holder} stopped without finishing it (its claim expired): it crashed or was killed"
+        self.interrupt_running(Interruption.ABANDONED, why)
+        return running[0] if running else None
 
     def at_slots_since(self, starts: dict) -> LogQuerySet:
         """Each job's attempts at its slots from ``starts[job id]`` on, oldest first, in one

@@ -22,13 +22,13 @@ CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)  # clocks of hosts differ by this m
 @dataclass
 class JobHealth:
     name: str
-    status: str  # ok, running, queued, failing, overdue, stuck (queued too long), disabled
+    status: str  # ok, running, queued, failing, overdue, stuck (queued too long), isolated, disabled
     schedule: str
     next_run: datetime | None
     last_success: datetime | None
     error_count: int
     last_error: str
-    stuck: str = ""  # why its attempt on a task backend is a problem: queued too long
+    why: str = ""  # what makes a stuck or isolated job CRITICAL
 
     def as_dict(self):
         iso = lambda t: t.isoformat() if t else None  # noqa: E731
@@ -52,6 +52,8 @@ def job_status(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None
         return "running"
     if queued is not None:
         return "stuck" if now - queued.started_at > patience(spec) else "queued"
+    if job.isolated:
+        return "isolated"
     if job.error_count:
         return "failing"
     if job.next_run and job.next_run < now - timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS")):
@@ -64,7 +66,7 @@ def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None
     return JobHealth(
         name=spec.name,
         status=job_status(spec, job, now, queued),
-        stuck=_stuck(spec, queued, now),
+        why=_stuck(spec, queued, now) or _isolated(job),
         schedule=spec.schedule.description,
         next_run=job.next_run if job else None,
         last_success=job.last_success if job else None,
@@ -108,6 +110,15 @@ def report(names=None, now=None) -> Report:
     found = [(code, problem) for code, problem in _verdicts(jobs, rows.values(), control, now) if problem]
     code = max((code for code, _ in found), default=OK)
     return Report(jobs, control.last_tick, control.hold_all, code, [problem for _, problem in found])
+
+
+def _isolated(job: Job | None) -> str:
+    if job is None or not job.isolated:
+        return ""
+    return (
+        f"its runner died under {job.crash_count} attempts in a row (a crash, os._exit, the OOM killer): its "
+        "attempts now run in a child process; once it is fixed, cronreset or cronmarksuccess clears this"
+    )
 
 
 def _stuck(spec: JobSpec, queued: Log | None, now: datetime) -> str:
@@ -159,8 +170,8 @@ def _clock_verdict(control: Control, rows, now: datetime) -> tuple[int, str]:
 def _job_verdict(job: JobHealth) -> tuple[int, str]:
     if job.status == "overdue":
         return CRITICAL, f"{job.name} is overdue (next run {job.next_run.isoformat()})"
-    if job.status == "stuck":
-        return CRITICAL, f"{job.name}: {job.stuck}"
+    if job.status in ("stuck", "isolated"):
+        return CRITICAL, f"{job.name}: {job.why}"
     if job.status == "failing":
         code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
         return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"
