@@ -22,6 +22,36 @@ def jobs(settings):
     return set_jobs
 
 
+class Receivers:
+    """Signal receivers connected for one test: connect(signal, receiver); disconnect(signal,
+    receiver) where the test needs it gone before it ends; whatever is left is disconnected
+    after the test, whether it passed or not."""
+
+    def __init__(self):
+        self._connected = []
+
+    def connect(self, signal, receiver):
+        signal.connect(receiver)
+        self._connected.append((signal, receiver))
+
+    def disconnect(self, signal, receiver):
+        signal.disconnect(receiver)
+        self._connected.remove((signal, receiver))
+
+    def disconnect_all(self):
+        while self._connected:
+            signal, receiver = self._connected.pop()
+            signal.disconnect(receiver)
+
+
+@pytest.fixture
+def receivers():
+    """receivers.connect(signals.attempt_started, receiver): connected for this test only."""
+    connected = Receivers()
+    yield connected
+    connected.disconnect_all()
+
+
 def pytest_collection_modifyitems(config, items):
     # Tests of real locking among real concurrent processes need a database server
     # (PostgreSQL or MariaDB); a few need PostgreSQL itself.

@@ -55,20 +55,6 @@ def behind(name, first_slot):
     )
 
 
-@pytest.fixture
-def started():
-    """started(receiver): connect it to attempt_started for this test."""
-    connected = []
-
-    def connect(receiver):
-        signals.attempt_started.connect(receiver)
-        connected.append(receiver)
-
-    yield connect
-    for receiver in connected:
-        signals.attempt_started.disconnect(receiver)
-
-
 @pytest.mark.django_db
 def test_a_year_behind_runs_every_slot_oldest_first_in_one_tick_a_batch_at_a_time(jobs, quiet):
     jobs([HOURLY])
@@ -126,7 +112,7 @@ def test_a_failure_inside_a_batch_is_recorded_with_its_error_and_the_job_stops_t
 
 
 @pytest.mark.django_db
-def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(jobs, started):
+def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(jobs, receivers):
     jobs([HOURLY])
     tick(at("2026-04-30 09:00"))
     slots = hours(at("2026-04-30 10:00"), at("2026-05-01 10:00"))
@@ -136,7 +122,7 @@ def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(j
     def look(sender, log, **kwargs):
         seen[log.slot] = Log.objects.filter(outcome="success", slot__in=slots).count()
 
-    started(look)
+    receivers.connect(signals.attempt_started, look)
     tick(at("2026-05-01 10:00"))
     assert seen[slots[13]] == 13, "the slow slot's outcome, and the quick ones before it, written before the next"
     assert seen[slots[12]] < 12, "quick outcomes wait to be written with their batch"
@@ -161,7 +147,7 @@ def test_an_attempt_recorded_while_the_backlog_still_starts_at_its_slot_moves_th
 
 
 @pytest.mark.django_db
-def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, started):
+def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, receivers):
     jobs([HOURLY])
     tick(at("2026-04-28 09:00"))
     slots = hours(at("2026-04-28 10:00"), at("2026-05-01 10:00"))
@@ -172,7 +158,7 @@ def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, 
             opened.extend(Log.objects.filter(outcome="running").values_list("slot", flat=True))
             runner.request_stop("test stop", 60)
 
-    started(stop_at_the_tenth)
+    receivers.connect(signals.attempt_started, stop_at_the_tenth)
     with freeze_time(at("2026-05-01 10:00")):
         runner.tick()
     assert len(opened) > 1, "rows of later slots were opened with the tenth's"
@@ -212,7 +198,7 @@ def test_depends_on_and_max_backfill_still_hold_over_a_long_backlog(jobs):
 
 
 @pytest.mark.django_db
-def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_the_slots(jobs, quiet, started):
+def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_the_slots(jobs, quiet, receivers):
     jobs([{**HOURLY, "cmd": "noop"}, {"name": "bad", "cmd": "boom", "frequency": "1h"}])
     tick(at("2026-05-01 09:00"))
     held = {}  # slots run -> memory held then (garbage collected)
@@ -224,7 +210,7 @@ def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_
             gc.collect()
             held[run[spec.name]] = tracemalloc.get_traced_memory()[0]
 
-    started(measure)
+    receivers.connect(signals.attempt_started, measure)
     tracemalloc.start()
     try:
         report = tick(at("2026-09-01 10:00"))

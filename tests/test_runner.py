@@ -364,7 +364,7 @@ def test_a_schedule_change_keeps_a_backfill_jobs_backlog(jobs):
     ]
 
 
-def test_attempts_of_a_batch_that_never_start_leave_no_log_row(jobs):
+def test_attempts_of_a_batch_that_never_start_leave_no_log_row(jobs, receivers):
     jobs([{"name": f"j{n}", "cmd": "record", "frequency": "1h"} for n in range(6)])
     tick(at("2026-05-01 10:00"))
     runner, opened = Runner(), []
@@ -374,12 +374,10 @@ def test_attempts_of_a_batch_that_never_start_leave_no_log_row(jobs):
             opened.extend(Log.objects.filter(outcome="running").values_list("job__name", flat=True))
             runner.request_stop("test stop", 60)  # j3 finishes; j4 and j5 never start
 
-    signals.attempt_started.connect(stop_at_j3)
-    try:
-        with freeze_time(at("2026-05-01 11:00")):
-            runner.tick()
-    finally:
-        signals.attempt_started.disconnect(stop_at_j3)
+    receivers.connect(signals.attempt_started, stop_at_j3)
+    with freeze_time(at("2026-05-01 11:00")):
+        runner.tick()
+    receivers.disconnect(signals.attempt_started, stop_at_j3)
     second = [(log.job.name, log.outcome) for log in Log.objects.filter(slot=at("2026-05-01 11:00")).order_by("id")]
     assert {"j3", "j4", "j5"} <= set(opened)  # written with their batch, before any started
     assert [name for name, _ in second] == ["j0", "j1", "j2", "j3"] and {o for _, o in second} == {"success"}
@@ -400,7 +398,7 @@ def test_jobs_sharing_a_command_each_get_their_own_arguments_and_the_defaults(jo
     assert [(call["label"], call["colour"]) for call in control.CALLS] == [("a", "red"), ("", ""), ("", "blue")]
 
 
-def test_a_runner_that_lost_its_claim_leaves_the_job_to_the_new_holder(jobs, caplog):
+def test_a_runner_that_lost_its_claim_leaves_the_job_to_the_new_holder(jobs, caplog, receivers):
     jobs([{"name": "a", "cmd": "record", "frequency": "1h"}, {"name": "b", "cmd": "record", "frequency": "1h"}])
     tick(at("2026-05-01 10:00"))
 
@@ -408,11 +406,8 @@ def test_a_runner_that_lost_its_claim_leaves_the_job_to_the_new_holder(jobs, cap
         if spec.name == "a":
             Job.objects.filter(name="a").update(claimed_by="thief:1:cafe", claim_expires=at("2026-05-01 12:00"))
 
-    signals.attempt_started.connect(steal)
-    try:
-        tick(at("2026-05-01 11:00"))
-    finally:
-        signals.attempt_started.disconnect(steal)
+    receivers.connect(signals.attempt_started, steal)
+    tick(at("2026-05-01 11:00"))
     a, b = job("a"), job("b")
     assert a.claimed_by == "thief:1:cafe" and a.last_success == at("2026-05-01 10:00")  # left alone
     assert b.claimed_by == "" and b.last_success == at("2026-05-01 11:00")
