@@ -1,6 +1,7 @@
 import pytest
 from django.db import connection
 
+from tests.helpers import child_env
 from tests.jobs import control
 
 
@@ -50,6 +51,14 @@ def receivers():
     connected = Receivers()
     yield connected
     connected.disconnect_all()
+
+
+@pytest.fixture
+def child_database(monkeypatch):
+    """Child-process jobs (`process: True`) connect where this test's database is."""
+    for key, value in child_env().items():
+        if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
+            monkeypatch.setenv(key, value)
 
 
 def pytest_collection_modifyitems(config, items):
