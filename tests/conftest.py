@@ -1,7 +1,7 @@
 import pytest
 from django.db import connection
 
-from tests.helpers import child_env
+from tests.helpers import HEALTH_TOKEN, at, child_env, tick
 from tests.jobs import control
 
 
@@ -21,6 +21,14 @@ def jobs(settings):
         return entries
 
     return set_jobs
+
+
+@pytest.fixture
+def registry(jobs, request):
+    """The test module's REGISTRY, ticked at 10:00 and 11:00 on 2026-05-01."""
+    jobs(request.module.REGISTRY)
+    tick(at("2026-05-01 10:00"))
+    tick(at("2026-05-01 11:00"))
 
 
 class Receivers:
@@ -59,6 +67,13 @@ def child_database(monkeypatch):
     for key, value in child_env().items():
         if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
             monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def health_token(settings):
+    """The health and metrics endpoints' bearer token is HEALTH_TOKEN (tests.helpers.BEARER)."""
+    settings.CRONTABBER_HEALTH_TOKEN = HEALTH_TOKEN
+    return HEALTH_TOKEN
 
 
 def pytest_collection_modifyitems(config, items):

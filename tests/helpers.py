@@ -16,6 +16,9 @@ from crontabber.models import Job, Log
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = UTC
+# The health and metrics endpoints' token in tests (the `health_token` fixture sets it).
+HEALTH_TOKEN = "health-token-for-tests"
+BEARER = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
 
 
 def at(text: str) -> datetime:
