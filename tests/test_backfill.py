@@ -197,6 +197,7 @@ def test_depends_on_and_max_backfill_still_hold_over_a_long_backlog(jobs):
     assert not Log.objects.filter(job__name="second", slot__gte=slots[100]).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_the_slots(jobs, quiet, receivers):
     jobs([{**HOURLY, "cmd": "noop"}, {"name": "bad", "cmd": "boom", "frequency": "1h"}])
@@ -241,6 +242,7 @@ def start_runner(registry, settings):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_loses_none():
     top = timezone.now().replace(minute=0, second=0, microsecond=0)
@@ -277,6 +279,7 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     assert Job.objects.get(name="catchup").claimed_by == ""
 
 
+@pytest.mark.slow
 @pytest.mark.server_db
 @pytest.mark.django_db(transaction=True)
 def test_a_long_catch_up_keeps_its_claim_and_a_runner_started_meanwhile_runs_none_of_it():

@@ -73,6 +73,7 @@ def backlog(names, hours):
     return [top - timedelta(hours=h) for h in range(hours, -1, -1)]
 
 
+@pytest.mark.slow
 def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
     # Each slot takes 10 ms, so a round's 200 slots outlast the runners' start-up skew: with
     # no-op jobs the first runner up could finish them alone before the others started
@@ -107,6 +108,7 @@ def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
         assert len(pids) > 1, "the runners shared the work"
 
 
+@pytest.mark.slow
 def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concurrently():
     registry = [
         {
@@ -178,6 +180,7 @@ def test_a_job_running_past_two_lease_lengths_is_not_run_by_a_second_runner():
     assert list(Log.objects.values_list("outcome", flat=True)) == ["success"]
 
 
+@pytest.mark.slow
 def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finishes_the_work():
     registry = [
         {
@@ -245,6 +248,7 @@ def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_onc
     assert list(Log.objects.order_by("id").values_list("outcome", flat=True)) == ["interrupted", "success"]
 
 
+@pytest.mark.slow
 def test_two_signals_at_once_are_one_stop_and_a_later_second_one_interrupts():
     registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "4"], "frequency": "1h"}]
     runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 60})
