@@ -3,11 +3,8 @@ and recorded a batch at a time, a crash repeats at most the slots not yet record
 records none as run that did not run, and the tick keeps counts, not every attempt."""
 
 import gc
-import json
 import logging
 import signal
-import subprocess
-import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -29,7 +26,7 @@ from crontabber.models import Job, Log
 from crontabber.outcomes import Attempt, Outcome
 from crontabber.registry import load_jobs
 from crontabber.schedules import build_schedule, format_instant
-from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
+from tests.helpers import at, job, outcomes, start_runner, tick, wait_for
 from tests.jobs import control
 from tests.jobs.models import Execution
 
@@ -229,17 +226,6 @@ def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_
 
 
 # --- a real runner process, killed mid-batch ------------------------------------------
-
-
-def start_runner(registry, settings):
-    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings))
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow

@@ -3,12 +3,9 @@
 
 Every loop here is bounded in count and in time."""
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -18,22 +15,11 @@ from django.db import connection
 from django.utils import timezone
 
 from crontabber.models import Job, Log
-from tests.helpers import ROOT, child_env, wait_for
+from tests.helpers import start_runner, wait_for
 from tests.jobs.models import Execution
 
 pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 ROUNDS = int(os.environ.get("CRONTABBER_FAULT_ROUNDS", "4"))
-
-
-def start_runner(registry, settings=None, *args):
-    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings or {}))
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finish(process, timeout=60):
