@@ -1,6 +1,8 @@
 """Test helpers: ticks at frozen instants, and child processes on the test database."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,9 @@ from crontabber.models import Job, Log
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = UTC
+# The health and metrics endpoints' token in tests (the `health_token` fixture sets it).
+HEALTH_TOKEN = "health-token-for-tests"
+BEARER = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
 
 
 def at(text: str) -> datetime:
@@ -72,6 +77,26 @@ def manage(*args, env, timeout=60):
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def start_runner(registry, settings=None, *args):
+    """A `manage.py cronrun` child process (with ``args``) on this test's database, with
+    ``registry`` and ``settings`` (dicts); stdout and stderr piped, as text."""
+    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings or {}))
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def database_independent_tests_run_here() -> bool:

@@ -3,11 +3,8 @@ and recorded a batch at a time, a crash repeats at most the slots not yet record
 records none as run that did not run, and the tick keeps counts, not every attempt."""
 
 import gc
-import json
 import logging
 import signal
-import subprocess
-import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -29,7 +26,7 @@ from crontabber.models import Job, Log
 from crontabber.outcomes import Attempt, Outcome
 from crontabber.registry import load_jobs
 from crontabber.schedules import build_schedule, format_instant
-from tests.helpers import ROOT, at, child_env, job, outcomes, tick, wait_for
+from tests.helpers import at, job, outcomes, start_runner, tick, wait_for
 from tests.jobs import control
 from tests.jobs.models import Execution
 
@@ -53,20 +50,6 @@ def behind(name, first_slot):
     Job.objects.filter(name=name).update(
         next_slot=first_slot, next_run=first_slot, last_success=first_slot - timedelta(hours=1)
     )
-
-
-@pytest.fixture
-def started():
-    """started(receiver): connect it to attempt_started for this test."""
-    connected = []
-
-    def connect(receiver):
-        signals.attempt_started.connect(receiver)
-        connected.append(receiver)
-
-    yield connect
-    for receiver in connected:
-        signals.attempt_started.disconnect(receiver)
 
 
 @pytest.mark.django_db
@@ -126,7 +109,7 @@ def test_a_failure_inside_a_batch_is_recorded_with_its_error_and_the_job_stops_t
 
 
 @pytest.mark.django_db
-def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(jobs, started):
+def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(jobs, receivers):
     jobs([HOURLY])
     tick(at("2026-04-30 09:00"))
     slots = hours(at("2026-04-30 10:00"), at("2026-05-01 10:00"))
@@ -136,7 +119,7 @@ def test_quick_outcomes_wait_for_their_batch_and_a_slow_slot_writes_it_at_once(j
     def look(sender, log, **kwargs):
         seen[log.slot] = Log.objects.filter(outcome="success", slot__in=slots).count()
 
-    started(look)
+    receivers.connect(signals.attempt_started, look)
     tick(at("2026-05-01 10:00"))
     assert seen[slots[13]] == 13, "the slow slot's outcome, and the quick ones before it, written before the next"
     assert seen[slots[12]] < 12, "quick outcomes wait to be written with their batch"
@@ -161,7 +144,7 @@ def test_an_attempt_recorded_while_the_backlog_still_starts_at_its_slot_moves_th
 
 
 @pytest.mark.django_db
-def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, started):
+def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, receivers):
     jobs([HOURLY])
     tick(at("2026-04-28 09:00"))
     slots = hours(at("2026-04-28 10:00"), at("2026-05-01 10:00"))
@@ -172,7 +155,7 @@ def test_a_stop_between_slots_leaves_no_row_of_the_slots_it_never_started(jobs, 
             opened.extend(Log.objects.filter(outcome="running").values_list("slot", flat=True))
             runner.request_stop("test stop", 60)
 
-    started(stop_at_the_tenth)
+    receivers.connect(signals.attempt_started, stop_at_the_tenth)
     with freeze_time(at("2026-05-01 10:00")):
         runner.tick()
     assert len(opened) > 1, "rows of later slots were opened with the tenth's"
@@ -211,8 +194,9 @@ def test_depends_on_and_max_backfill_still_hold_over_a_long_backlog(jobs):
     assert not Log.objects.filter(job__name="second", slot__gte=slots[100]).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
-def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_the_slots(jobs, quiet, started):
+def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_the_slots(jobs, quiet, receivers):
     jobs([{**HOURLY, "cmd": "noop"}, {"name": "bad", "cmd": "boom", "frequency": "1h"}])
     tick(at("2026-05-01 09:00"))
     held = {}  # slots run -> memory held then (garbage collected)
@@ -224,7 +208,7 @@ def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_
             gc.collect()
             held[run[spec.name]] = tracemalloc.get_traced_memory()[0]
 
-    started(measure)
+    receivers.connect(signals.attempt_started, measure)
     tracemalloc.start()
     try:
         report = tick(at("2026-09-01 10:00"))
@@ -244,17 +228,7 @@ def test_the_report_keeps_counts_and_failures_and_its_memory_does_not_grow_with_
 # --- a real runner process, killed mid-batch ------------------------------------------
 
 
-def start_runner(registry, settings):
-    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings))
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_loses_none():
     top = timezone.now().replace(minute=0, second=0, microsecond=0)
@@ -291,6 +265,7 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     assert Job.objects.get(name="catchup").claimed_by == ""
 
 
+@pytest.mark.slow
 @pytest.mark.server_db
 @pytest.mark.django_db(transaction=True)
 def test_a_long_catch_up_keeps_its_claim_and_a_runner_started_meanwhile_runs_none_of_it():

@@ -194,6 +194,7 @@ def log_in(page, live_server, path="/admin/crontabber/job/"):
     expect(page).to_have_url(f"{live_server.url}{path}")
 
 
+@pytest.mark.slow
 def test_the_strip_and_grid_show_successes_failures_a_backlog_and_a_running_attempt(live_server, page, operator, jobs):
     jobs(admin_seed.REGISTRY)
     hour = admin_seed.seed()
@@ -273,6 +274,7 @@ def test_a_rerun_from_the_admin_runs_the_chosen_slots(live_server, page, operato
         expect(cell).to_have_attribute("title", re.compile(r"success \(attempt 2,"))
 
 
+@pytest.mark.slow
 def test_the_screenshots_of_the_docs_are_made_by_a_script(tmp_path):
     script = Path(__file__).resolve().parent.parent / "bin" / "admin_screenshots.py"
     done = subprocess.run(

@@ -4,7 +4,7 @@ it by default, or only what CRONTABBER_CHILD_ENV names. Real child processes."""
 import pytest
 
 from crontabber.models import Log
-from tests.helpers import at, child_env, tick
+from tests.helpers import at, tick
 
 pytestmark = pytest.mark.django_db
 # Python (locale coercion) and Django (TIME_ZONE) set these in the child itself.
@@ -12,10 +12,7 @@ SET_BY_THE_CHILD = {"LC_CTYPE", "TZ"}
 
 
 @pytest.fixture
-def runner_env(monkeypatch, jobs):
-    for key, value in child_env().items():
-        if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-            monkeypatch.setenv(key, value)
+def runner_env(monkeypatch, jobs, child_database):
     monkeypatch.setenv("SITE_API_SECRET", "x")
     monkeypatch.setenv("KEEP_ONE", "1")
     monkeypatch.setenv("KEEP_TWO", "2")

@@ -25,13 +25,6 @@ def run(*args, when=at("2026-05-01 12:00")):
         call_command(*args)
 
 
-@pytest.fixture
-def registry(jobs):
-    jobs(REGISTRY)
-    tick(at("2026-05-01 10:00"))
-    tick(at("2026-05-01 11:00"))
-
-
 def test_cronlist_table(registry, capsys):
     run("cronlist")
     out = capsys.readouterr().out.splitlines()

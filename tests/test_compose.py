@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 if not os.environ.get("CONTAINER_IMAGE"):
     pytest.skip("run by `make test-container`, which builds the image", allow_module_level=True)
@@ -45,12 +44,6 @@ TIMES = ROOT / "var" / "container" / "compose-times.txt"
 # makes the database) stays up this long: longer than the first health check's interval,
 # so that a check that took it for the real server would let migrate start too early.
 INIT_SECONDS = 6
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def webapp_env(path, **changes):

@@ -9,7 +9,6 @@ afresh here.
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -24,7 +23,7 @@ if not IMAGE:
 
 import psycopg  # noqa: E402  (the postgres extra; the leg needs PostgreSQL)
 
-from tests.helpers import wait_for  # noqa: E402
+from tests.helpers import free_port, wait_for  # noqa: E402
 
 DATABASE_URL = os.environ["DATABASE_URL"]
 HARDENED = [
@@ -152,12 +151,6 @@ def test_the_loop_ticks_passes_its_healthcheck_and_stops_on_sigterm(containers):
     status, seconds = loop.sigterm()
     assert status == 0 and seconds < STOP_SECONDS, (status, seconds, loop.logs())
     assert "run_crontabber: stopped" in loop.logs()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_web_serves_health_and_stops_on_sigterm(containers):

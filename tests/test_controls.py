@@ -116,35 +116,29 @@ def test_old_log_rows_are_deleted_in_bounded_batches(jobs, settings):
     assert Control.load().last_purge == at("2026-05-01 11:01")
 
 
-def test_attempt_signals_carry_the_previous_error_count(jobs):
+def test_attempt_signals_carry_the_previous_error_count(jobs, receivers):
     seen = []
 
     def on_finished(sender, spec, job, log, attempt, previous_error_count, **kwargs):
         seen.append((spec.name, log.outcome, previous_error_count, job.error_count))
 
-    signals.attempt_finished.connect(on_finished)
-    try:
-        jobs([{"name": "j", "cmd": "record", "frequency": "1m"}])
-        control.FAILING.add("*")
-        tick(at("2026-05-01 10:00"))
-        tick(at("2026-05-01 10:01"))
-        control.FAILING.clear()
-        tick(at("2026-05-01 10:05"))
-    finally:
-        signals.attempt_finished.disconnect(on_finished)
+    receivers.connect(signals.attempt_finished, on_finished)
+    jobs([{"name": "j", "cmd": "record", "frequency": "1m"}])
+    control.FAILING.add("*")
+    tick(at("2026-05-01 10:00"))
+    tick(at("2026-05-01 10:01"))
+    control.FAILING.clear()
+    tick(at("2026-05-01 10:05"))
     assert seen == [("j", "failure", 0, 1), ("j", "failure", 1, 2), ("j", "success", 2, 0)]
 
 
-def test_a_receiver_that_raises_does_not_stop_the_runner(jobs, caplog):
+def test_a_receiver_that_raises_does_not_stop_the_runner(jobs, caplog, receivers):
     def broken(**kwargs):
         raise RuntimeError("mail server down")
 
-    signals.attempt_finished.connect(broken)
-    try:
-        jobs([{"name": "j", "cmd": "record", "frequency": "1m"}])
-        tick(at("2026-05-01 10:00"))
-    finally:
-        signals.attempt_finished.disconnect(broken)
+    receivers.connect(signals.attempt_finished, broken)
+    jobs([{"name": "j", "cmd": "record", "frequency": "1m"}])
+    tick(at("2026-05-01 10:00"))
     assert outcomes("j") == [(at("2026-05-01 10:00"), "success")] and "mail server down" in caplog.text
 
 
@@ -169,7 +163,7 @@ def test_dry_run_of_a_job_a_year_behind_lists_a_few_slots_and_where_they_end(job
     assert len(out) == 21
 
 
-def test_run_now_requested_while_the_job_runs_is_kept_for_the_next_tick(jobs):
+def test_run_now_requested_while_the_job_runs_is_kept_for_the_next_tick(jobs, receivers):
     jobs([{"name": "j", "cmd": "record", "frequency": "1d", "time": "03:00"}])
     tick(at("2026-05-01 10:00"))
     Job.objects.filter(name="j").update(run_requested=at("2026-05-01 10:05"))
@@ -177,11 +171,9 @@ def test_run_now_requested_while_the_job_runs_is_kept_for_the_next_tick(jobs):
     def request_again(**kwargs):  # an operator presses "run now" during the run
         Job.objects.filter(name="j").update(run_requested=at("2026-05-01 10:10:30"))
 
-    signals.attempt_started.connect(request_again)
-    try:
-        tick(at("2026-05-01 10:10"))
-    finally:
-        signals.attempt_started.disconnect(request_again)
+    receivers.connect(signals.attempt_started, request_again)
+    tick(at("2026-05-01 10:10"))
+    receivers.disconnect(signals.attempt_started, request_again)  # pressed during that run only
     assert job("j").run_requested == at("2026-05-01 10:10:30")
     tick(at("2026-05-01 10:11"))
     assert len(control.CALLS) == 2 and job("j").run_requested is None

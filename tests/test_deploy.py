@@ -13,7 +13,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tomllib
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.helpers import ROOT, database_independent_tests_run_here, wait_for
+from tests.helpers import ROOT, database_independent_tests_run_here, free_port, wait_for
 
 if not database_independent_tests_run_here():
     pytest.skip("database-independent; runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
@@ -241,12 +240,6 @@ def test_crontabber_migrates_then_runs_the_loop_until_sigterm(real_env, tmp_path
             loop.wait(timeout=30)
     assert loop.returncode == 0
     assert "stopped" in err.read_text()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -47,16 +47,13 @@ def test_a_value_the_database_refuses_fails_that_job_only(jobs):
     assert outcomes("good") == [(at("2026-05-01 10:00"), "success")]
 
 
-def test_a_receiver_that_calls_sys_exit_does_not_stop_the_tick(jobs):
+def test_a_receiver_that_calls_sys_exit_does_not_stop_the_tick(jobs, receivers):
     def leave(sender, **kwargs):
         raise SystemExit(2)
 
-    signals.attempt_finished.connect(leave)
-    try:
-        jobs([misbehaving("", "a"), misbehaving("", "b")])
-        tick(at("2026-05-01 10:00"))
-    finally:
-        signals.attempt_finished.disconnect(leave)
+    receivers.connect(signals.attempt_finished, leave)
+    jobs([misbehaving("", "a"), misbehaving("", "b")])
+    tick(at("2026-05-01 10:00"))
     assert outcomes("a") == outcomes("b") == [(at("2026-05-01 10:00"), "success")]
 
 

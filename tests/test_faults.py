@@ -3,12 +3,9 @@
 
 Every loop here is bounded in count and in time."""
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -18,22 +15,11 @@ from django.db import connection
 from django.utils import timezone
 
 from crontabber.models import Job, Log
-from tests.helpers import ROOT, child_env, wait_for
+from tests.helpers import start_runner, wait_for
 from tests.jobs.models import Execution
 
 pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 ROUNDS = int(os.environ.get("CRONTABBER_FAULT_ROUNDS", "4"))
-
-
-def start_runner(registry, settings=None, *args):
-    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(settings or {}))
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "webapp" / "manage.py"), "cronrun", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finish(process, timeout=60):
@@ -73,6 +59,7 @@ def backlog(names, hours):
     return [top - timedelta(hours=h) for h in range(hours, -1, -1)]
 
 
+@pytest.mark.slow
 def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
     # Each slot takes 10 ms, so a round's 200 slots outlast the runners' start-up skew: with
     # no-op jobs the first runner up could finish them alone before the others started
@@ -107,6 +94,7 @@ def test_concurrent_runners_run_every_slot_of_every_job_exactly_once():
         assert len(pids) > 1, "the runners shared the work"
 
 
+@pytest.mark.slow
 def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concurrently():
     registry = [
         {
@@ -178,6 +166,7 @@ def test_a_job_running_past_two_lease_lengths_is_not_run_by_a_second_runner():
     assert list(Log.objects.values_list("outcome", flat=True)) == ["success"]
 
 
+@pytest.mark.slow
 def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finishes_the_work():
     registry = [
         {
@@ -245,6 +234,7 @@ def test_sigterm_past_the_grace_interrupts_the_job_and_releases_its_claim_at_onc
     assert list(Log.objects.order_by("id").values_list("outcome", flat=True)) == ["interrupted", "success"]
 
 
+@pytest.mark.slow
 def test_two_signals_at_once_are_one_stop_and_a_later_second_one_interrupts():
     registry = [{"name": "slow", "cmd": "work", "cmd_args": ["--label", "slow", "--seconds", "4"], "frequency": "1h"}]
     runner = start_runner(registry, {"CRONTABBER_STOP_GRACE_SECONDS": 60})

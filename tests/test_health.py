@@ -11,32 +11,16 @@ from django.urls import reverse
 from freezegun import freeze_time
 
 from crontabber.models import Control, Job
-from tests.helpers import at, child_env, manage, tick
+from tests.helpers import BEARER, HEALTH_TOKEN, at, child_env, manage, tick
 from tests.jobs import control
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("health_token")]
 
 REGISTRY = [
     {"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True},
     {"name": "skip", "cmd": "skipper", "frequency": "1h"},
     {"name": "off", "cmd": "noop", "frequency": "1d", "enabled": False},
 ]
-
-
-@pytest.fixture
-def registry(jobs):
-    jobs(REGISTRY)
-    tick(at("2026-05-01 10:00"))
-    tick(at("2026-05-01 11:00"))
-
-
-TOKEN = "health-token-for-tests"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(autouse=True)
-def _health_token(settings):
-    settings.CRONTABBER_HEALTH_TOKEN = TOKEN
 
 
 def get_health(client, when=at("2026-05-01 11:05"), headers=BEARER):
@@ -193,7 +177,9 @@ def test_a_staff_session_gets_the_full_report_and_other_users_do_not(failing_and
     assert status == 503 and body["problems"][-1] == "all jobs are held by alice"
 
 
-@pytest.mark.parametrize("token, header", [(TOKEN, f"Bearer {TOKEN}x"), (TOKEN, "Bearer "), ("", "Bearer anything")])
+@pytest.mark.parametrize(
+    "token, header", [(HEALTH_TOKEN, f"Bearer {HEALTH_TOKEN}x"), (HEALTH_TOKEN, "Bearer "), ("", "Bearer anything")]
+)
 def test_a_wrong_token_or_none_configured_is_401_and_tells_nothing(failing_and_held, client, settings, token, header):
     settings.CRONTABBER_HEALTH_TOKEN = token
     with freeze_time(at("2026-05-01 12:01")):
@@ -208,7 +194,7 @@ def test_the_token_is_compared_in_constant_time(registry, client, monkeypatch):
     compared = []
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or a == b)
     assert get_health(client)[0] == 200
-    assert compared == [(TOKEN.encode(), TOKEN.encode())]
+    assert compared == [(HEALTH_TOKEN.encode(), HEALTH_TOKEN.encode())]
 
 
 # --- cronlist --check, and the last skip -------------------------------------------------------

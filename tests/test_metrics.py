@@ -19,29 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
 from crontabber.web import metrics
-from tests.helpers import ROOT, at, child_env, tick
+from tests.helpers import BEARER, ROOT, at, child_env, tick
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("health_token")]
 
-TOKEN = "metrics-token-for-tests"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
 REGISTRY = [
     {"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True},
     {"name": "often", "cmd": "noop", "frequency": "5m"},
     {"name": "fails", "cmd": "boom", "frequency": "1h"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def _token(settings):
-    settings.CRONTABBER_HEALTH_TOKEN = TOKEN
-
-
-@pytest.fixture
-def registry(jobs):
-    jobs(REGISTRY)
-    tick(at("2026-05-01 10:00"))
-    tick(at("2026-05-01 11:00"))
 
 
 def samples(text):

@@ -85,10 +85,7 @@ def test_a_timeout_is_a_message_event_with_the_output_tail(jobs, sentry):
     assert "working 30.0 s" in event["contexts"]["crontabber"]["output"]
 
 
-def test_a_child_process_failure_is_one_message_event_with_its_output(jobs, sentry, monkeypatch):
-    for key, value in child_env().items():
-        if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-            monkeypatch.setenv(key, value)
+def test_a_child_process_failure_is_one_message_event_with_its_output(jobs, sentry, child_database):
     jobs([{"name": "bad", "cmd": "boom", "frequency": "1h", "process": True}])
     tick(at("2026-05-01 10:00"))
     (event,) = sentry.events

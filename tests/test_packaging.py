@@ -179,6 +179,7 @@ def make_project(root: Path):
     (root / "proj_settings.py").write_text(textwrap.dedent(SETTINGS))
 
 
+@pytest.mark.slow
 def test_an_existing_project_needs_only_installed_apps_and_the_registry(built, tmp_path):
     wheel, _ = built
     venv = tmp_path / "venv"

@@ -385,6 +385,7 @@ def at_utc(text: str) -> Start:
     return Start(datetime.fromisoformat(text).replace(tzinfo=UTC), 0, 0, 0)
 
 
+@pytest.mark.slow
 @budget("cron")
 @given(expression=cron_expressions(), start=starts(), pick=st.integers(0, HEAD - 2))
 # Divergences found so far, kept as explicit examples (see docs/schedules.md):
@@ -558,6 +559,7 @@ def wall_time_on(day: date, wall: time, zone: ZoneInfo) -> datetime:
     return slot
 
 
+@pytest.mark.slow
 @budget("frequency")
 @given(spec=day_frequencies(), seen=starts(), start=starts())
 def test_day_frequencies_run_at_one_wall_time_every_n_calendar_days_in_every_zone(spec, seen, start):

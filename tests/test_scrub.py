@@ -13,7 +13,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 
 from crontabber import scrub
 from crontabber.models import Job, Log
-from tests.helpers import at, child_env, tick
+from tests.helpers import at, tick
 from tests.jobs.management.commands.leaky import SECRETS
 from tests.sentry import sentry_in_memory
 
@@ -41,13 +41,11 @@ def bare_sentry():
 
 
 @pytest.fixture
-def leaky(jobs, settings, monkeypatch, request):
+def leaky(jobs, settings, request):
     settings.CRONTABBER_NOTIFY_EMAILS = ["ops@example.com"]
     process = request.param
     if process:  # the child process uses this test's database
-        for key, value in child_env().items():
-            if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-                monkeypatch.setenv(key, value)
+        request.getfixturevalue("child_database")
     jobs([{"name": "leaky", "cmd": "leaky", "frequency": "1h", "process": process}])
     return process
 

@@ -94,6 +94,7 @@ def test_a_failing_task_on_a_worker_is_recorded_as_the_failure_it_was(jobs):
     assert Job.objects.get(name="failing").error_count == 1
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_attempt_loses_nothing_the_slot_runs_again(jobs, settings):
     settings.CRONTABBER_LEASE_SECONDS = 3  # how long a started attempt may go without a result
     jobs([{"name": "slow", "cmd": "work", "cmd_args": ["--seconds", "2"], "frequency": "1h", "backend": "db"}])
@@ -115,6 +116,7 @@ def test_a_worker_killed_mid_attempt_loses_nothing_the_slot_runs_again(jobs, set
     assert [e.finished is not None for e in executions] == [False, True]  # killed, then run again in full
 
 
+@pytest.mark.slow
 def test_two_runners_and_two_workers_run_every_slot_exactly_once(jobs):
     registry = [
         {"name": f"job{i}", "cmd": "work", "cmd_args": ["--label", f"job{i}"], "frequency": "1m", "backfill": True,

@@ -4,17 +4,8 @@ import pytest
 from django.core.management import call_command
 
 from crontabber.models import Job, Log
-from tests.helpers import child_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def child_database(monkeypatch):
-    """Child-process jobs connect where this test's database is."""
-    for key, value in child_env().items():
-        if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-            monkeypatch.setenv(key, value)
 
 
 def test_an_in_process_job_past_its_timeout_is_stopped_and_the_tick_goes_on(jobs):
