@@ -13,7 +13,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from crontabber import scrub
 from crontabber.engine.execution import OutputCapture
 from crontabber.models import Job, Log
-from tests.helpers import at, child_env, tick
+from tests.helpers import at, tick
 from tests.mailserver import smtp_server
 from tests.scrub_corpus import ORDINARY, PEM_BODY, SHAPES
 from tests.sentry import sentry_over_http
@@ -76,10 +76,7 @@ def corpus_job(jobs, settings, monkeypatch, request):
     settings.CRONTABBER_NOTIFY_EMAILS = ["ops@example.com"]
     settings.CRONTABBER_OUTPUT_TAIL_CHARS = 100_000
     if request.param:  # the child process uses this test's database
-        for key, value in child_env().items():
-            if key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE"):
-                monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TEST_SETTINGS", json.dumps({"CRONTABBER_OUTPUT_TAIL_CHARS": 100_000}))
+        request.getfixturevalue("child_database")
     jobs([{"name": "corpus", "cmd": "corpus", "frequency": "1h", "process": request.param}])
 
 
