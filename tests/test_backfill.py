@@ -237,7 +237,7 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     killed = MAX_BATCH + 50  # past a batch's most: some outcomes were written before
     crash_at = format_instant(slots[killed])
     entry = {"name": "catchup", "cmd": "work", "cmd_args": ["--label", "catchup"], "cron": "0 * * * *"}
-    settings = {"CRONTABBER_LEASE_SECONDS": 1}
+    settings = {"CRONTABBER_LEASE_SECONDS": 1, "CRONTABBER_RETRY_DELAY_SECONDS": 1}
     runner = start_runner(
         [{**entry, "backfill": True, "cmd_args": [*entry["cmd_args"], f"--kill-at={crash_at}"]}], settings
     )
@@ -252,6 +252,13 @@ def test_a_runner_killed_mid_batch_repeats_at_most_its_unrecorded_slots_and_lose
     assert len(unrecorded) <= MAX_BATCH
 
     time.sleep(1.1)  # the dead runner's claim expires
+    runner = start_runner([{**entry, "backfill": True}], settings)
+    _, err = runner.communicate(timeout=120)
+    assert runner.returncode == 0, err
+    abandoned = Log.objects.filter(outcome="interrupted", error_type="Abandoned").order_by("slot").first()
+    assert abandoned.slot == slots[len(recorded)], "the first unrecorded slot was its runner's attempt under way"
+    assert Job.objects.get(name="catchup").crash_count == 1, "its runner died under it: an error, with a back-off"
+    time.sleep(1.1)  # the back-off
     runner = start_runner([{**entry, "backfill": True}], settings)
     _, err = runner.communicate(timeout=120)
     assert runner.returncode == 0, err

@@ -82,8 +82,8 @@ class SlotLoop:
         at once after an attempt lost on a backend, whose slot is then queued again."""
         if claimed.abandoned is not None:
             claimed.running = claimed.abandoned
-            why = claimed.abandoned.error_value or f"its runner {claimed.job.taken_over_from} died"
-            self.progress.recorded(self.ledger.record(claimed, claimed.abandoned, abandoned(why)))
+            attempt = abandoned(claimed.abandoned.error_value)
+            self.progress.recorded(self.ledger.record(claimed, claimed.abandoned, attempt))
             return False
         log = executor.pending(claimed)
         if log is None:

@@ -23,10 +23,12 @@ class LogQuerySet(models.QuerySet):
         """A dead runner's unfinished attempts among these (``holder``: its claim) end as
         interrupted (Interruption.ABANDONED); their slots run again. Returns the earliest of
         them, the one it was running, or None."""
-        running = list(self.filter(outcome=Outcome.RUNNING).order_by("slot", "id")[:1])
+        first = self.filter(outcome=Outcome.RUNNING).order_by("slot", "id").first()
         why = f"runner {holder} stopped without finishing it (its claim expired): it crashed or was killed"
         self.interrupt_running(Interruption.ABANDONED, why)
-        return running[0] if running else None
+        if first is not None:
+            first.outcome, first.error_type, first.error_value = Outcome.INTERRUPTED, Interruption.ABANDONED, why
+        return first
 
     def at_slots_since(self, starts: dict) -> LogQuerySet:
         """Each job's attempts at its slots from ``starts[job id]`` on, oldest first, in one

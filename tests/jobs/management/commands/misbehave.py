@@ -1,3 +1,4 @@
+import os
 import sys
 import time
 
@@ -30,6 +31,8 @@ class Command(BaseCommand):
                 "swallow-timeout",
                 "nul",
                 "flood",
+                "os-exit",
+                "fork-exit",
             ],
         )
         parser.add_argument("--seconds", type=float, default=0.0)
@@ -54,6 +57,13 @@ class Command(BaseCommand):
                     time.sleep(0.05)
                 except BaseException:  # noqa: S110 - the point: a job that swallows everything
                     pass
+        if how == "os-exit":  # as a segfault or the OOM killer would: the process is gone at once
+            os._exit(17)
+        if how == "fork-exit":  # a child that leaves with sys.exit, as a forking job's child may
+            child = os.fork()
+            if child == 0:
+                sys.exit(0)
+            os.waitpid(child, 0)
         if how == "nul":
             self.stdout.write("a NUL \x00 in the output")
         if how == "flood":
