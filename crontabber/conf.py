@@ -101,7 +101,8 @@ SETTINGS = {
             "CRONTABBER_HEALTH_TOKEN",
             "",
             "the bearer token that gets the full health report (`Authorization: Bearer ...`); without it, or a "
-            "staff session, the endpoint tells only the verdict and each job's status; also the key to "
+            "session of staff with `crontabber.view_job`, the endpoint tells only the verdict and each job's status; "
+            "also the key to "
             "`GET /crontabber/metrics`",
             "none",
         ),

@@ -4,8 +4,10 @@ cronlist's last-skipped column)."""
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from freezegun import freeze_time
@@ -173,8 +175,33 @@ def test_a_staff_session_gets_the_full_report_and_other_users_do_not(failing_and
     assert "problems" not in get_health(client, at("2026-05-01 12:01"), headers={})[1]
     user.is_staff = True
     user.save()
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
     status, body = get_health(client, at("2026-05-01 12:01"), headers={})
     assert status == 503 and body["problems"][-1] == "all jobs are held by alice"
+
+
+ROLES = {  # (is_staff, is_superuser, is_active, may view the jobs): whether it gets the full report
+    "a user": ((False, False, True, True), False),
+    "staff without crontabber's permission": ((True, False, True, False), False),
+    "staff who may view the jobs": ((True, False, True, True), True),
+    "a superuser": ((True, True, True, False), True),
+    "an inactive superuser": ((True, True, False, False), False),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_sees_the_full_health_and_the_metrics(role, failing_and_held, client, django_user_model):
+    (staff, superuser, active, may_view), full = ROLES[role]
+    user = django_user_model.objects.create_user("u", password="x", is_staff=staff, is_superuser=superuser)
+    if may_view:
+        user.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(user)
+    django_user_model.objects.filter(pk=user.pk).update(is_active=active)
+    stranger = get_health(Client(), at("2026-05-01 12:01"), headers={})[1]
+    body = get_health(client, at("2026-05-01 12:01"), headers={})[1]
+    assert ("problems" in body) is full and (full or body == stranger), body
+    metrics = client.get("/crontabber/metrics")
+    assert metrics.status_code == (200 if full else 401)
 
 
 @pytest.mark.parametrize(

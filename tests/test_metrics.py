@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 import yaml
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -156,6 +156,8 @@ def test_a_staff_session_sees_them_and_other_users_do_not(registry, client):
     client.force_login(user)
     assert scrape(client, headers={}).status_code == 401
     User.objects.filter(pk=user.pk).update(is_staff=True)
+    assert scrape(client, headers={}).status_code == 401, "staff without crontabber's permission: a stranger"
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
     assert scrape(client, headers={}).status_code == 200
 
 

@@ -4,11 +4,12 @@ uptime checks and Kubernetes probes.
 HTTP 200 when the verdict is ok, 503 otherwise. Without credentials the JSON is the
 verdict and each job's name and status only: no error text, no user names. The full
 report (last tick, hold switch, problems, schedules, one line of each job's last error,
-never a traceback) needs ``Authorization: Bearer <CRONTABBER_HEALTH_TOKEN>`` or a staff
-session; a wrong token is 401. Two queries, whatever the number of jobs.
+never a traceback) needs ``Authorization: Bearer <CRONTABBER_HEALTH_TOKEN>`` or the session
+of staff who may view the jobs (crontabber.view_job); a wrong token is 401. Two queries,
+whatever the number of jobs.
 
 GET /crontabber/metrics: the Prometheus metrics (crontabber.web.metrics), for the same token or
-staff session as the full report; 501 when prometheus-client is not installed.
+session as the full report; 501 when prometheus-client is not installed.
 """
 
 import hmac
@@ -30,14 +31,16 @@ def health_token() -> str:
 
 
 def _full_report_allowed(request) -> bool | None:
-    """True: a valid bearer token or a staff session; False: a wrong token; None: neither."""
+    """True: a valid bearer token, or the session of active staff who may view the jobs
+    (crontabber.view_job); False: a wrong token; None: neither (what a stranger sees)."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         token = health_token()
         # Compared in constant time, so the answer's timing tells nothing about the token.
         return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
     user = getattr(request, "user", None)
-    return True if user is not None and user.is_active and user.is_staff else None
+    allowed = user is not None and user.is_active and user.is_staff and user.has_perm("crontabber.view_job")
+    return True if allowed else None
 
 
 def _summary(body: dict) -> dict:
@@ -94,7 +97,7 @@ def _critical(now, problem: str) -> tuple[dict, int]:
 def metrics_view(request):
     """Every job's metrics in Prometheus's text format; four queries whatever the number of jobs."""
     if not _full_report_allowed(request):
-        response = _text("a bearer token or a staff session is required", 401)
+        response = _text("a bearer token or the session of staff who may view the jobs is required", 401)
         response["WWW-Authenticate"] = 'Bearer realm="crontabber metrics"'
         return response
     if not metrics.available():
