@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import graphlib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from django.core import checks
 from django.core.management import get_commands, load_command_class
+from django.db import connection
 
 from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
@@ -172,6 +174,22 @@ def _validate_entry(index: int, entry, context: _Context) -> tuple[JobSpec | Non
     return _spec(entry, context), []
 
 
+def _as_stored(name: str) -> str:
+    """The name as the database compares it: MySQL's and MariaDB's usual collations ignore
+    case, accents and trailing spaces; the others compare names as they are."""
+    if connection.vendor != "mysql":
+        return name
+    bare = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(char for char in bare if not unicodedata.combining(char)).rstrip(" ")
+
+
+def _duplicate(name: str, same: str) -> RegistryProblem:
+    if name == same:
+        return RegistryProblem(name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
+    why = f"the database takes it for the same name as {same!r} (its collation ignores case and accents)"
+    return RegistryProblem(name, "name", f"{why}; rename one", "crontabber.E007")
+
+
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
     names = {spec.name for spec in specs}
     problems = [
@@ -195,18 +213,17 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
     if not isinstance(raw, (list, tuple)):
         return [], [RegistryProblem("", "", "must be a list of dicts", "crontabber.E001")]
     context = _Context(get_commands(), conf.default_zone(), conf.get("CRONTABBER_TASK_BACKEND") or "")
-    specs, problems, seen = [], [], set()
+    specs, problems, seen = [], [], {}
     for index, entry in enumerate(raw):
         spec, found = _validate_entry(index, entry, context)
         problems += found
         if spec is None:
             continue
-        if spec.name in seen:
-            problems.append(
-                RegistryProblem(spec.name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
-            )
+        same = seen.get(_as_stored(spec.name))
+        if same is not None:
+            problems.append(_duplicate(spec.name, same))
             continue
-        seen.add(spec.name)
+        seen[_as_stored(spec.name)] = spec.name
         specs.append(spec)
     problems += _dependency_problems(specs)
     return specs, problems

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ def _string(value) -> str:
     return "" if isinstance(value, str) else f"must be a string, not {value!r}"
 
 
+CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # Unicode categories that are not text on a line
 NAME_MAX = 200  # Job.name's column: a longer name could not be stored
 TIMEOUT_MAX = 7 * 86400  # seconds: a week; longer would overflow the timers of some platforms
 MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, bounded
@@ -24,7 +26,12 @@ MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, 
 def _job_name(value) -> str:
     if not (isinstance(value, str) and value.strip()):
         return "must be a non-empty string"
-    return f"must be at most {NAME_MAX} characters, not {len(value)}" if len(value) > NAME_MAX else ""
+    if len(value) > NAME_MAX:
+        return f"must be at most {NAME_MAX} characters, not {len(value)}"
+    control = next((char for char in value if unicodedata.category(char) in CONTROL), None)
+    if control is not None:  # it would split the lines of cronlist, Nagios and the logs
+        return f"must not contain {unicodedata.name(control, 'a control character')} (U+{ord(control):04X})"
+    return ""
 
 
 def _command_name(value) -> str:

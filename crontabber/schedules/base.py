@@ -33,6 +33,10 @@ _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$", re.ASCII)
 # The longest frequency: beyond it, slot arithmetic overflows datetimes soon enough to
 # matter (and no upkeep job runs less than once a decade).
 MAX_FREQUENCY = timedelta(days=3660)
+# The instants crontabber takes from people: schedules look decades either side of one
+# (a cron expression's matching day, a ten-year frequency), far from datetime's ends.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -220,7 +224,8 @@ class CalendarSchedule(Schedule):
 
 
 def parse_instant(text: str, default_zone=UTC) -> datetime:
-    """ISO 8601 -> aware UTC instant; a naive value is read in ``default_zone``."""
+    """ISO 8601 -> aware UTC instant, from EARLIEST to LATEST; a naive value is read in
+    ``default_zone``."""
     try:
         value = datetime.fromisoformat(str(text).strip())
     except ValueError:
@@ -228,9 +233,14 @@ def parse_instant(text: str, default_zone=UTC) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_zone)
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+05:00 is before the first instant a datetime holds
-        raise ScheduleError(f"{text!r} is out of the range of times crontabber can work with") from None
+        instant = None
+    if instant is None or not EARLIEST <= instant <= LATEST:
+        raise ScheduleError(
+            f"{text!r} is out of the range of times crontabber works with ({EARLIEST:%Y} to {LATEST:%Y})"
+        )
+    return instant
 
 
 def format_instant(instant: datetime) -> str:
