@@ -33,6 +33,7 @@ class Interruption(models.TextChoices):
     NOT_RECORDED = "NotRecorded", "it ran, but its outcome could not be recorded"
     LOST = "Lost", "no result came back from the task backend"
     UNLOCKED = "Unlocked", "an operator released its runner's claim"
+    GIVEN_UP = "GivenUp", "an operator gave up waiting for its result from a task backend"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -87,3 +88,18 @@ def test_a_dry_run_lists_exactly_the_slots_a_real_tick_runs(jobs, settings, regi
         Runner().tick(only=only, force=force)
     ran = set(Log.objects.values_list("job__name", "slot"))
     assert predicted == ran
+
+
+def test_a_dry_run_shows_the_re_runs_queued_in_the_admin_and_queues_nothing_away(jobs, capsys):
+    jobs([{"name": "hourly", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    for hour in (10, 11, 12):
+        with freeze_time(at(f"2026-05-01 {hour}:00")):
+            Runner().tick()
+    Job.objects.filter(name="hourly").update(rerun_from=at("2026-05-01 10:00"), rerun_to=at("2026-05-01 11:00"))
+    logs = Log.objects.count()
+    with freeze_time(at("2026-05-01 12:30")):
+        call_command("cronrun", "--dry-run")
+    out = capsys.readouterr().out
+    assert "hourly: re-running 2026-05-01T10:00:00+00:00 to 2026-05-01T11:00:00+00:00" in out
+    assert "would run hourly for 2026-05-01T10:00:00+00:00" in out and "for 2026-05-01T11:00:00+00:00" in out
+    assert Log.objects.count() == logs and Job.objects.get(name="hourly").rerun_from == at("2026-05-01 10:00")

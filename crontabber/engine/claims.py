@@ -58,6 +58,7 @@ class Claimed:
     successes: dict[str, datetime | None] | None = None  # its dependencies' last successes, as last read
     released: bool = False  # its claim goes with its last written state
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
+    reading_only: bool = False  # not due: only its attempt on a task backend is read back
 
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
@@ -105,6 +106,11 @@ class Claims:
                 )
                 item.abandoned = item.job.logs.abandon(item.job.taken_over_from)
         return claimed
+
+    def one(self, spec: JobSpec) -> list[Claimed]:
+        """The job, due or not (a re-run, a read-back, a failure to record), unless another
+        runner holds it: in a list of one, or none."""
+        return self.claim([Due(spec, True)], timezone.now())
 
     def paced(self, started: float, attempts: int) -> None:
         """The next batch's size, at the pace of the batch claimed at ``started``."""

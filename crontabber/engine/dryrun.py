@@ -118,6 +118,7 @@ class DryLedger(Ledger):
 
     def open(self, claimed, slot):
         log = Log(job=claimed.job, slot=slot, started_at=timezone.now(), duration=0, outcome=Outcome.RUNNING)
+        log.rerun = claimed.again
         self.opened.add(id(log))
         claimed.running = log
         return log
@@ -131,6 +132,9 @@ class DryLedger(Ledger):
             shown, _, _ = self.report.planned.setdefault(claimed.spec.name, ([], None, False))
             shown.append(log.slot)
         return []
+
+    def record_late(self, log, attempt, why=""):
+        pass
 
     def fail(self, claimed, error):
         logger.error("%s: %s", claimed.spec.name, error, exc_info=error)
@@ -176,6 +180,9 @@ class Pretend(Executor):
 
     def pending(self, claimed):
         return self.real.pending(claimed)
+
+    def late(self, claimed):
+        return []
 
     def read(self, spec, log, now):
         return self.real.read(spec, log, now)

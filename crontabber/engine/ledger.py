@@ -107,7 +107,7 @@ class Ledger:
         self._unwritten.append(Recorded(claimed, log, attempt, previous_errors))
         self._unwritten_since = self._unwritten_since or CLOCK["now"]()
         # A finished attempt serves a "run now" requested before it started, not a later one.
-        if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED) and not claimed.again:
+        if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED) and not log.rerun:
             pk = claimed.job.pk
             self._served[pk] = max(self._served.get(pk, log.started_at), log.started_at)
         quick = attempt.outcome in HANDLED and attempt.duration < QUICK_SECONDS
@@ -120,7 +120,7 @@ class Ledger:
         its job, in memory. Returns it as recorded."""
         job, now = claimed.job, timezone.now()
         attempt = scrub.attempt(attempt)
-        if claimed.again:
+        if log.rerun:
             job.apply_rerun(log.slot, log.started_at, attempt)
         else:
             upcoming = claimed.slots.peek(1) if claimed.slots else []  # the backlog's next slot, if after this one
@@ -131,13 +131,22 @@ class Ledger:
         claimed.running = None
         return attempt
 
+    def record_late(self, log: Log, attempt: Attempt, why="; it came after it was given up as lost") -> None:
+        """The result of an attempt no job waits for any more (given up as lost, its slot
+        queued again; or its job removed): on its row only, scrubbed, saying so."""
+        attempt = scrub.attempt(attempt)
+        log.finish(attempt)
+        log.error_value = f"{log.error_value} (recorded late{why})".lstrip()
+        log.save(update_fields=["duration", "outcome", "error_type", "error_value", "traceback", "output"])
+
     def fail(self, claimed: Claimed, error: Exception) -> list[Recorded]:
         """crontabber's own work on this job raised (its schedule's arithmetic, a value the
         database refused...): a failed attempt of this job, at the slot it was on."""
         logger.error("%s: %s", claimed.spec.name, error, exc_info=error)
         log, now = claimed.running, timezone.now()
         if log is None:
-            (log,) = Log.opened(claimed.job, [claimed.job.next_slot or now], now, self.host, self.pid)
+            slot = claimed.job.next_slot or now
+            (log,) = Log.opened(claimed.job, [slot], now, self.host, self.pid, rerun=claimed.again)
             log.save(force_insert=True)
         return self.record(claimed, log, Attempt.failed(error))
 
@@ -198,8 +207,9 @@ class Ledger:
         if claimed.spec.depends_on:
             met = claimed.successes or {}
             following = list(takewhile(lambda later: not waiting_for(claimed.spec, later, met), following))
-        again = claimed.again or claimed.retrying
-        logs = Log.opened(claimed.job, [slot, *following], timezone.now(), self.host, self.pid, again)
+        now = timezone.now()
+        again = claimed.retrying or bool(claimed.spec.backend)  # (an attempt there may have been given up)
+        logs = Log.opened(claimed.job, [slot, *following], now, self.host, self.pid, again, claimed.again)
         if len(logs) == 1:
             logs[0].save(force_insert=True)
         else:

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from ..models import Job, Log
@@ -85,6 +85,16 @@ def mark_success(
             )
             done.append(job)
     return done
+
+
+def give_up_queued(names, by: str = "cronunlock --queued") -> dict[str, int]:
+    """End the named jobs' attempts queued on task backends, whose results will never come
+    (their queue lost them, or the job is gone) as interrupted: their slots run again.
+    Returns how many each job had."""
+    queued = Log.objects.queued().filter(job__name__in=list(names))
+    counts = dict(queued.order_by().values_list("job__name").annotate(n=models.Count("id")))
+    queued.update(outcome=Outcome.INTERRUPTED, error_type=Interruption.GIVEN_UP, error_value=f"given up by {by}")
+    return counts
 
 
 @dataclass

@@ -52,6 +52,7 @@ class TickReport:
     waiting: list[Waiting] = field(default_factory=list)
     held_all: str = ""  # why no job ran: an operator holds them all
     queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
+    unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
         if attempt.outcome == Outcome.QUEUED:

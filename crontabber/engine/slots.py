@@ -16,6 +16,7 @@ from django.utils import timezone
 from ..outcomes import HANDLED, Attempt, Interruption, Outcome
 from ..registry import JobSpec
 from ..schedules import format_instant
+from .backends import TaskBackend, Unreadable
 from .claims import Claimed, Claims
 from .executors import Executor
 from .ledger import Ledger
@@ -59,7 +60,7 @@ class SlotLoop:
         failure, not the tick's."""
         executor = self.executor_for(claimed.spec, claimed.job)
         try:
-            if self.read_back(claimed, executor):
+            if self.read_back(claimed, executor) and not claimed.reading_only:
                 for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
                     if self.stops_before(claimed, slot):
                         break
@@ -85,10 +86,17 @@ class SlotLoop:
             attempt = abandoned(claimed.abandoned.error_value)
             self.progress.recorded(self.ledger.record(claimed, claimed.abandoned, attempt))
             return False
+        for log, attempt in executor.late(claimed):
+            self.ledger.record_late(log, attempt)
         log = executor.pending(claimed)
         if log is None:
             return True
-        attempt = executor.read(claimed.spec, log, timezone.now())
+        try:
+            attempt = executor.read(claimed.spec, log, timezone.now())
+        except Unreadable as error:  # the tick's read error, not the job's: read again next tick
+            self.progress.report.unreadable.append(str(error))
+            self.progress.say(f"{claimed.spec.name}: {error}\n")
+            return False
         if attempt is None:
             self.progress.report.queued.append(claimed.spec.name)  # still on the backend
             return False
@@ -97,6 +105,16 @@ class SlotLoop:
         claimed.retrying = attempt.outcome == Outcome.INTERRUPTED
         claimed.plan(timezone.now())
         return attempt.outcome in HANDLED or claimed.retrying
+
+    def read_orphan(self, log) -> None:
+        """An attempt of a job gone from the registry: its result, once it comes, on its row."""
+        try:
+            attempt = TaskBackend().read(None, log, timezone.now())
+        except Unreadable as error:
+            self.progress.report.unreadable.append(str(error))
+            return
+        if attempt is not None:
+            self.ledger.record_late(log, attempt, "; its job is no longer in the registry")
 
     def stops_before(self, claimed: Claimed, slot: datetime) -> bool:
         """The runner must stop, another runner took the job, or the slot waits for a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 
@@ -19,9 +20,10 @@ from .. import conf, logger
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
+from .backends import TaskBackend
 from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
-from .executors import Executor, executor_for
+from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
 from .plan import Due, backlog, plan, slots_between
 from .report import Progress, TickReport, first_line
@@ -53,7 +55,9 @@ class Tick:
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
                 self.rerun_requested(specs, rows)  # re-runs queued in the admin
-                self.run_due(plan(specs, rows, self.now, self.force))  # claim and run the slots, a batch at a time
+                due = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
+                self.read_back(specs, due)  # results on task backends of the jobs not due now
+                self.run_due(due)  # claim and run the slots, a batch at a time
         return self.report
 
     # --- the steps -----------------------------------------------------------------------
@@ -70,7 +74,7 @@ class Tick:
             except Exception as unrecorded:  # the database is gone: the error itself is what matters
                 logger.error("could not record that the tick failed: %s", first_line(unrecorded))
             raise
-        Control.record_tick(self.now, timezone.now(), self.runner.owner)
+        Control.record_tick(self.now, timezone.now(), self.runner.owner, "; ".join(self.report.unreadable))
 
     def held(self, control: Control) -> bool:
         """An operator holds every job: nothing runs (but --force)."""
@@ -123,6 +127,26 @@ class Tick:
                 continue
             self.rerun_done(spec, row, waiting_at)
 
+    def read_back(self, specs: list[JobSpec], due: list[Due]) -> None:
+        """Attempts on task backends of jobs that will not read them back in their own slot
+        loop this tick (not due, disabled, or gone from the registry): recorded as their
+        results come. One query, only where task backends are in use."""
+        if not (conf.get("CRONTABBER_TASK_BACKEND") or any(spec.backend for spec in specs)):
+            return
+        waiting = {spec.name: spec for spec in specs}
+        due_now = [item.spec.name for item in due]
+        for log in Log.objects.queued().exclude(job__name__in=due_now).select_related("job"):
+            if log.job.name in waiting:
+                self.read_back_only(waiting[log.job.name])
+            else:
+                self.slots.read_orphan(log)
+
+    def read_back_only(self, spec: JobSpec) -> None:
+        """A job's attempt on a task backend read back through the slot loop; no slot of it runs."""
+        batch = [replace(claimed, reading_only=True) for claimed in self.claims.one(spec)]
+        with self.holding(bool(batch)):
+            self.slots.run_batch(batch)
+
     def run_due(self, due: list[Due]) -> None:
         """The due jobs, claimed a batch at a time, each through the slot loop."""
         queue = deque(due)
@@ -145,9 +169,7 @@ class Tick:
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
         count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
         slots = slots_between(spec, start, end, anchor)
-        batch = [
-            Claimed.again_for(spec, held.job, slots, count) for held in self.claims.claim([Due(spec, True)], self.now)
-        ]
+        batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
         if not batch:
             holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
             raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
@@ -166,7 +188,13 @@ class Tick:
         return stack
 
     def executor(self, spec: JobSpec, job: Job) -> Executor:
-        return executor_for(spec, job)
+        """How the job's attempts run: on its task backend; else in a child process when it
+        is a ``process`` job or its runner died under it too often (Job.isolated); else here."""
+        if spec.backend:
+            return TaskBackend()
+        if spec.process or job.isolated:
+            return ChildProcess()
+        return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
         """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
@@ -186,7 +214,7 @@ class Tick:
         """A job that could not even be planned (its schedule's arithmetic raised): a failed
         attempt of it, recorded as any, unless another runner holds it."""
         Job.objects.get_or_create(name=spec.name)
-        batch = self.claims.claim([Due(spec, True)], timezone.now())
+        batch = self.claims.one(spec)
         for claimed in batch:
             self.progress.recorded(self.ledger.fail(claimed, error))
             self.ledger.release(claimed)

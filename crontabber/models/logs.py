@@ -97,6 +97,7 @@ class Log(models.Model):
     # An attempt sent to a Django Tasks backend: its alias there, and the id of its result.
     backend = models.CharField(max_length=100, blank=True, help_text="The task backend that ran the attempt.")
     result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
+    rerun = models.BooleanField(default=False, help_text="A re-run's attempt: the job's schedule was left alone.")
 
     objects = LogQuerySet.as_manager()
 
@@ -112,14 +113,14 @@ class Log(models.Model):
 
     @classmethod
     def opened(
-        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False
+        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False, rerun=False
     ) -> list[Log]:
         """The rows of attempts at ``slots`` about to start, one after another (not saved):
-        ``running`` until each ends. ``again``: a re-run, which may follow earlier attempts
-        at the slots."""
-        tries = cls.objects.try_numbers(job, slots, again)
+        ``running`` until each ends. ``again``: they may follow earlier attempts at the slots
+        (a retry, a re-run); ``rerun``: they are a re-run's."""
+        tries = cls.objects.try_numbers(job, slots, again or rerun)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
-        return [cls(slot=slot, attempt=tries.get(slot, 1), **same) for slot in slots]
+        return [cls(slot=slot, attempt=tries.get(slot, 1), rerun=rerun, **same) for slot in slots]
 
     def finish(self, attempt: Attempt) -> None:
         """The attempt's outcome on this row (in memory)."""

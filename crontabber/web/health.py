@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from .. import conf
-from ..engine.executors import patience
+from ..engine.backends import patience
 from ..engine.report import first_line
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec, load_jobs
