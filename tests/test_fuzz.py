@@ -3,6 +3,7 @@ behaviours at cronrun, and checks the promises: no traceback out of the command,
 documented exit statuses, no row left running, and every healthy job's due slots run
 exactly once. CRONTABBER_FUZZ_EXAMPLES sets the depth (a deeper run: 500)."""
 
+import json
 import os
 from collections import Counter
 from datetime import timedelta
@@ -16,9 +17,13 @@ from hypothesis import strategies as st
 
 from crontabber.models import Control, Job, Log
 from crontabber.registry import load_jobs
-from tests.helpers import at
+from tests.helpers import at, child_env, manage
 from tests.jobs import control
+from tests.jobs.management.commands.misbehave import LONG_SECRET
 from tests.jobs.models import Execution
+from tests.scrub_corpus import SHAPES
+
+SECRETS = [secret for _, _, secret in SHAPES]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 EXAMPLES = int(os.environ.get("CRONTABBER_FUZZ_EXAMPLES", "25"))
@@ -30,7 +35,9 @@ SCHEDULES = [
     {"cron": "*/10 * * * *"},
     {"cron": "0 * * * *", "timezone": "Europe/Berlin"},
 ]
-BEHAVIOURS = ["raise", "exit", "base-exception", "autocommit-off", "begin", "swallow-timeout", "nul", "flood"]
+BEHAVIOURS = [
+    "raise", "exit", "base-exception", "autocommit-off", "begin", "swallow-timeout", "nul", "flood", "long-secret",
+]  # fmt: skip
 BAD_VALUES = [
     {"frequency": "999999999d"},
     {"frequency": "٣m"},
@@ -39,6 +46,8 @@ BAD_VALUES = [
     {"max_backfill": 10**30},
     {"name": "x" * 250},
     {"cron": "*/0 * * * *"},
+    {"name": "two\nlines"},
+    {"name": "a\x1b[31mred"},
 ]
 OVERRIDES = ["", "", "30m", "06:00,18:00", "999999999999m", "25:00", "٣m", "1d"]
 
@@ -66,6 +75,8 @@ def registries(draw):
         if how == "swallow-timeout":
             entry["timeout"] = 0.1
         entries.append(entry)
+    if draw(st.booleans()):  # a task whose return value carries secrets
+        entries.append({"name": "leaky", "task": "tests.jobs.tasks.leaky", "frequency": "1h"})
     if draw(st.integers(0, 5)) == 0:
         entries[0] = {**entries[0], **draw(st.sampled_from(BAD_VALUES))}
     return entries
@@ -85,12 +96,22 @@ command_lines = st.sampled_from(
         ["--job-arg", "x"],
     ]
 )
+# Repairs given times at the year limits: one line, never a traceback.
+repairs = st.sampled_from(
+    [
+        [],
+        ["cronrerun", "ok0", "--from", "0001-01-01T00:00Z", "--to", "2026-05-01T10:00Z"],
+        ["cronrerun", "ok0", "--from", "2026-05-01T09:00Z", "--to", "9999-12-31T23:59Z"],
+        ["cronmarksuccess", "ok0", "--time", "0001-01-01T00:30+05:00"],
+        ["cronmarksuccess", "ok0", "--time", "9999-12-31T23:59Z"],
+    ]
+)
 
 
-def cronrun(args):
-    """cronrun as its user sees it: returns the exit status, or fails the test on a traceback."""
+def cronrun(args, command="cronrun"):
+    """A command as its user sees it: returns the exit status, or fails the test on a traceback."""
     try:
-        call_command("cronrun", *args)
+        call_command(command, *args)
     except CommandError:
         return 1
     except SystemExit as exit_:
@@ -111,9 +132,10 @@ def clean_slate():
     registry=registries(),
     overrides=st.lists(st.tuples(st.sampled_from(OVERRIDES), st.sampled_from([None, True, False])), max_size=4),
     args=command_lines,
+    repair=repairs,
     later=st.integers(1, 600),
 )
-def test_cronrun_keeps_its_promises_whatever_it_is_given(jobs, registry, overrides, args, later):
+def test_cronrun_keeps_its_promises_whatever_it_is_given(jobs, registry, overrides, args, repair, later):
     clean_slate()
     jobs(registry)
     with freeze_time(START):
@@ -123,8 +145,11 @@ def test_cronrun_keeps_its_promises_whatever_it_is_given(jobs, registry, overrid
     now = START + timedelta(minutes=later)
     with freeze_time(now):
         second = cronrun(args)
+        fixed = cronrun(repair[1:], repair[0]) if repair else 0
         third = cronrun([])
-    assert {first, second, third} <= {0, 1}
+    assert {first, second, fixed, third} <= {0, 1}
+    stored = json.dumps(list(Log.objects.values_list("output", "error_value", "traceback")))
+    assert not [secret for secret in (*SECRETS, LONG_SECRET) if secret in stored], "a secret was stored"
     assert not Log.objects.filter(outcome="running").exists()
     assert set(Log.objects.values_list("outcome", flat=True)) <= {"success", "failure", "timeout", "skipped"}
     assert not Job.objects.exclude(claimed_by="").exists()
@@ -150,3 +175,33 @@ def due_slots(spec, job, now):
             break
         slots.append(slot)
     return slots
+
+
+RUNNER_KILLERS = ["os-exit", "fork-exit", "raise"]
+
+
+@pytest.mark.slow
+@settings(max_examples=max(EXAMPLES // 4, 4), deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    healthy=st.integers(1, 3),
+    bad=st.lists(st.sampled_from(RUNNER_KILLERS), min_size=1, max_size=2),
+    order=st.randoms(use_true_random=False),
+)
+def test_jobs_that_kill_or_fork_their_runner_never_stop_the_others(healthy, bad, order):
+    """Real runner processes, one after another (a claim expires as the next starts): a
+    job that kills its runner costs the others at most that tick, is isolated after three,
+    and a forked child never runs a job a second time."""
+    clean_slate()
+    registry = [{"name": f"ok{n}", "cmd": "work", "cmd_args": ["--label", f"ok{n}"], "frequency": "1h"}
+                for n in range(healthy)]  # fmt: skip
+    registry += [{"name": f"bad{n}", "cmd": "misbehave", "cmd_args": ["--how", how], "frequency": "1h"}
+                 for n, how in enumerate(bad)]  # fmt: skip
+    order.shuffle(registry)
+    quick = {"CRONTABBER_LEASE_SECONDS": 0.05, "CRONTABBER_RETRY_DELAY_SECONDS": 0}
+    env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(quick))
+    statuses = [manage("cronrun", env=env).returncode for _ in range(6)]
+    assert set(statuses) <= {0, 17}, statuses
+    assert statuses[-1] == 0, "isolated after three, the killer no longer kills its runner"
+    labels = Counter(Execution.objects.values_list("label", flat=True))
+    assert labels == Counter({f"ok{n}": 1 for n in range(healthy)}), "each healthy job's slot ran once"
+    assert not Log.objects.filter(outcome="running").exists()

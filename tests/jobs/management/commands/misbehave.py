@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 import time
@@ -6,6 +7,8 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from tests.jobs.models import Execution
+
+LONG_SECRET = "long-line-secret-0042"
 
 
 class Weird(BaseException):
@@ -33,6 +36,7 @@ class Command(BaseCommand):
                 "flood",
                 "os-exit",
                 "fork-exit",
+                "long-secret",
             ],
         )
         parser.add_argument("--seconds", type=float, default=0.0)
@@ -64,6 +68,9 @@ class Command(BaseCommand):
             if child == 0:
                 sys.exit(0)
             os.waitpid(child, 0)
+        if how == "long-secret":  # a JSON line longer than a piece the output is kept in, a secret near the cut
+            filler = 65536 - 40 + int(seconds * 100) % 60
+            self.stdout.write(json.dumps({"data": "x" * filler, "password": LONG_SECRET, "more": "y" * 70000}))
         if how == "nul":
             self.stdout.write("a NUL \x00 in the output")
         if how == "flood":
