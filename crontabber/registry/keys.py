@@ -126,8 +126,9 @@ KEYS = {
         Key(
             "name",
             "str",
-            "the job's key in the database (at most 200 characters); lets one command be scheduled twice with "
-            "different `cmd_args`",
+            "the job's key in the database (at most 200 characters, no control characters; unique as the "
+            "database compares names: on MySQL and MariaDB whatever the case); lets one command be scheduled twice "
+            "with different `cmd_args`",
             shown_default="`cmd` or `task`",
             check=_job_name,
         ),
