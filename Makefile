@@ -2,7 +2,10 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber
+# Names of this checkout's own on the shared servers (databases, image tags): two checkouts
+# testing side by side never meet.
+CHECKOUT := $(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber_$(CHECKOUT)
 STAMP := $(VENV)/.installed
 # `make run` and `make check` are development: without DEBUG=1 (or a SECRET_KEY) the host project refuses to start.
 DEV := DEBUG=$${DEBUG:-1}
@@ -44,7 +47,7 @@ postgres:
 # --- MariaDB: the whole suite with Django 5.2 and mysqlclient (MYSQL_URL's database name
 # is the prefix of the test database, as PG_URL's is). The driver is built against the
 # system's client library, installed here when missing, as Chromium is below.
-MYSQL_URL ?= mysql://root@127.0.0.1:3306/crontabber
+MYSQL_URL ?= mysql://root@127.0.0.1:3306/crontabber_$(CHECKOUT)
 MYSQL_STAMP := $(VENV)/.installed-mysql
 
 .PHONY: test-mariadb mariadb mysqlclient-build-deps
@@ -94,7 +97,7 @@ $(DJ6_STAMP): pyproject.toml
 # compose and with podman-compose: docs/deploy.md#the-container-leg-of-make-test.
 # Installs podman (and dockerd) where it can; where podman cannot run, says why and is skipped.
 test-container: $(STAMP) postgres
-	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) bin/container_test.sh $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) CONTAINER_TAG=test-$(CHECKOUT) bin/container_test.sh $(PYTEST_ARGS)
 
 # tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
 # which downloads browsers). Installed here when missing; where it cannot be (not root, no

@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 python=${PYTHON:-python3}
-image=localhost/crontabber:test
+image=localhost/crontabber:${CONTAINER_TAG:-test} # a tag of this checkout's own (the Makefile's)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/crontabber-container
 work=var/container
 mkdir -p "$work" "$cache"
@@ -245,6 +245,10 @@ docker_skip=""
 trap stop_dockerd EXIT
 if [ -z "$compose_skip" ]; then
     started=$(date +%s)
+    # The compose file names its images (crontabber:local): one checkout's leg at a time
+    # tags and runs them; another waits here until this one is done.
+    exec {compose_lock}>"$cache/compose.lock"
+    flock "$compose_lock"
     compose_tests
     log "compose: ready in $(($(date +%s) - started)) s${compose_skip:+ (skipped: $compose_skip)}${docker_skip:+ (docker compose skipped: $docker_skip)}"
 fi
