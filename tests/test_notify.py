@@ -10,6 +10,7 @@ import sentry_sdk
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from crontabber.alerts import sentry as notify
@@ -76,7 +77,8 @@ def test_a_success_or_a_skip_sends_no_event(jobs, sentry):
 
 def test_a_timeout_is_a_message_event_with_the_output_tail(jobs, sentry):
     jobs([{"name": "hung", "cmd": "work", "cmd_args": ["--seconds", "30"], "frequency": "1h", "timeout": 0.5}])
-    call_command("cronrun")
+    with pytest.raises(CommandError, match="did not succeed"):  # a one-shot tick with a failure exits 1
+        call_command("cronrun")
     (event,) = sentry.events
     assert "exception" not in event and event["level"] == "error"
     assert event["message"].startswith("hung: timeout: Timeout: stopped after")
@@ -326,7 +328,8 @@ def test_a_skip_after_failures_is_a_recovery_too(jobs, mailto):
 
 def test_a_timeout_is_mailed_as_timed_out(jobs, mailto):
     jobs([{"name": "hung", "cmd": "work", "cmd_args": ["--seconds", "30"], "frequency": "1h", "timeout": 0.5}])
-    call_command("cronrun")
+    with pytest.raises(CommandError, match="did not succeed"):  # a one-shot tick with a failure exits 1
+        call_command("cronrun")
     (message,) = mail.outbox
     assert " hung timed out (slot " in message.subject and "working 30.0 s" in message.body
 

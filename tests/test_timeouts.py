@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from crontabber.models import Job, Log
 
@@ -21,7 +22,8 @@ def test_an_in_process_job_past_its_timeout_is_stopped_and_the_tick_goes_on(jobs
             {"name": "next", "cmd": "record", "frequency": "1h"},
         ]
     )
-    call_command("cronrun")
+    with pytest.raises(CommandError, match="did not succeed"):  # a one-shot tick with a failure exits 1
+        call_command("cronrun")
     hung = Log.objects.get(job__name="hung")
     assert hung.outcome == "timeout" and 0.4 < hung.duration < 5
     assert "timeout 0.5 s" in hung.error_value and "working 30.0 s" in hung.output
@@ -35,7 +37,8 @@ def test_a_child_process_job_past_its_timeout_is_terminated_then_killed(jobs, se
     settings.CRONTABBER_KILL_GRACE_SECONDS = 1
     args = ["--seconds", "30"] + (["--ignore-term"] if ignore_term else [])
     jobs([{"name": "hung", "cmd": "work", "cmd_args": args, "frequency": "1h", "timeout": 2, "process": True}])
-    call_command("cronrun")
+    with pytest.raises(CommandError, match="did not succeed"):  # a one-shot tick with a failure exits 1
+        call_command("cronrun")
     hung = Log.objects.get(job__name="hung")
     assert hung.outcome == "timeout", hung.output
     assert 1.9 < hung.duration < (8 if ignore_term else 6)
@@ -50,7 +53,8 @@ def test_a_child_process_job_reports_success_skip_and_failure(jobs, child_databa
             {"name": "bad", "cmd": "boom", "frequency": "1h", "process": True},
         ]
     )
-    call_command("cronrun")
+    with pytest.raises(CommandError, match="did not succeed"):  # a one-shot tick with a failure exits 1
+        call_command("cronrun")
     logs = {log.job.name: log for log in Log.objects.select_related("job")}
     assert logs["ok"].outcome == "success" and "line 2" in logs["ok"].output
     assert (logs["skip"].outcome, logs["skip"].error_value) == ("skipped", "no new rows")

@@ -41,6 +41,18 @@ def next_run(spec: JobSpec, row, now: datetime) -> datetime:
     return row.next_run if row is not None and row.next_run is not None else spec.schedule.first_slot(now)
 
 
+def next_due(specs: list[JobSpec], rows: dict, now: datetime, ran: dict) -> tuple[str, datetime] | None:
+    """The enabled job due next, and when: a job that ran, at its new next run (``ran``:
+    name -> next run), any other at its row's (a new job at its first slot)."""
+    found = [
+        (ran[spec.name] if spec.name in ran else next_run(spec, rows.get(spec.name), now), spec.name)
+        for spec in specs
+        if spec.enabled
+    ]
+    when, name = min((item for item in found if item[0] is not None), default=(None, ""))
+    return (name, when) if when is not None else None
+
+
 def in_dependency_order(due: list[Due]) -> list[Due]:
     """Each job right after the due jobs it depends on, registry order otherwise."""
     by_name = {item.spec.name: item for item in due}

@@ -52,6 +52,8 @@ class TickReport:
     waiting: list[Waiting] = field(default_factory=list)
     held_all: str = ""  # why no job ran: an operator holds them all
     queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
+    next_runs: dict[str, datetime | None] = field(default_factory=dict)  # job -> its next run, once it ran
+    next_due: tuple[str, datetime] | None = None  # the job due next after the tick, and when
     unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
@@ -62,6 +64,42 @@ class TickReport:
         if attempt.outcome not in HANDLED:
             self.failed.append(SlotResult(job, slot, attempt))
 
+    def summary(self, now: datetime) -> str:
+        """One line: what ran, what did not succeed, and which job is due next."""
+        outcomes = Counter()
+        for counts in self.attempts.values():
+            outcomes.update(counts)
+        ran = sum(outcomes.values())
+        parts = [f"{count} {outcome}" for outcome, count in sorted(outcomes.items())]
+        parts += [f"{len(self.queued)} queued on task workers"] if self.queued else []
+        parts += [f"{len(self.waiting)} waiting for a dependency"] if self.waiting else []
+        did = f"ran {plural(ran, 'slot')} of {plural(len(self.attempts), 'job')}" if ran else "nothing was due"
+        if self.failed:
+            did += f" ({', '.join(dict.fromkeys(result.job for result in self.failed))} did not succeed)"
+        return f"{did}{': ' + ', '.join(parts) if parts else ''}; next: {self._next(now)}"
+
+    def _next(self, now: datetime) -> str:
+        if self.next_due is None:
+            return "no job is scheduled"
+        name, when = self.next_due
+        return f"{name} now (a backlog)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def span(duration) -> str:
+    """A duration as people say it: '42 s', '7 min', '3 h 05 min', '2 days'."""
+    seconds = int(duration.total_seconds())
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return plural(round(seconds / 86400), "day")
+
 
 @dataclass
 class Progress:
@@ -71,11 +109,13 @@ class Progress:
 
     report: TickReport
     out: object = None  # a writable, or None
+    verbosity: int = 1  # 0: failures only; 1: a line per attempt worth one; 2: the jobs' own lines too
     _numbers: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(log) -> (position, total)
     _shown: dict[str, float] = field(default_factory=dict)  # job -> when its last line was printed
 
-    def say(self, text: str) -> None:
-        if self.out is not None:
+    def say(self, text: str, level: int = 1) -> None:
+        """A line for the reader, at verbosity ``level`` or more."""
+        if self.out is not None and self.verbosity >= level:
             self.out.write(text)
 
     def start(self, log, position: int, total: int) -> None:
@@ -87,7 +127,8 @@ class Progress:
         for item in items:
             name, log, attempt = item.claimed.spec.name, item.log, item.attempt
             self.report.add(name, log.slot, attempt)
-            if attempt.outcome in (Outcome.FAILURE, Outcome.TIMEOUT):
+            self.report.next_runs[name] = item.claimed.job.next_run
+            if attempt.is_error:
                 failure_logger.error(
                     "%s: slot %s %s: %s: %s",
                     name,
@@ -102,7 +143,8 @@ class Progress:
                 if attempt.outcome == Outcome.QUEUED:
                     what = f"queued on {log.backend} ({log.result_id})"
                 lost = "" if item.written else "; not recorded: another runner took the job over"
-                self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n")
+                level = 1 if attempt.outcome in HANDLED or attempt.outcome == Outcome.QUEUED else 0
+                self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n", level)
 
     def _counter(self, job: str, log, routine: bool) -> str | None:
         """' [3/72]' for a backlog's slot, '' for a lone slot; None: no line for it.

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
 
 from .. import conf, logger
 from ..registry import JobSpec, load_jobs
@@ -26,10 +27,11 @@ class Runner:
     """One runner process: the name of its claims (host:pid:run id), where it prints, and
     whether it must stop."""
 
-    def __init__(self, *, out=None, err=None):
+    def __init__(self, *, out=None, err=None, verbosity=1):
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self.out, self.err = out, err  # writables for a line per attempt, and for a loop's errors; or None
+        self.verbosity = verbosity  # what goes to ``out``: 0 failures, 1 a line per attempt, 2 jobs' output
         self.stop_requested = False
         self.deadlines = Deadlines()
 
@@ -72,6 +74,8 @@ class Runner:
             close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
             report = self.tick(specs=specs)
             close_old_connections()
+            if self.out is not None and self.verbosity >= 1:
+                self.out.write(f"{report.summary(timezone.now())}\n")
             return False, bool(report.queued)
         except DatabaseError as error:
             if self.err is not None:

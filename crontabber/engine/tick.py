@@ -25,7 +25,7 @@ from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, plan, slots_between
+from .plan import Due, backlog, next_due, plan, slots_between
 from .report import Progress, TickReport, first_line
 from .rerun import RerunRefused, job_that_ran
 from .slots import SlotLoop
@@ -39,7 +39,7 @@ class Tick:
         self.runner, self.force, self.extra = runner, force, extra or {}
         self.now = timezone.now()
         self.report = TickReport()
-        self.progress = Progress(self.report, runner.out)
+        self.progress = Progress(self.report, runner.out, runner.verbosity)
         self.claims = Claims(runner.owner)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
 
@@ -58,6 +58,7 @@ class Tick:
                 due = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
                 self.read_back(specs, due)  # results on task backends of the jobs not due now
                 self.run_due(due)  # claim and run the slots, a batch at a time
+                self.report.next_due = next_due(specs, rows, self.now, self.report.next_runs)
         return self.report
 
     # --- the steps -----------------------------------------------------------------------

@@ -1,12 +1,15 @@
 import argparse
 import gc
+import logging
+from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from crontabber import conf
+from crontabber import conf, logger
 from crontabber.engine.plan import why_not_run
+from crontabber.engine.report import plural
 from crontabber.engine.runner import Runner
 from crontabber.models import Job
 from crontabber.registry import effective_spec
@@ -35,6 +38,27 @@ CLASHES = (
     ),
     (lambda o: o["max_ticks"] < 0, "--max-ticks must be 0 or more"),
 )
+
+
+@contextmanager
+def job_lines(out, verbosity: int):
+    """With -v 2, each job's own output lines on ``out`` as they come, and with -v 3 all of
+    crontabber's log lines, whatever the project's LOGGING says."""
+    if verbosity < 2:
+        yield
+        return
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if verbosity == 2:
+        handler.addFilter(lambda record: hasattr(record, "crontabber_job"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def check_options(options: dict) -> None:
@@ -113,28 +137,29 @@ class Command(BaseCommand):
         gc.freeze()
         super().run_from_argv(argv)
 
-    def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, loop=False, **options):
+    def handle(self, *args, jobs=None, force=False, job_arg=(), dry_run=False, loop=False, verbosity=1, **options):
         registry = registry_or_error()
         check_options(dict(options, jobs=jobs, force=force, job_arg=job_arg, dry_run=dry_run, loop=loop))
-        if loop:
-            interval = options["interval"] or float(conf.get("CRONTABBER_INTERVAL"))
-            return self._loop(registry, interval, options["max_ticks"])
         if jobs:
             require_known(jobs, registry)
         extra = job_arguments(job_arg)
-        runner = Runner(out=self.stdout)
-        report = self._tick(runner, dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values()))
+        runner = Runner(out=self.stdout, err=self.stderr, verbosity=verbosity)
+        with job_lines(self.stdout, verbosity):
+            if loop:
+                return self._loop(runner, registry, options["interval"], options["max_ticks"])
+            options = dict(only=jobs, force=force, extra=extra, dry_run=dry_run, specs=registry.values())
+            report = self._tick(runner, options)
         if dry_run:
-            self._print_plan(report)
-        elif jobs:
+            return self._print_plan(report)
+        if jobs:
             self._explain(report, jobs, registry, extra)
+        if verbosity >= 1 and not report.held_all:
+            self.stdout.write(report.summary(timezone.now()))
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal; unfinished slots run on the next tick")
-        if jobs and report.failed:
-            raise CommandError(
-                f"{len(report.failed)} run(s) did not succeed: "
-                + ", ".join(f"{r.job} {r.attempt.outcome}" for r in report.failed)
-            )
+        if report.failed:  # a supervisor (systemd, a Kubernetes CronJob, cron's mail) sees it
+            failed = ", ".join(f"{result.job} {result.attempt.outcome}" for result in report.failed)
+            raise CommandError(f"{plural(len(report.failed), 'attempt')} did not succeed: {failed}")
 
     def _tick(self, runner, options):
         """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says."""
@@ -156,10 +181,16 @@ class Command(BaseCommand):
         if extra and not report.attempts:
             self.stdout.write(f"--job-arg {', '.join(extra)}: not used, since nothing ran")
 
-    def _loop(self, registry, interval: float, max_ticks: int) -> None:
+    def _loop(self, runner, registry, interval, max_ticks: int) -> None:
         """Ticks until a signal or ``max_ticks`` (Runner.loop); the exit status is 1 if the
         last tick failed on the database, else 0."""
-        runner = Runner(out=self.stdout, err=self.stderr)
+        interval = interval or float(conf.get("CRONTABBER_INTERVAL"))
+        if runner.verbosity >= 1:
+            where = f"{connection.vendor} {connection.settings_dict['NAME']}"
+            self.stdout.write(
+                f"crontabber: {plural(len(registry), 'job')}, a tick every {interval:g} s, on {where}; "
+                "SIGTERM or Ctrl-C stops it after the running job"
+            )
         failed = runner.loop(registry.values(), interval, max_ticks)
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal")
