@@ -42,6 +42,7 @@ def test_the_allow_list_names_what_the_child_gets(runner_env, settings):
         "DJANGO_SETTINGS_MODULE",
         "PYTHONPATH",
         "PYTHONUNBUFFERED",
+        "CRONTABBER_RUNNER_PID",
     }
 
 

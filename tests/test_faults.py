@@ -107,7 +107,10 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
     ]
     Job.objects.create(name="backfill")
     slots = backlog(["backfill"], 11)
-    fast_lease = {"CRONTABBER_LEASE_SECONDS": 0.5}
+    fast_lease = {
+        "CRONTABBER_LEASE_SECONDS": 0.5,
+        "CRONTABBER_RETRY_DELAY_SECONDS": 0,
+    }  # (an abandoned attempt backs off)
     rng = random.Random(20261123)
     killed_at = {}  # pid -> when it was killed
     deadline = time.monotonic() + 90
@@ -177,7 +180,7 @@ def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finish
             "backfill": True,
         }
     ]
-    settings = {"CRONTABBER_LEASE_SECONDS": 1}
+    settings = {"CRONTABBER_LEASE_SECONDS": 1, "CRONTABBER_RETRY_DELAY_SECONDS": 0}
     Job.objects.create(name="cut")
     slots = backlog(["cut"], 2)
     runner = start_runner(registry, settings)
@@ -189,6 +192,8 @@ def test_a_database_cut_mid_tick_fails_the_tick_cleanly_and_the_next_tick_finish
     # Log lines may come before it; the command's own error is one line, the last.
     assert err.strip().splitlines()[-1].startswith("CommandError: database error: "), err
     time.sleep(1.1)  # the claim it could not release expires
+    code, out, err = finish(start_runner(registry, settings))
+    assert code == 1 and "did not succeed: cut interrupted" in err, "its attempt under way is on record: an error"
     code, out, err = finish(start_runner(registry, settings))
     assert code == 0, err
     assert {log.slot for log in Log.objects.filter(outcome="success")} == set(slots)

@@ -9,6 +9,7 @@ crontabber.SkipRun, 1 on any other error).
 The child inherits the runner's environment, secrets included, unless
 CRONTABBER_CHILD_ENV names the variables it gets (see environment())."""
 
+import ctypes
 import fnmatch
 import json
 import os
@@ -26,6 +27,7 @@ from .execution import CLOCK, Deadlines, OutputCapture, stopped
 ALWAYS = ("DJANGO_SETTINGS_MODULE",)
 SKIP_EXIT_STATUS = 75  # sysexits' EX_TEMPFAIL: the command skipped its slot
 TASK = "--task"  # python -m crontabber.engine.child --task PATH KWARGS_JSON: a task in a child
+PARENT = "CRONTABBER_RUNNER_PID"  # the runner's pid, in the child's environment
 
 
 def environment() -> dict[str, str]:
@@ -48,6 +50,7 @@ def run_in_child(name: str, cmd: str, argv: list[str], timeout: float | None, de
     capture, started = OutputCapture(name), CLOCK["now"]()
     # The child imports the same project: same settings module, same import path.
     env = {**environment(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
+    env[PARENT] = str(os.getpid())
     child = subprocess.Popen(
         child_command(cmd, argv),
         stdout=subprocess.PIPE,
@@ -120,7 +123,20 @@ def _terminate(child: subprocess.Popen) -> None:
             logger.warning("child %s still running %s s after %s", child.pid, wait, signal.Signals(signum).name)
 
 
+def _die_with_the_runner() -> None:
+    """On Linux the child is killed when the runner that started it dies, so that a dead
+    runner's slot, taken over by another, never runs twice at once. (Linux sends the signal
+    when the starting *thread* ends: children are started from the tick's own thread.)"""
+    parent = os.environ.get(PARENT, "")
+    if not (parent.isdigit() and sys.platform.startswith("linux")):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before that
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_the_runner()
     import django
 
     django.setup()
