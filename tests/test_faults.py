@@ -109,8 +109,9 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
     slots = backlog(["backfill"], 11)
     fast_lease = {
         "CRONTABBER_LEASE_SECONDS": 0.5,
-        "CRONTABBER_RETRY_DELAY_SECONDS": 0,
-    }  # (an abandoned attempt backs off)
+        "CRONTABBER_RETRY_DELAY_SECONDS": 0,  # (an abandoned attempt backs off)
+        "CRONTABBER_CRASHES_BEFORE_ISOLATION": 1000,  # the test kills the runners, not the job
+    }
     rng = random.Random(20261123)
     killed_at = {}  # pid -> when it was killed
     deadline = time.monotonic() + 90

@@ -199,9 +199,14 @@ def test_jobs_that_kill_or_fork_their_runner_never_stop_the_others(healthy, bad,
     order.shuffle(registry)
     quick = {"CRONTABBER_LEASE_SECONDS": 0.05, "CRONTABBER_RETRY_DELAY_SECONDS": 0}
     env = child_env(json.dumps(registry), TEST_SETTINGS=json.dumps(quick))
-    statuses = [manage("cronrun", env=env).returncode for _ in range(6)]
+    # A runner dies of one killer at most, and the next records that death (the killer
+    # backs off that tick): two runs a crash, three crashes a killer, then a clean run.
+    runs = 2 * 3 * len(bad) + 1
+    statuses = [manage("cronrun", env=env).returncode for _ in range(runs)]
     assert set(statuses) <= {0, 1, 17}, statuses  # 1: an attempt did not succeed; 17: the job killed it
     assert statuses[-1] != 17, "isolated after three, the killer no longer kills its runner"
     labels = Counter(Execution.objects.values_list("label", flat=True))
-    assert labels == Counter({f"ok{n}": 1 for n in range(healthy)}), "each healthy job's slot ran once"
+    # Each healthy job's slot ran; again only after a killer's first crash, which may cost
+    # its batch's unwritten quick attempts a repeat (the crash rules, engine/ledger.py).
+    assert all(1 <= labels[f"ok{n}"] <= 1 + len(bad) for n in range(healthy)), labels
     assert not Log.objects.filter(outcome="running").exists()

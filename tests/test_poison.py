@@ -43,6 +43,27 @@ def test_a_job_that_kills_its_runner_is_an_error_and_the_others_still_run(jobs):
     assert tick.attempts["killer"] == {"interrupted": 1}
 
 
+def test_once_it_has_crashed_its_next_crash_costs_the_jobs_around_it_nothing(jobs):
+    """The first crash may repeat its batch's unwritten quick attempts (the crash rule);
+    from then on the job is careful: what ran before it is on record, nothing after it is
+    opened, so only its own attempt is abandoned and blamed."""
+    innocents = [
+        {"name": f"ok{n}", "cmd": "work", "cmd_args": ["--label", f"ok{n}"], "frequency": "1h"} for n in (0, 1)
+    ]
+    registry = [innocents[0], KILLER, innocents[1]]
+    jobs(registry)
+    Job.objects.create(name="killer", crash_count=1, error_count=1, last_error="Abandoned: its runner died")
+    died = cronrun(registry)
+    assert died.returncode == 17, died.stderr
+    assert outcomes("ok0") and [outcome for _, outcome in outcomes("ok0")] == ["success"], "on record before it"
+    assert not outcomes("ok1"), "nothing opened after it"
+    with freeze_time(timezone.now() + conf.lease() + timedelta(seconds=1)):
+        Runner().tick()
+    assert [outcome for _, outcome in outcomes("ok1")] == ["success"]
+    assert sorted(Execution.objects.values_list("label", flat=True)) == ["ok0", "ok1"], "each ran once"
+    assert [(j.name, j.crash_count) for j in Job.objects.order_by("name")] == [("killer", 2), ("ok0", 0), ("ok1", 0)]
+
+
 def test_after_three_such_attempts_it_runs_in_a_child_process_and_health_says_so(jobs, child_database):
     jobs([KILLER, AFTER])
     cronrun([AFTER])  # a tick recorded

@@ -60,6 +60,13 @@ class Claimed:
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempt on a task backend is read back
 
+    @property
+    def careful(self) -> bool:
+        """A runner died under it before: what others did is written before it starts, and
+        each of its attempts is opened and written on its own, so that if it kills this
+        runner too, only its own attempt is lost (see the crash rules in ledger.py)."""
+        return self.job.crash_count > 0
+
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
         anchor = self.job.anchor(now)

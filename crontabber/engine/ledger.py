@@ -9,7 +9,13 @@ and job states wait to be written together, in one transaction, while attempts a
 quick; whatever took real time or failed is written at once. So a crash repeats at most
 a fraction of a second of work, and no slot is recorded as run before it ran. The rows
 of attempts that never started are deleted; a row still ``running`` when its batch ends
-(the runner failed mid-attempt) ends ``interrupted``, and its slot runs again.
+(the runner failed mid-attempt) ends ``interrupted``, and its slot runs again. A runner
+that dies leaves its unwritten rows ``running``: the runner that takes the jobs over
+records each as abandoned (an error) and runs its slot again. That first crash may cost
+the batch's other quick attempts a repeat; from then on the job that crashed is careful
+(Claimed.careful): what others did is written before it starts, no row is opened ahead
+of it or after it in its batch, and its attempts are written one by one, so a second
+crash loses its own attempt only.
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class Ledger:
             return
         opened = []
         for claimed in batch:
+            if claimed.careful:  # the rest of the batch opens each row as it starts
+                break
             spec = claimed.spec
             first = [] if spec.depends_on or spec.backend or claimed.again else claimed.upcoming(now).peek(1)
             if first:
@@ -110,7 +118,7 @@ class Ledger:
         if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED) and not log.rerun:
             pk = claimed.job.pk
             self._served[pk] = max(self._served.get(pk, log.started_at), log.started_at)
-        quick = attempt.outcome in HANDLED and attempt.duration < QUICK_SECONDS
+        quick = attempt.outcome in HANDLED and attempt.duration < QUICK_SECONDS and not claimed.careful
         if not quick or CLOCK["now"]() - self._unwritten_since >= BATCH_SECONDS or len(self._unwritten) >= MAX_BATCH:
             return self.flush()
         return []
@@ -200,7 +208,7 @@ class Ledger:
         of as many of its next slots as take about BATCH_SECONDS (only those its
         dependencies have succeeded for): one INSERT, where a bulk INSERT returns ids."""
         size = next_size(*claimed.opened_at, 1) if claimed.opened_at else 1
-        if not connection.features.can_return_rows_from_bulk_insert or claimed.spec.backend:
+        if not connection.features.can_return_rows_from_bulk_insert or claimed.spec.backend or claimed.careful:
             size = 1  # (a task backend takes one attempt of a job at a time)
         size = 1 << (size.bit_length() - 1)  # a power of two: the INSERT's text repeats (drivers cache statements)
         following = claimed.slots.peek(size - 1) if size > 1 else []

@@ -59,6 +59,8 @@ class SlotLoop:
         on a task backend is read back first. Whatever raises on the way is this job's
         failure, not the tick's."""
         executor = self.executor_for(claimed.spec, claimed.job)
+        if claimed.careful:  # if it kills this runner, the others' attempts are on record
+            self.progress.recorded(self.ledger.flush())
         try:
             if self.read_back(claimed, executor) and not claimed.reading_only:
                 for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
