@@ -230,10 +230,10 @@ def test_reset_asks_first_then_forgets_the_state(operator):
     page = act(operator, "reset", "bad")
     assert "Reset jobs?" in text(page) and job("bad").error_count == 1
     response = act(operator, "reset", "bad", apply="yes")
-    assert "Reset: bad; each runs on the next tick as a new job" in said(response)
+    assert "bad: reset; it runs on the next tick as a new job." in said(response)
     state = job("bad")
     assert (state.next_run, state.error_count, state.last_error, state.first_run) == (None, 0, "", None)
-    assert entries(state) == [("op", CHANGE, "Reset: state forgotten; runs on the next tick as a new job")]
+    assert entries(state) == [("op", CHANGE, "Reset: state forgotten; it runs on the next tick as a new job")]
 
 
 def test_a_running_job_is_not_reset(operator):
@@ -260,7 +260,7 @@ def test_mark_success_at_a_time(operator):
     assert "bad: marked succeeded at" in said(response)
     assert Log.objects.filter(job=state, output__contains="marked as succeeded by op in the admin").count() == 1
     [(user, _, message)] = entries(state)
-    assert user == "op" and message.startswith("Marked succeeded at ")
+    assert user == "op" and message.startswith("Mark success: marked succeeded at ")
 
 
 def test_mark_success_follows_the_schedule_override(operator):

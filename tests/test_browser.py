@@ -261,7 +261,7 @@ def test_a_rerun_from_the_admin_runs_the_chosen_slots(live_server, page, operato
     page.fill("#id_end", chosen[-1].strftime("%Y-%m-%dT%H:%M"))
     page.click("input[type=submit][value='Re-run']")
     expect(page.locator("ul.messagelist")).to_contain_text(
-        f"Hourly-rollup: 2 slot(s) from {chosen[0]:%Y-%m-%d %H:%M} UTC to {chosen[1]:%Y-%m-%d %H:%M} UTC re-run"
+        f"Hourly-rollup: 2 slots from {chosen[0]:%Y-%m-%d %H:%M} UTC to {chosen[1]:%Y-%m-%d %H:%M} UTC re-run"
     )
     assert Log.objects.filter(attempt=2).count() == 0, "nothing ran in the web request"
 

@@ -305,8 +305,8 @@ def test_a_failure_series_mails_its_start_and_its_end_only(jobs, mailto):
     tick(at("2026-05-01 11:30"))
     assert len(mail.outbox) == 2
     recovery = mail.outbox[1]
-    assert recovery.subject == f"[site] crontabber: sync recovered after {failed} failed attempt(s)"
-    assert f"It succeeded after {failed} failed attempt(s) since 2026-05-01T10:00:00+00:00." in recovery.body
+    assert recovery.subject == f"[site] crontabber: sync recovered after {failed} failed attempts"
+    assert f"It succeeded after {failed} failed attempts since 2026-05-01T10:00:00+00:00." in recovery.body
     assert "The last error was: CommandError: failing on purpose for *" in recovery.body
     assert "recorded  *" in recovery.body  # its output
     tick(at("2026-05-01 11:35"))
@@ -322,8 +322,8 @@ def test_a_skip_after_failures_is_a_recovery_too(jobs, mailto):
     Job.objects.filter(name="s").update(error_count=2, next_run=at("2026-05-01 11:00"))
     tick(at("2026-05-01 11:00"))
     (recovery,) = mail.outbox
-    assert recovery.subject == "[site] crontabber: s recovered after 2 failed attempt(s)"
-    assert "It skipped (no new rows) after 2 failed attempt(s)" in recovery.body
+    assert recovery.subject == "[site] crontabber: s recovered after 2 failed attempts"
+    assert "It skipped (no new rows) after 2 failed attempts" in recovery.body
 
 
 def test_a_timeout_is_mailed_as_timed_out(jobs, mailto):

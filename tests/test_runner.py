@@ -311,7 +311,7 @@ def test_cronrun_force_runs_a_job_that_is_not_due_and_job_arg_passes_options(job
     assert control.CALLS[0]["colour"] == "blue"
     state = job("a")
     assert state.next_run == at("2026-05-02 03:00"), "a forced extra run leaves the schedule alone"
-    assert state.last_success == at("2026-05-01 10:00")
+    assert state.last_success == at("2026-05-01 03:00"), "it ran the latest slot of its schedule"
 
 
 def test_cronrun_dry_run_prints_the_plan_and_changes_nothing(jobs, capsys):

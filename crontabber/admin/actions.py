@@ -4,6 +4,8 @@ LogEntry naming who made it."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
@@ -13,6 +15,7 @@ from ..engine import repair, rerun
 from ..models import Control, Job
 from ..registry import jobs_or_none
 from ..schedules import format_instant
+from ..words import plural
 from .display import when_text
 from .forms import MarkSuccessForm, RerunForm, UnlockForm
 
@@ -20,7 +23,8 @@ from .forms import MarkSuccessForm, RerunForm, UnlockForm
 CONFIRMATIONS = {
     "reset": (
         "Reset jobs?",
-        "Each job forgets its state (next slot, last success, errors) and runs on the next tick as if new; "
+        "Each job forgets its state (next slot, last success, errors) and runs as if new, at its first slot "
+        "from now (the next tick for a frequency, the next matching time for a time or cron schedule); "
         "a backfill job starts over from then, so the slots it missed are not run. The log is kept.",
         "Yes, reset",
     ),
@@ -122,12 +126,12 @@ class JobActions:
                 continue
             if form.cleaned_data["dry_run"]:
                 self.message_user(
-                    request, f"{job.name}: {count} slot(s) {span} would re-run (dry run: nothing queued)."
+                    request, f"{job.name}: {plural(count, 'slot')} {span} would re-run (dry run: nothing queued)."
                 )
                 continue
             Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
-            self.log_change(request, job, f"Re-run queued {audited} ({count} slot{'s' if count > 1 else ''})")
-            self.message_user(request, f"{job.name}: {count} slot(s) {span} re-run on the next tick.")
+            self.log_change(request, job, f"Re-run queued {audited} ({plural(count, 'slot')})")
+            self.message_user(request, f"{job.name}: {plural(count, 'slot')} {span} re-run on the next tick.")
 
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):
@@ -138,10 +142,13 @@ class JobActions:
         except repair.RepairError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
-        for job in jobs.values():
-            self.log_change(request, job, "Reset: state forgotten; runs on the next tick as a new job")
-        if jobs:
-            self.message_user(request, f"Reset: {', '.join(sorted(jobs))}; each runs on the next tick as a new job.")
+        specs, now = jobs_or_none() or {}, timezone.now()
+        for name, job in sorted(jobs.items()):
+            spec = specs.get(name)
+            shown = partial(when_text, zone=spec.zone) if spec else None
+            what = repair.runs_next_after_reset(spec, job, now, shown) if spec else "it is not in the registry"
+            self.log_change(request, job, f"Reset: state forgotten; {what}")
+            self.message_user(request, f"{name}: reset; {what}.")
 
     @admin.action(description="Mark success (without running)", permissions=["change"])
     def mark_success(self, request, queryset):
@@ -151,27 +158,23 @@ class JobActions:
         known, _ = self._split(request, queryset)
         if not known:
             return
-        who = f"{request.user.get_username()} in the admin"
+        who, marked = f"{request.user.get_username()} in the admin", form.cleaned_data["mark_time"]
         try:
-            done = repair.mark_success([spec for _, spec in known], form.cleaned_data["mark_time"], by=who)
+            done = repair.mark_success(
+                [spec for _, spec in known], marked, by=who, confirmed=form.cleaned_data["moves_back"]
+            )
+        except repair.Unconfirmed as asked:
+            form.add_error("moves_back", f"{asked}.")
+            return self._confirm(request, queryset, "mark_success", form)
         except repair.RepairError as error:
             self.message_user(request, str(error), messages.ERROR)
             return
         zones = {spec.name: spec.zone for _, spec in known}
-        for job in done:
-            self.log_change(
-                request,
-                job,
-                f"Marked succeeded at {format_instant(job.last_success)} without running; "
-                f"next run {format_instant(job.next_run)}",
-            )
+        for marked_job in done:
+            self.log_change(request, marked_job.job, f"Mark success: {marked_job.said()} (without running)")
         self.message_user(
             request,
-            "; ".join(
-                f"{job.name}: marked succeeded at {when_text(job.last_success, zones[job.name])}, "
-                f"next run {when_text(job.next_run, zones[job.name])}"
-                for job in done
-            ),
+            "; ".join(f"{m.job.name}: {m.said(partial(when_text, zone=zones[m.job.name]))}" for m in done),
         )
 
     @admin.action(description="Unlock: release a dead runner's claim", permissions=["change"])

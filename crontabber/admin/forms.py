@@ -70,6 +70,12 @@ class MarkSuccessForm(forms.Form):
         help_text="ISO 8601, such as 2026-05-01T03:00 (read in TIME_ZONE when it has no offset); empty: now.",
     )
 
+    moves_back = forms.BooleanField(
+        required=False,
+        label="Mark even when this runs slots again",
+        help_text="A slot before a job's last success moves it back: every slot after it runs again.",
+    )
+
     def clean_mark_time(self):
         now = timezone.now()
         text = self.cleaned_data["mark_time"].strip()

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from ..models import Control, Log
 from ..registry import jobs_or_none
+from ..words import took
 from .display import BLUE, GREEN, PRE, RED, time_field, zone_of
 
 
@@ -109,7 +110,7 @@ class LogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="duration", ordering="duration")
     def duration_shown(self, log):
-        return f"{log.duration:.2f} s"
+        return took(log.duration)
 
     @admin.display(description="error")
     def error(self, log):
@@ -135,7 +136,7 @@ class ControlAdmin(ReadOnlyAdmin):
         "held_by",
         "held_since_shown",
         "last_tick_shown",
-        "last_tick_seconds",
+        "last_tick_took",
         "last_tick_by",
         "last_purge_shown",
     )
@@ -144,6 +145,10 @@ class ControlAdmin(ReadOnlyAdmin):
     held_since_shown = time_field("held_since", "held since", seconds=True)
     last_tick_shown = time_field("last_tick", "last tick", seconds=True)
     last_purge_shown = time_field("last_purge", "last purge", seconds=True)
+
+    @admin.display(description="last tick took", ordering="last_tick_seconds")
+    def last_tick_took(self, control: Control) -> str:
+        return "-" if control.last_tick_seconds is None else took(control.last_tick_seconds)
 
     def zone(self, control: Control) -> None:
         return None  # no job's: TIME_ZONE

@@ -11,6 +11,7 @@ from .. import conf, logger, scrub
 from ..models import Log
 from ..outcomes import Outcome
 from ..schedules import format_instant
+from ..words import plural
 
 MAIL_TIMEOUT_SECONDS = 30  # when EMAIL_TIMEOUT is not set: a hung SMTP server must not hang the runner
 
@@ -98,9 +99,9 @@ def _recovery(spec, job, log, attempt, failed: int) -> tuple[str, list[str], lis
     first, error = _failure_series(job, log, failed)
     what = "succeeded" if attempt.outcome == Outcome.SUCCESS else f"skipped ({attempt.error_value})"
     since = f" since {format_instant(first)}" if first else ""
-    notes = [f"It {what} after {failed} failed attempt(s){since}."]
+    notes = [f"It {what} after {plural(failed, 'failed attempt')}{since}."]
     notes += [f"The last error was: {error}"] if error else []
-    return f"{spec.name} recovered after {failed} failed attempt(s)", [], notes
+    return f"{spec.name} recovered after {plural(failed, 'failed attempt')}", [], notes
 
 
 def mail_on_attempt(sender, spec, job, log, attempt, previous_error_count=0, **kwargs):

@@ -74,8 +74,9 @@ def slots_to_run(
     spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: datetime, forced: bool
 ) -> Iterator[datetime]:
     """The slots to run now, oldest first, lazily: every due one for a backfill job (at
-    most max_backfill), else the latest due one. Forced with nothing due: one extra run
-    for this moment, off the grid."""
+    most max_backfill), else the latest due one. Forced with nothing due: one extra run of
+    the latest slot of its schedule (a real one, which a backfill job computes its window
+    from), or of this moment if there is none yet; the grid stays put either way."""
     pending = next_slot or spec.schedule.first_slot(now)
     if spec.backfill:
         due = takewhile(lambda slot: slot <= now, chain([pending], spec.schedule.slots_after(pending, anchor)))
@@ -84,8 +85,10 @@ def slots_to_run(
         latest = spec.schedule.latest_at_or_before(now, anchor)
         slots = iter([latest] if latest is not None and latest >= pending else [])
     first = next(slots, None)
+    if first is None and forced:
+        return iter([spec.schedule.latest_at_or_before(now, anchor) or now.replace(microsecond=0)])
     if first is None:
-        return iter([now.replace(microsecond=0)] if forced else [])
+        return iter([])
     return chain([first], slots)
 
 

@@ -13,16 +13,11 @@ from typing import NamedTuple
 from .. import failure_logger
 from ..outcomes import HANDLED, Attempt, Outcome
 from ..schedules import format_instant
+from ..words import plural, span, took
 from .execution import CLOCK
 
 SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
 SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last
-
-
-def first_line(text) -> str:
-    """The first line of a message (an error's may go on with details)."""
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 class Waiting(NamedTuple):
@@ -64,6 +59,11 @@ class TickReport:
         if attempt.outcome not in HANDLED:
             self.failed.append(SlotResult(job, slot, attempt))
 
+    @property
+    def errors(self) -> list[SlotResult]:
+        """The attempts that failed (not those interrupted by a stop, which run again)."""
+        return [result for result in self.failed if result.attempt.is_error]
+
     def summary(self, now: datetime) -> str:
         """One line: what ran, what did not succeed, and which job is due next."""
         outcomes = Counter()
@@ -83,22 +83,6 @@ class TickReport:
             return "no job is scheduled"
         name, when = self.next_due
         return f"{name} now (a backlog)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def span(duration) -> str:
-    """A duration as people say it: '42 s', '7 min', '3 h 05 min', '2 days'."""
-    seconds = int(duration.total_seconds())
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    return plural(round(seconds / 86400), "day")
 
 
 @dataclass
@@ -139,7 +123,7 @@ class Progress:
                 )
             counter = self._counter(name, log, routine=attempt.outcome in HANDLED and item.written)
             if counter is not None:
-                what = f"{attempt.outcome} ({attempt.duration:.2f} s)"
+                what = f"{attempt.outcome} ({took(attempt.duration)})"
                 if attempt.outcome == Outcome.QUEUED:
                     what = f"queued on {log.backend} ({log.result_id})"
                 lost = "" if item.written else "; not recorded: another runner took the job over"

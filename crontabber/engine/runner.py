@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from .. import conf, logger
 from ..registry import JobSpec, load_jobs
+from ..words import first_line
 from .dryrun import DryTick
 from .execution import CLOCK, Deadlines
-from .report import TickReport, first_line
+from .report import TickReport
 from .tick import Tick
 
 

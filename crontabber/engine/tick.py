@@ -20,13 +20,14 @@ from .. import conf, logger
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
+from ..words import first_line
 from .backends import TaskBackend
 from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
 from .plan import Due, backlog, next_due, plan, slots_between
-from .report import Progress, TickReport, first_line
+from .report import Progress, TickReport
 from .rerun import RerunRefused, job_that_ran
 from .slots import SlotLoop
 from .writes import database_lost

@@ -19,8 +19,9 @@ from django.db import connection
 
 from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
+from ..words import did_you_mean
 from . import tasks
-from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, did_you_mean, key_problems
+from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ docs/configuration.md all come from it."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..schedules import ScheduleError, parse_frequency, parse_time, parse_zone
+from ..words import did_you_mean
 
 
 def _string(value) -> str:
@@ -230,12 +230,6 @@ def key_problems(entry: dict) -> list[tuple[str, str, str]]:
         if message:
             found.append((key.name, message, key.code))
     return found
-
-
-def did_you_mean(name, known) -> str:
-    """' (did you mean 'x'?)' when ``name`` is a likely typo of one of ``known``, else ''."""
-    close = difflib.get_close_matches(str(name), [str(item) for item in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def key_table() -> str:

@@ -23,7 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice, takewhile
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from ..words import did_you_mean
 
 UTC = UTC
 MINUTE = timedelta(minutes=1)
@@ -67,7 +69,8 @@ def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ScheduleError(f"{name!r} is not a known IANA time zone") from None
+        guess = did_you_mean(name, available_timezones())
+        raise ScheduleError(f"{name!r} is not a known IANA time zone{guess}") from None
 
 
 def truncate_to_minute(instant: datetime) -> datetime:

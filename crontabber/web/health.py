@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from .. import conf
 from ..engine.backends import patience
-from ..engine.report import first_line
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec, load_jobs
+from ..words import first_line
 
 OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
 HEALTHY = ("ok", "running", "queued", "disabled")

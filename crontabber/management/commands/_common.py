@@ -1,15 +1,13 @@
 """Helpers shared by the crontabber commands (the leading _ hides this from Django)."""
 
-import difflib
-
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from crontabber import scrub
-from crontabber.engine.report import first_line
 from crontabber.models import Job
 from crontabber.registry import RegistryError, load_jobs
+from crontabber.words import did_you_mean, first_line
 
 
 def registry_or_error():
@@ -42,8 +40,7 @@ def require_known(names, known, consequence: str = "") -> None:
 
 
 def _with_guess(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+    return f"{name!r}{did_you_mean(name, known)}"
 
 
 def one_line(error: BaseException) -> str:

@@ -1,17 +1,11 @@
-from itertools import islice, takewhile
-
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber.engine import repair
-from crontabber.models import Job
-from crontabber.registry import effective_spec
 from crontabber.schedules import ScheduleError, format_instant, parse_instant
 
 from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
-
-BACKLOG_ASKED = 10_000  # slots: a larger backlog left by a mark needs --yes
 
 
 class Command(RepairCommand):
@@ -26,7 +20,10 @@ class Command(RepairCommand):
             help="the slot to mark (default now); a time without offset is read in TIME_ZONE",
         )
         parser.add_argument(
-            "--yes", action="store_true", help=f"mark even when it leaves more than {BACKLOG_ASKED:,} slots to backfill"
+            "--yes",
+            action="store_true",
+            help="mark even when it moves a last success back (its slots since run again) "
+            f"or leaves more than {repair.MARK_BACKLOG_ASKED:,} slots to backfill",
         )
 
     def handle(self, *args, names=(), all_jobs=False, time=None, yes=False, **options):
@@ -42,18 +39,15 @@ class Command(RepairCommand):
                     "register it first; nothing was changed"
                 )
             specs = [registry[name] for name in selected]
-            if not yes:
-                refuse_a_large_backlog(specs, marked, now)
-            done = repair.mark_success(specs, marked, now, by="cronmarksuccess")
+            done = repair.mark_success(specs, marked, now, by="cronmarksuccess", confirmed=yes)
+        except repair.Unconfirmed as asked:
+            raise CommandError(f"{asked}; add --yes to mark anyway; nothing was changed") from None
         except repair.RepairError as error:
             raise CommandError(str(error)) from None
         except DatabaseError as error:
             raise database_error(error) from None
-        for job in done:
-            self.stdout.write(
-                f"{job.name}: marked succeeded at {format_instant(job.last_success)}; "
-                f"next run {format_instant(job.next_run)}"
-            )
+        for marked_job in done:
+            self.stdout.write(f"{marked_job.job.name}: {marked_job.said()}")
 
 
 def marked_slot(text, now):
@@ -67,20 +61,3 @@ def marked_slot(text, now):
     if marked > now:
         raise CommandError(f"--time {format_instant(marked)} is in the future")
     return marked
-
-
-def refuse_a_large_backlog(specs, marked, now) -> None:
-    """A mark far back leaves a backfill job every slot since to run: ask first."""
-    jobs = {job.name: job for job in Job.objects.filter(name__in=[spec.name for spec in specs])}
-    for spec in specs:
-        if not spec.backfill:
-            continue
-        job = jobs.get(spec.name)
-        schedule = effective_spec(spec, job).schedule
-        anchor = job.first_run if job and job.first_run else marked
-        slots = takewhile(lambda slot: slot <= now, schedule.slots_after(marked, anchor))
-        if sum(1 for _ in islice(slots, BACKLOG_ASKED + 1)) > BACKLOG_ASKED:
-            raise CommandError(
-                f"{spec.name}: marking {format_instant(marked)} leaves more than {BACKLOG_ASKED:,} slots to "
-                "backfill; add --yes to mark anyway; nothing was changed"
-            )

@@ -9,11 +9,11 @@ from django.utils import timezone
 
 from crontabber import conf, logger
 from crontabber.engine.plan import why_not_run
-from crontabber.engine.report import plural
 from crontabber.engine.runner import Runner
 from crontabber.models import Job
 from crontabber.registry import effective_spec
 from crontabber.schedules import format_instant
+from crontabber.words import plural
 
 from ._common import database_error, registry_or_error, require_known
 
@@ -157,9 +157,9 @@ class Command(BaseCommand):
             self.stdout.write(report.summary(timezone.now()))
         if runner.stop_requested:
             self.stderr.write("crontabber: stopped on a signal; unfinished slots run on the next tick")
-        if report.failed:  # a supervisor (systemd, a Kubernetes CronJob, cron's mail) sees it
-            failed = ", ".join(f"{result.job} {result.attempt.outcome}" for result in report.failed)
-            raise CommandError(f"{plural(len(report.failed), 'attempt')} did not succeed: {failed}")
+        if report.errors:  # a supervisor (systemd, a Kubernetes CronJob, cron's mail) sees it
+            failed = ", ".join(f"{result.job} {result.attempt.outcome}" for result in report.errors)
+            raise CommandError(f"{plural(len(report.errors), 'attempt')} did not succeed: {failed}")
 
     def _tick(self, runner, options):
         """One tick, stopped by SIGTERM/SIGINT as docs/operations.md says."""

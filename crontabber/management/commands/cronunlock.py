@@ -3,6 +3,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from crontabber.engine import repair
+from crontabber.words import plural
 
 from ._common import RepairCommand, database_error, known_names, registry_or_error, select_names
 
@@ -48,4 +49,4 @@ class Command(RepairCommand):
         elif not all_jobs:
             self.stdout.write(f"{name}: not claimed; nothing to release")
         if given_up:
-            self.stdout.write(f"{name}: gave up {given_up} attempt(s) queued on a task backend")
+            self.stdout.write(f"{name}: gave up {plural(given_up, 'attempt')} queued on a task backend")
