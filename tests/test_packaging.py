@@ -182,6 +182,11 @@ def test_every_pip_install_users_are_told_names_the_distribution():
     assert len(right) >= 5, "the finder finds the docs' installs"
 
 
+def test_the_name_clash_is_told_where_a_newcomer_looks():
+    warned = {where.split(":")[0] for where, section, _ in told_installs() if CLASH in section}
+    assert {"README.md", "docs/troubleshooting.md"} <= warned
+
+
 HELLO = """
 from pathlib import Path
 
