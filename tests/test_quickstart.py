@@ -36,6 +36,7 @@ if not database_independent_tests_run_here():
     pytest.skip("database-independent; runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
 
 PAGE = ROOT / "docs" / "quickstart.md"
+README = ROOT / "README.md"
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S)
 
 
@@ -199,3 +200,25 @@ def test_every_block_of_the_quickstart_is_run_or_says_why_not():
         "python manage.py cronrun --loop",
         "while true; do python manage.py cronrun; sleep 300; done",
     ]
+
+
+@pytest.mark.slow
+def test_the_readmes_command_lines_run_as_written_in_a_checkout(tmp_path):
+    """After `make run` (its virtualenv, `migrate`), each `$ ` line of the README, from the
+    checkout's root, exits as its output shows (1 for a CommandError, else 0). The database
+    is a file of its own, not the var/ one `make run` uses."""
+    if Path(sys.prefix) != ROOT / ".venv":
+        pytest.skip("the README's commands name the checkout's .venv; this suite runs in another")
+    env = outside_env(DATABASE_URL=f"sqlite:///{tmp_path}/readme.sqlite3")
+    env.pop("DEBUG", None), env.pop("SECRET_KEY", None)
+
+    def shell(command):
+        return subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert shell("DEBUG=1 .venv/bin/python webapp/manage.py migrate --noinput").returncode == 0
+    steps = Block("console", "\n".join(re.findall(r"^\$ .*(?:\n(?!\$ |```).*)*", README.read_text(), re.M))).commands()
+    assert len(steps) >= 5
+    for command, shown in steps:
+        result = shell(command)
+        failed = any(line.startswith("CommandError") for line in shown)
+        assert result.returncode == (1 if failed else 0), f"$ {command}\n{result.stdout}{result.stderr}"
