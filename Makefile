@@ -6,20 +6,33 @@ PY := $(VENV)/bin/python
 # testing side by side never meet.
 CHECKOUT := $(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/crontabber_$(CHECKOUT)
+# Two stamps in one virtualenv: what running needs (`make run`, `make check`), and the test
+# tools with the drivers and task backends the suite exercises, installed on top by the
+# targets that test.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
+# The distribution's name before 0.1.0: an editable install of it goes (once; harmless after).
+FORGET_OLD_NAME = -m pip uninstall --quiet --yes crontabber 2>/dev/null || true
 # `make run` and `make check` are development: without DEBUG=1 (or a SECRET_KEY) the host project refuses to start.
 DEV := DEBUG=$${DEBUG:-1}
 
 .PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container
 
-$(STAMP): pyproject.toml
+# The app and the host project's pinned runtime dependencies (Django, croniter, sentry-sdk,
+# dj-database-url): SQLite, no test tools.
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) $(FORGET_OLD_NAME)
+	$(PY) -m pip install --quiet -e '.[pinned]'
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,rq,test]'
 	touch $(STAMP)
 
 # Migrate the SQLite database under var/ and run the loop in the foreground.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	mkdir -p var
 	$(DEV) $(PY) webapp/manage.py migrate --noinput
 	$(DEV) PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
@@ -89,6 +102,7 @@ test-django6: postgres chromium
 $(DJ6_STAMP): pyproject.toml
 	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
 	$(DJ6_PY) -m pip install --quiet --upgrade pip
+	$(DJ6_PY) $(FORGET_OLD_NAME)
 	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,rq,test]'
 	touch $(DJ6_STAMP)
 
@@ -107,7 +121,7 @@ chromium:
 	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q chromium) || \
 	  echo "chromium could not be installed: the browser tests will be skipped" >&2
 
-check: $(STAMP)
+check: $(RUN_STAMP)
 	$(DEV) $(PY) webapp/manage.py check
 
 bench: $(STAMP) postgres

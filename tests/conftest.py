@@ -3,6 +3,7 @@ from django.db import connection
 
 from tests.helpers import HEALTH_TOKEN, at, child_env, tick
 from tests.jobs import control
+from tests.packaging import build
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +96,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The distribution as the package index would have it (tests.packaging.build): its
+    wheel, its sdist and the tree they came from; built once for the packaging tests and
+    the quickstart's."""
+    return build(tmp_path_factory.mktemp("packaging"))

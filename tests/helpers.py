@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -114,3 +115,23 @@ def wait_for(predicate, seconds=20.0, every=0.02):
             return True
         time.sleep(every)
     return False
+
+
+# What differs from one run of a command to the next: instants (ISO 8601, cronlist's minutes,
+# a claim's expiry of the day), the seconds an attempt took, a runner's host:pid:run id.
+VARYING = [
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?\+00:00"), "<instant>"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?Z"), "<minute>"),
+    (re.compile(r"\b\d\d:\d\d:\d\dZ"), "<time>"),
+    (re.compile(r"\(\d+\.\d+ s\)"), "(<seconds> s)"),
+    (re.compile(r"[\w.-]+:\d+:[0-9a-f]{8}\b"), "<runner>"),
+]
+
+
+def varying_aside(text: str) -> list[str]:
+    """The lines of a command's output (or of a doc showing one), right-stripped, with what
+    differs from run to run replaced by placeholders: what the docs show is compared so."""
+    text = "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+    for pattern, placeholder in VARYING:
+        text = pattern.sub(placeholder, text)
+    return text.splitlines()

@@ -563,7 +563,8 @@ def test_the_deploy_doc_shows_the_unit_and_the_kubernetes_example_as_they_are():
 
 
 def test_the_docs_link_to_files_that_exist():
-    for doc in (DEPLOY_DOC, ROOT / "docs" / "migrating.md", ROOT / "README.md"):
+    newcomers = [ROOT / "docs" / name for name in ("README.md", "quickstart.md", "troubleshooting.md")]
+    for doc in (DEPLOY_DOC, ROOT / "docs" / "migrating.md", ROOT / "README.md", ROOT / "CHANGELOG.md", *newcomers):
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name} links to a missing {target}"
     readme = (ROOT / "README.md").read_text()

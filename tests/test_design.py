@@ -29,6 +29,16 @@ def test_the_configuration_docs_list_every_registry_key():
     assert keys.key_table() in CONFIGURATION
 
 
+def test_the_docs_index_links_every_page():
+    index = ROOT / "docs" / "README.md"
+    linked = {
+        (index.parent / target).resolve() for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", index.read_text())
+    }
+    assert all(target.exists() for target in linked), [str(t) for t in linked if not t.exists()]
+    pages = {page.resolve() for page in (ROOT / "docs").glob("*.md") if page != index}
+    assert pages - linked == set(), "docs/README.md does not list these pages"
+
+
 def test_every_crontabber_setting_the_code_reads_is_in_conf():
     read = set()
     for path in (ROOT / "crontabber").rglob("*.py"):

@@ -6,7 +6,7 @@ row, attempts by job and outcome, recent durations by job and bucket); ``familie
 them into metric families without touching the database; ``exposition`` puts them through
 a custom collector on a private CollectorRegistry (no global registry state).
 
-prometheus-client is an optional extra (``pip install 'crontabber[metrics]'``): without it
+prometheus-client is an optional extra (``pip install 'django-crontabber[metrics]'``): without it
 this module imports, ``available()`` is False and ``exposition`` raises Unavailable.
 """
 
@@ -29,7 +29,7 @@ try:
 except ImportError:  # the optional extra is not installed
     prometheus_client = None
 
-MISSING = "metrics need prometheus-client: pip install 'crontabber[metrics]'"
+MISSING = "metrics need prometheus-client: pip install 'django-crontabber[metrics]'"
 BACKLOG_CAP = 100_000  # a backfill job's backlog is counted up to this many slots
 DURATION_WINDOW = timedelta(hours=24)  # the duration histogram's attempts: those started this recently
 BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)  # seconds; +Inf is added
