@@ -176,7 +176,7 @@ def test_the_quickstart_as_written_reaches_a_first_successful_job(reader, built,
         commands = [command for command, _ in outputs]
         assert install in commands and "django-admin startproject mysite" in commands
         [tick] = [printed for command, printed in outputs if command == "python manage.py cronrun"]
-        assert re.fullmatch(r"signups \S+: success \(\S+ s\)\n", tick), tick
+        assert re.fullmatch(r"signups \S+: success \(\S+ s\)\nran 1 slot of 1 job: 1 success; next: .*\n", tick), tick
         # The admin is there (its login first).
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", "/admin/crontabber/job/")

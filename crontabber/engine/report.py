@@ -50,6 +50,7 @@ class TickReport:
     next_runs: dict[str, datetime | None] = field(default_factory=dict)  # job -> its next run, once it ran
     next_due: tuple[str, datetime] | None = None  # the job due next after the tick, and when
     unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
+    due: int = 0  # jobs due at the tick's start (some may have run elsewhere, or waited)
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
         if attempt.outcome == Outcome.QUEUED:
@@ -74,6 +75,8 @@ class TickReport:
         parts += [f"{len(self.queued)} queued on task workers"] if self.queued else []
         parts += [f"{len(self.waiting)} waiting for a dependency"] if self.waiting else []
         did = f"ran {plural(ran, 'slot')} of {plural(len(self.attempts), 'job')}" if ran else "nothing was due"
+        if not ran and self.due:
+            did = f"{plural(self.due, 'job')} {'was' if self.due == 1 else 'were'} due, none ran here"
         if self.failed:
             did += f" ({', '.join(dict.fromkeys(result.job for result in self.failed))} did not succeed)"
         return f"{did}{': ' + ', '.join(parts) if parts else ''}; next: {self._next(now)}"
@@ -82,7 +85,7 @@ class TickReport:
         if self.next_due is None:
             return "no job is scheduled"
         name, when = self.next_due
-        return f"{name} now (a backlog)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
+        return f"{name} now (still due)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
 
 
 @dataclass
