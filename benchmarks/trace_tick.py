@@ -8,7 +8,8 @@ A scratch SQLite database, one hourly backfill job (the test app's `noop`), one 
 untimed (the process is warm), then the job's state set so that exactly one slot is due
 and `call_command("cronrun")` profiled with sys.setprofile: each call of a function
 defined under crontabber/ counts, by its module. Prints the modules, the calls, the
-module changes and the returns to a module already left; --show lists the sequence.
+module changes and the returns to a module already left, then the same by room (a
+subpackage such as crontabber.engine, or a top-level module); --show lists the sequence.
 """
 
 from __future__ import annotations
@@ -100,9 +101,11 @@ def main() -> None:
         for index, module in enumerate(calls):
             if not index or module != calls[index - 1]:
                 print(module)
-    figures = summary(calls)
-    print(", ".join(f"{name}: {value}" for name, value in figures.items()))
-    print("modules:", ", ".join(sorted(set(calls))))
+    rooms = [".".join(module.split(".")[:2]) for module in calls]  # crontabber.engine, crontabber.conf...
+    for label, sequence in (("modules", calls), ("rooms", rooms)):
+        figures = summary(sequence)
+        print(f"by {label}:", ", ".join(f"{name}: {value}" for name, value in figures.items()))
+        print(f"{label}:", ", ".join(sorted(set(sequence))))
 
 
 if __name__ == "__main__":
