@@ -22,18 +22,30 @@ class Due:
     forced: bool  # runs even if no slot is due: --force, or an operator's "run now"
 
 
-def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -> list[Due]:
+@dataclass(frozen=True)
+class Plan:
+    """The jobs to run now, and the enabled job not due now that is due first (found in the
+    same pass: an idle tick at 10,000 jobs looks at each once)."""
+
+    due: list[Due]
+    soonest: tuple[datetime, str] | None  # (when, name)
+
+
+def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -> Plan:
     """The jobs to run now, each after the due jobs it depends on. ``specs``: the jobs as
     operators changed them (registry.effective_spec); ``rows``: each job's tick row by name
     (JobQuerySet.tick_rows). A job without one, or without a next run (reset), is new
     and due at its first slot."""
-    due = []
+    due, soonest = [], None
     for spec in specs:
         row = rows.get(spec.name)
         forced = force or (row is not None and row.run_requested is not None)  # or an operator's "run now"
-        if forced or (spec.enabled and next_run(spec, row, now) <= now):
+        when = next_run(spec, row, now) if spec.enabled else None
+        if forced or (when is not None and when <= now):
             due.append(Due(spec, forced))
-    return in_dependency_order(due)
+        elif when is not None and (soonest is None or when < soonest[0]):
+            soonest = (when, spec.name)
+    return Plan(in_dependency_order(due), soonest)
 
 
 def next_run(spec: JobSpec, row, now: datetime) -> datetime:
@@ -41,14 +53,19 @@ def next_run(spec: JobSpec, row, now: datetime) -> datetime:
     return row.next_run if row is not None and row.next_run is not None else spec.schedule.first_slot(now)
 
 
-def next_due(specs: list[JobSpec], rows: dict, now: datetime, ran: dict) -> tuple[str, datetime] | None:
-    """The enabled job due next, and when: a job that ran, at its new next run (``ran``:
-    name -> next run), any other at its row's (a new job at its first slot)."""
+def next_due(planned: Plan, rows: dict, now: datetime, ran: dict) -> tuple[str, datetime] | None:
+    """The enabled job due next after the tick: of the jobs that were due, one that ran at
+    its new next run (``ran``: name -> next run), another at its row's; else the soonest of
+    the others."""
     found = [
-        (ran[spec.name] if spec.name in ran else next_run(spec, rows.get(spec.name), now), spec.name)
-        for spec in specs
-        if spec.enabled
+        (
+            ran[item.spec.name] if item.spec.name in ran else next_run(item.spec, rows.get(item.spec.name), now),
+            item.spec.name,
+        )
+        for item in planned.due
+        if item.spec.enabled
     ]
+    found += [planned.soonest] if planned.soonest else []
     when, name = min((item for item in found if item[0] is not None), default=(None, ""))
     return (name, when) if when is not None else None
 

@@ -56,11 +56,11 @@ class Tick:
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
                 self.rerun_requested(specs, rows)  # re-runs queued in the admin
-                due = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
-                self.report.due = len(due)
-                self.read_back(specs, due)  # results on task backends of the jobs not due now
-                self.run_due(due)  # claim and run the slots, a batch at a time
-                self.report.next_due = next_due(specs, rows, self.now, self.report.next_runs)
+                planned = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
+                self.report.due = len(planned.due)
+                self.read_back(specs, planned.due)  # results on task backends of the jobs not due now
+                self.run_due(planned.due)  # claim and run the slots, a batch at a time
+                self.report.next_due = next_due(planned, rows, self.now, self.report.next_runs)
         return self.report
 
     # --- the steps -----------------------------------------------------------------------
