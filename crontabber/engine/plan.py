@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain, islice, takewhile
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 class Due:
     spec: JobSpec
     forced: bool  # runs even if no slot is due: --force, or an operator's "run now"
+
+
+NEVER = datetime.max.replace(tzinfo=UTC)  # when a disabled job is due (a forced one runs anyway)
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,16 @@ def plan(specs: list[JobSpec], rows: dict, now: datetime, force: bool = False) -
     operators changed them (registry.effective_spec); ``rows``: each job's tick row by name
     (JobQuerySet.tick_rows). A job without one, or without a next run (reset), is new
     and due at its first slot."""
-    due, soonest = [], None
+    due, soonest = [], (NEVER, "")
     for spec in specs:
         row = rows.get(spec.name)
         forced = force or (row is not None and row.run_requested is not None)  # or an operator's "run now"
-        when = next_run(spec, row, now) if spec.enabled else None
-        if forced or (when is not None and when <= now):
+        when = next_run(spec, row, now) if spec.enabled else NEVER
+        if forced or when <= now:
             due.append(Due(spec, forced))
-        elif when is not None and (soonest is None or when < soonest[0]):
+        elif when < soonest[0]:
             soonest = (when, spec.name)
-    return Plan(in_dependency_order(due), soonest)
+    return Plan(in_dependency_order(due), soonest if soonest[0] < NEVER else None)
 
 
 def next_run(spec: JobSpec, row, now: datetime) -> datetime:

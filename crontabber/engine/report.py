@@ -70,16 +70,21 @@ class TickReport:
         outcomes = Counter()
         for counts in self.attempts.values():
             outcomes.update(counts)
-        ran = sum(outcomes.values())
         parts = [f"{count} {outcome}" for outcome, count in sorted(outcomes.items())]
         parts += [f"{len(self.queued)} queued on task workers"] if self.queued else []
         parts += [f"{len(self.waiting)} waiting for a dependency"] if self.waiting else []
-        did = f"ran {plural(ran, 'slot')} of {plural(len(self.attempts), 'job')}" if ran else "nothing was due"
-        if not ran and self.due:
-            did = f"{plural(self.due, 'job')} {'was' if self.due == 1 else 'were'} due, none ran here"
-        if self.failed:
-            did += f" ({', '.join(dict.fromkeys(result.job for result in self.failed))} did not succeed)"
-        return f"{did}{': ' + ', '.join(parts) if parts else ''}; next: {self._next(now)}"
+        return f"{self._ran(sum(outcomes.values()))}{': ' + ', '.join(parts) if parts else ''}; next: {self._next(now)}"
+
+    def _ran(self, ran: int) -> str:
+        if not ran:
+            return (
+                f"{plural(self.due, 'job')} {'was' if self.due == 1 else 'were'} due, none ran here"
+                if self.due
+                else "nothing was due"
+            )
+        did = f"ran {plural(ran, 'slot')} of {plural(len(self.attempts), 'job')}"
+        failed = dict.fromkeys(result.job for result in self.failed)
+        return f"{did} ({', '.join(failed)} did not succeed)" if failed else did
 
     def _next(self, now: datetime) -> str:
         if self.next_due is None:
