@@ -32,6 +32,8 @@ MISTAKES = [
     ({"cmd": "record", "cmd_args": "--label x"}, "record", "cmd_args", "list of strings"),
     ({"cmd": "record", "backfill": "yes"}, "record", "backfill", "True or False"),
     ({"cmd": "record", "max_backfill": 0}, "record", "max_backfill", "positive number"),
+    ({"cmd": "record", "queued_at_once": 1.5}, "record", "queued_at_once", "whole number"),
+    ({"cmd": "record", "backfill": True, "queued_at_once": 8}, "record", "queued_at_once", "on a task backend"),
     ({"cmd": "boom", "backfill": True}, "boom", "backfill", "does not accept --run-time"),
     ({"cmd": "boom", "last_success": True}, "boom", "last_success", "does not accept --last-success"),
     ({"cmd": "record", "depends_on": ["ghost"]}, "record", "depends_on", "unknown job 'ghost'"),

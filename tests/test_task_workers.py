@@ -143,3 +143,52 @@ def test_two_runners_and_two_workers_run_every_slot_exactly_once(jobs):
             slot for _, slot in Execution.objects.filter(label=label).order_by("started").values_list("label", "slot")
         ]
         assert started == sorted(started)  # oldest first, one at a time
+
+
+def recorded_in_order(receivers):
+    """The slots of the attempts recorded, in the order the runner recorded them."""
+    from crontabber import signals
+
+    recorded = []
+    receivers.connect(signals.attempt_finished, lambda log, attempt, **kw: recorded.append((log.slot, attempt.outcome)))
+    return recorded
+
+
+def test_a_backfill_job_with_slots_queued_at_once_runs_each_once_and_records_them_in_slot_order(jobs, receivers):
+    jobs([{"name": "rollup", "task": "tests.jobs.tasks.rollup", "frequency": "1m", "backfill": True, "backend": "db",
+           "queued_at_once": 4}])  # fmt: skip
+    backlog(9)
+    recorded = recorded_in_order(receivers)
+    workers = [start_worker("w1"), start_worker("w2")]
+    try:
+        assert ticks_until(lambda: finished("rollup") >= 10)
+    finally:
+        stop(*workers)
+    done = list(Execution.objects.values_list("slot", flat=True))
+    assert len(done) == len(set(done)) >= 10  # every slot once
+    assert [slot for slot, _ in recorded] == sorted(slot for slot, _ in recorded)
+    assert {outcome for _, outcome in recorded} == {"success"}
+    assert Job.objects.get(name="rollup").last_success == max(slot for slot, _ in recorded)
+
+
+def test_a_failed_slot_among_those_queued_at_once_is_retried_before_later_results_are_recorded(
+    jobs, receivers, settings
+):
+    settings.CRONTABBER_RETRY_DELAY_SECONDS = 0.1
+    jobs([{"name": "flaky", "task": "tests.jobs.tasks.fails_once_at_odd_minutes", "frequency": "1m",
+           "backfill": True, "backend": "db", "queued_at_once": 4}])  # fmt: skip
+    backlog(5)
+    recorded = recorded_in_order(receivers)
+    workers = [start_worker("w1"), start_worker("w2")]
+    try:
+        assert ticks_until(lambda: finished("flaky") >= 6)
+    finally:
+        stop(*workers)
+    successes = [slot for slot, outcome in recorded if outcome == "success"]
+    assert successes == sorted(set(successes)) and len(successes) >= 6  # in slot order, each once
+    failed = [slot for slot, outcome in recorded if outcome == "failure"]
+    assert failed and all(slot.minute % 2 for slot in failed)
+    for slot in failed:  # nothing after a failed slot was recorded before its retry succeeded
+        assert recorded.index((slot, "success")) == recorded.index((slot, "failure")) + 1
+    runs = list(Execution.objects.values_list("slot", flat=True))
+    assert len(runs) == len(set(runs)) + len(failed)  # each slot once, and once more where it failed

@@ -52,7 +52,7 @@ class TaskBackend(Executor):
     """Attempts enqueued on the job's task backend and read back on a later tick."""
 
     def pending(self, claimed):
-        return claimed.job.logs.queued().first()
+        return list(claimed.job.logs.queued().order_by("slot", "id"))
 
     def late(self, claimed) -> list[tuple[Log, Attempt]]:
         """The job's attempts given up as lost whose results have come after all."""

@@ -58,7 +58,8 @@ class Claimed:
     successes: dict[str, datetime | None] | None = None  # its dependencies' last successes, as last read
     released: bool = False  # its claim goes with its last written state
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
-    reading_only: bool = False  # not due: only its attempt on a task backend is read back
+    reading_only: bool = False  # not due: only its attempts on a task backend are read back
+    queued: list[Log] = field(default_factory=list)  # its attempts on a task backend, unread, oldest slot first
 
     @property
     def careful(self) -> bool:
@@ -66,6 +67,22 @@ class Claimed:
         each of its attempts is opened and written on its own, so that if it kills this
         runner too, only its own attempt is lost (see the crash rules in ledger.py)."""
         return self.job.crash_count > 0
+
+    def queue_full(self) -> bool:
+        """As many of its slots are queued on its task backend as its ``queued_at_once``."""
+        return len(self.queued) >= self.spec.queued_at_once
+
+    def may_queue(self, slot: datetime) -> bool:
+        """Whether ``slot`` may start now: no attempt at it is queued on the job's task
+        backend already, and its queue there is not full (a re-run's slots always may)."""
+        return self.again or not (self.queue_full() or any(log.slot == slot for log in self.queued))
+
+    def in_turn(self, log: Log) -> bool:
+        """Whether a queued attempt's result may be recorded now: a backfill job's are
+        recorded in slot order, none past the slot it has not handled yet (a failed one
+        waiting for its retry)."""
+        next_slot = self.job.next_slot
+        return log.rerun or not self.spec.backfill or next_slot is None or log.slot <= next_slot
 
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""

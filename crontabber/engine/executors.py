@@ -44,9 +44,10 @@ def command_arguments(spec: JobSpec, options: dict[str, str]) -> list[str]:
 class Executor:
     """Runs a job's attempts here: nothing is ever left pending."""
 
-    def pending(self, claimed) -> Log | None:
-        """The job's attempt left on a task backend, whose result is not read yet."""
-        return None
+    def pending(self, claimed) -> list[Log]:
+        """The job's attempts left on a task backend whose results are not read yet, oldest
+        slot first."""
+        return []
 
     def late(self, claimed) -> list[tuple[Log, Attempt]]:
         """Attempts given up as lost whose results have come after all."""

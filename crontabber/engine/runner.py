@@ -23,6 +23,19 @@ from .execution import CLOCK, Deadlines
 from .report import TickReport
 from .tick import Tick
 
+FIRST_POLL_SECONDS = 0.05  # the first pause while attempts wait on task workers
+
+
+def poll(pause: float, report: TickReport | None) -> float:
+    """The pause before the next read of results on task workers, or 0 when none waits: short
+    after a result landed (the next is likely as quick), twice as long after each read that
+    found none, at most CRONTABBER_TASK_POLL_SECONDS."""
+    if report is None or not report.queued:
+        return 0
+    if report.attempts:
+        return FIRST_POLL_SECONDS
+    return min(max(pause, FIRST_POLL_SECONDS) * 2, conf.get("CRONTABBER_TASK_POLL_SECONDS"))
+
 
 class Runner:
     """One runner process: the name of its claims (host:pid:run id), where it prints, and
@@ -55,29 +68,29 @@ class Runner:
     def loop(self, specs: list[JobSpec], interval: float, max_ticks: int = 0) -> bool:
         """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
         runners of a deployment tick together and share each tick's work), until a signal
-        or ``max_ticks``; sooner while attempts wait on task workers. A tick that fails on
-        the database is one line and the loop goes on. Returns whether the last tick failed."""
-        wake, ticks, failed = threading.Event(), 0, False
+        or ``max_ticks``; sooner while attempts wait on task workers (``poll``). A tick that
+        fails on the database is one line and the loop goes on. Returns whether the last
+        tick failed."""
+        wake, ticks, failed, pause = threading.Event(), 0, False, FIRST_POLL_SECONDS
         with self.stopping_on_signals(wake):
             while not self.stop_requested:
-                failed, polling = self._loop_tick(specs, interval)
+                failed, report = self._loop_tick(specs, interval)
                 ticks += 1
                 if self.stop_requested or (max_ticks and ticks >= max_ticks):
                     break
-                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if polling else interval
-                wake.wait(min(poll, interval - time.time() % interval))
+                pause = poll(pause, report)
+                wake.wait(min(pause or interval, interval - time.time() % interval))
         return failed
 
-    def _loop_tick(self, specs, interval: float) -> tuple[bool, bool]:
-        """One tick of the loop: whether it failed on the database, and whether attempts
-        wait on task workers (their results are read, and the next slots queued, sooner)."""
+    def _loop_tick(self, specs, interval: float) -> tuple[bool, TickReport | None]:
+        """One tick of the loop: whether it failed on the database, and its report."""
         try:
             close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
             report = self.tick(specs=specs)
             close_old_connections()
             if self.out is not None and self.verbosity >= 1:
                 self.out.write(f"{report.summary(timezone.now())}\n")
-            return False, bool(report.queued)
+            return False, report
         except DatabaseError as error:
             if self.err is not None:
                 self.err.write(f"crontabber: database error: {first_line(error)}; next tick in {interval:g} s")
@@ -85,7 +98,7 @@ class Runner:
                 connection.close()  # the next tick connects afresh
             except DatabaseError:
                 pass
-            return True, False
+            return True, None
 
     def _tick(self, dry_run: bool, force=False, extra=None) -> Tick:
         return (DryTick if dry_run else Tick)(self, force, extra)

@@ -55,34 +55,46 @@ class SlotLoop:
                 self.claims.release(batch)
 
     def run_job(self, claimed: Claimed) -> None:
-        """A claimed job's slots, oldest first, until one is not handled; an attempt it left
-        on a task backend is read back first. Whatever raises on the way is this job's
+        """A claimed job's slots, oldest first, until one is not handled; its attempts left
+        on a task backend are read back first. Whatever raises on the way is this job's
         failure, not the tick's."""
         executor = self.executor_for(claimed.spec, claimed.job)
         if claimed.careful:  # if it kills this runner, the others' attempts are on record
             self.progress.recorded(self.ledger.flush())
         try:
             if self.read_back(claimed, executor) and not claimed.reading_only:
-                for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
-                    if self.stops_before(claimed, slot):
-                        break
-                    log = self.ledger.open(claimed, slot)
-                    self.progress.start(log, position, total)
-                    attempt = executor.run(claimed, log, self.extra or {}, self.runner.deadlines)
-                    self.progress.recorded(self.ledger.record(claimed, log, attempt))
-                    if attempt.outcome not in HANDLED:
-                        break
+                self.run_slots(claimed, executor)
         except Exception as error:
             if database_lost(error):
                 raise
             self.progress.recorded(self.ledger.fail(claimed, error))
         self.ledger.release(claimed)
 
+    def run_slots(self, claimed: Claimed, executor: Executor) -> None:
+        """Its due slots, oldest first, each opened, run and recorded, until one is not
+        handled; on a task backend, as many queued at once as its ``queued_at_once``."""
+        for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
+            if not claimed.may_queue(slot):
+                if claimed.queue_full():
+                    break
+                continue  # on a worker already
+            if self.stops_before(claimed, slot):
+                break
+            log = self.ledger.open(claimed, slot)
+            self.progress.start(log, position, total)
+            attempt = executor.run(claimed, log, self.extra or {}, self.runner.deadlines)
+            self.progress.recorded(self.ledger.record(claimed, log, attempt))
+            if attempt.outcome == Outcome.QUEUED and not log.rerun:
+                claimed.queued.append(log)
+            elif attempt.outcome not in HANDLED:
+                break
+
     def read_back(self, claimed: Claimed, executor: Executor) -> bool:
-        """What the job's earlier attempt came to, recorded first: one a runner that died
-        left running (an error: the job backs off), or one on a task backend whose result
-        has come. Whether the job goes on: not after an error or while a result is awaited;
-        at once after an attempt lost on a backend, whose slot is then queued again."""
+        """What the job's earlier attempts came to, recorded first: one a runner that died
+        left running (an error: the job backs off), and those on a task backend whose
+        results have come. Whether the job goes on: not after an error; not while its
+        queue on the backend is full; at once after an attempt lost on a backend, whose
+        slot is then queued again."""
         if claimed.abandoned is not None:
             claimed.running = claimed.abandoned
             attempt = abandoned(claimed.abandoned.error_value)
@@ -90,23 +102,33 @@ class SlotLoop:
             return False
         for log, attempt in executor.late(claimed):
             self.ledger.record_late(log, attempt)
-        log = executor.pending(claimed)
-        if log is None:
-            return True
-        try:
-            attempt = executor.read(claimed.spec, log, timezone.now())
-        except Unreadable as error:  # the tick's read error, not the job's: read again next tick
-            self.progress.report.unreadable.append(str(error))
-            self.progress.say(f"{claimed.spec.name}: {error}\n")
-            return False
-        if attempt is None:
+        claimed.queued = executor.pending(claimed)
+        goes_on = self.read_queued(claimed, executor)
+        if claimed.queued:
             self.progress.report.queued.append(claimed.spec.name)  # still on the backend
-            return False
-        claimed.running = log
-        self.progress.recorded(self.ledger.record(claimed, log, attempt))
-        claimed.retrying = attempt.outcome == Outcome.INTERRUPTED
-        claimed.plan(timezone.now())
-        return attempt.outcome in HANDLED or claimed.retrying
+        return goes_on and not claimed.queue_full()
+
+    def read_queued(self, claimed: Claimed, executor: Executor) -> bool:
+        """The job's queued attempts whose results have come, recorded in slot order (a
+        backfill job's results wait for those of its earlier slots). Whether the job goes
+        on: not after an error, nor when the backend cannot be read."""
+        while claimed.queued and claimed.in_turn(claimed.queued[0]):
+            log = claimed.queued[0]
+            try:
+                attempt = executor.read(claimed.spec, log, timezone.now())
+            except Unreadable as error:  # the tick's read error, not the job's: read again next tick
+                self.progress.report.unreadable.append(str(error))
+                self.progress.say(f"{claimed.spec.name}: {error}\n")
+                return False
+            if attempt is None:
+                return True  # still on its worker
+            claimed.running = claimed.queued.pop(0)
+            self.progress.recorded(self.ledger.record(claimed, log, attempt))
+            claimed.retrying = attempt.outcome == Outcome.INTERRUPTED
+            claimed.plan(timezone.now())
+            if not (attempt.outcome in HANDLED or claimed.retrying):
+                return False
+        return True
 
     def read_orphan(self, log) -> None:
         """An attempt of a job gone from the registry: its result, once it comes, on its row."""

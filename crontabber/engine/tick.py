@@ -136,13 +136,15 @@ class Tick:
         results come. One query, only where task backends are in use."""
         if not (conf.get("CRONTABBER_TASK_BACKEND") or any(spec.backend for spec in specs)):
             return
-        waiting = {spec.name: spec for spec in specs}
+        waiting, known = {}, {spec.name: spec for spec in specs}
         due_now = [item.spec.name for item in due]
         for log in Log.objects.queued().exclude(job__name__in=due_now).select_related("job"):
-            if log.job.name in waiting:
-                self.read_back_only(waiting[log.job.name])
+            if log.job.name in known:
+                waiting[log.job.name] = known[log.job.name]  # a job's several queued attempts: read once
             else:
                 self.slots.read_orphan(log)
+        for spec in waiting.values():
+            self.read_back_only(spec)
 
     def read_back_only(self, spec: JobSpec) -> None:
         """A job's attempt on a task backend read back through the slot loop; no slot of it runs."""

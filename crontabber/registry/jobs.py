@@ -21,7 +21,7 @@ from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
 from ..words import did_you_mean
 from . import tasks
-from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
+from .keys import KEY_ERROR, KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class JobSpec:
     backfill: bool = False
     last_success: bool = False
     max_backfill: int | None = None
+    queued_at_once: int = 1  # a backfill job's slots on a task backend's queue at once
     timeout: float | None = None
     task: str = ""  # a Django Task's dotted path, run instead of a command
     backend: str = ""  # the task backend that runs the attempts; "": the runner
@@ -137,16 +138,26 @@ class _Context(NamedTuple):
 
 def _entry_problems(entry: dict, context: _Context) -> list[tuple[str, str, str]]:
     """(key, message, id) of each mistake: each key on its own, then the schedule they
-    make, the command and its options, the task and its backend."""
+    make, the command and its options, the task and its backend, its queue there."""
     found = key_problems(entry)
     bad = {key for key, _, _ in found}
     if not bad & set(SCHEDULE_KEYS):
         found += _schedule_of(entry, context.zone)[1]
     if "cmd" in entry and "cmd" not in bad:
         found += _command_problems(entry, context.commands)
-    if not bad & {"task", "backend"} and ("task" in entry or entry.get("backend", context.backend)):
-        found += tasks.problems(entry, entry.get("backend", context.backend))
+    backend = entry.get("backend", context.backend)
+    if not bad & {"task", "backend"} and ("task" in entry or backend):
+        found += tasks.problems(entry, backend)
+    if "queued_at_once" not in bad:
+        found += _queueing_problems(entry, backend)
     return found
+
+
+def _queueing_problems(entry: dict, backend: str) -> list[tuple[str, str, str]]:
+    """Slots queued several at once: only a backfill job on a task backend has a queue."""
+    if entry.get("queued_at_once", 1) == 1 or (entry.get("backfill") and backend):
+        return []
+    return [("queued_at_once", "is for a backfill job on a task backend ('backfill' and 'backend')", KEY_ERROR)]
 
 
 def _spec(entry: dict, context: _Context) -> JobSpec:

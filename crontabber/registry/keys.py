@@ -21,6 +21,7 @@ CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # Unicode categories that 
 NAME_MAX = 200  # Job.name's column: a longer name could not be stored
 TIMEOUT_MAX = 7 * 86400  # seconds: a week; longer would overflow the timers of some platforms
 MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, bounded
+QUEUED_AT_ONCE_MAX = 1000  # slots on a task backend's queue at once: beyond what workers drain in a second
 
 
 def _job_name(value) -> str:
@@ -78,6 +79,9 @@ def _parsed_by(parse: Callable) -> Callable:
     return check
 
 
+KEY_ERROR = "crontabber.E004"
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -86,7 +90,7 @@ class Key:
     default: object = None
     shown_default: str = ""  # the default as the docs state it
     check: Callable[[object], str] = _string  # the problem with a value, '' when none
-    code: str = "crontabber.E004"  # the system check id of a bad value
+    code: str = KEY_ERROR  # the system check id of a bad value
 
 
 def flag(name: str, meaning: str, default: bool = False) -> Key:
@@ -186,6 +190,16 @@ KEYS = {
             None,
             "no limit",
             _positive(whole=True, most=MAX_BACKFILL_MAX),
+        ),
+        Key(
+            "queued_at_once",
+            "int > 0",
+            "a backfill job on a task backend: at most this many of its slots queued on the workers at once. 1: "
+            "one at a time, in order; more: they may run side by side and finish out of order, and are recorded "
+            "in slot order ([Scheduling Django Tasks](tasks.md#several-slots-queued-at-once))",
+            1,
+            "`1`",
+            _positive(whole=True, most=QUEUED_AT_ONCE_MAX),
         ),
         flag(
             "process",

@@ -27,6 +27,16 @@ def failing(run_time=None):
 
 
 @task
+def fails_once_at_odd_minutes(run_time=None):
+    """A no-op whose first attempt at each slot of an odd minute fails."""
+    first = not Execution.objects.filter(label="fails_once", slot=run_time).exists()
+    Execution.objects.create(label="fails_once", slot=run_time, pid=os.getpid(), started=time.time())
+    if first and int(run_time[14:16]) % 2:
+        raise ValueError(f"failing once on purpose for {run_time}")
+    return "done"
+
+
+@task
 def skipping(**kwargs):
     raise SkipRun("nothing to roll up")
 
