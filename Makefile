@@ -28,7 +28,7 @@ $(RUN_STAMP): pyproject.toml
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,rq,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,tasks,rq,celery,test]'
 	touch $(STAMP)
 
 # Migrate the SQLite database under var/ and run the loop in the foreground.
@@ -70,7 +70,7 @@ test-mariadb: $(MYSQL_STAMP) mariadb chromium
 
 $(MYSQL_STAMP): $(STAMP)
 	$(MAKE) --no-print-directory mysqlclient-build-deps
-	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,tasks,rq,test]'
+	$(PY) -m pip install --quiet -e '.[pinned,postgres,mysql,tasks,rq,celery,test]'
 	touch $(MYSQL_STAMP)
 
 mysqlclient-build-deps:
@@ -103,7 +103,7 @@ $(DJ6_STAMP): pyproject.toml
 	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
 	$(DJ6_PY) -m pip install --quiet --upgrade pip
 	$(DJ6_PY) $(FORGET_OLD_NAME)
-	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,rq,test]'
+	$(DJ6_PY) -m pip install --quiet -e '.[pinned-django6,postgres,tasks,rq,celery,test]'
 	touch $(DJ6_STAMP)
 
 # docker/Dockerfile built with podman and its image run against PostgreSQL, in a database of

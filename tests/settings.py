@@ -61,5 +61,21 @@ if find_spec("django_tasks_rq"):
     RQ_QUEUES = {"default": {"URL": os.environ.get("CRONTABBER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")}}
     TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
 
+# Celery (crontabber.backends.celery, tests/test_task_celery.py): RabbitMQ's queues named for
+# this checkout, results in a Redis database of this run's own.
+if find_spec("celery") and find_spec("django_tasks_db"):
+    import hashlib
+
+    if "pytest" in sys.modules and "CRONTABBER_TEST_CELERY_RESULTS" not in os.environ:
+        os.environ["CRONTABBER_TEST_CELERY_RESULTS"] = _own_redis_database()
+    CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+    CELERY_RESULT_BACKEND = os.environ.get("CRONTABBER_TEST_CELERY_RESULTS", "redis://127.0.0.1:6379/14")
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+    CHECKOUT_QUEUE_PREFIX = f"crontabber-tests-{hashlib.sha1(os.path.dirname(__file__).encode()).hexdigest()[:8]}-"
+    TASKS["celery"] = {
+        "BACKEND": "crontabber.backends.celery.CeleryBackend",
+        "OPTIONS": {"QUEUE_PREFIX": CHECKOUT_QUEUE_PREFIX},
+    }
+
 # ...and any other settings (lease, grace) as JSON.
 globals().update(json.loads(os.environ.get("TEST_SETTINGS", "{}")))

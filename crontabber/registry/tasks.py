@@ -28,7 +28,8 @@ class TasksUnavailable(Exception):
 @functools.cache
 def api() -> SimpleNamespace:
     """The Tasks API of this Django: task, Task, task_backends, TaskResultStatus,
-    TaskResultDoesNotExist, ImmediateBackend."""
+    TaskResultDoesNotExist, ImmediateBackend; for a backend, BaseTaskBackend, TaskResult
+    and TaskError."""
     root = "django.tasks" if find_spec("django.tasks") else "django_tasks"
     if root == "django_tasks" and not find_spec("django_tasks"):
         raise TasksUnavailable("Django's Tasks framework needs Django 6, or the django-tasks package on Django 5.2")
@@ -45,6 +46,9 @@ def api() -> SimpleNamespace:
             if find_spec(name)
         ),
         ImmediateBackend=import_module(f"{root}.backends.immediate").ImmediateBackend,
+        BaseTaskBackend=import_module(f"{root}.backends.base").BaseTaskBackend,
+        TaskResult=base.TaskResult,
+        TaskError=base.TaskError,
     )
 
 
