@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import CHECKOUT, UTC, Tree, add_options, header, loadavg, met, scratch_database, write
+from common import CHECKOUT, UTC, Tree, add_options, header, loadavg, met, proc_cpu, scratch_database, write
 
 SLOTS = 1440
 WORKER_INTERVAL = 0.1  # db_worker --interval: how often an idle worker looks for work
@@ -98,10 +98,12 @@ def catch_up(url: str, tree: Tree, queued_at_once: int | None, seconds: float) -
         while done_through(last) < SLOTS and time.monotonic() - started < seconds:
             time.sleep(0.5)
         elapsed, done = time.monotonic() - started, done_through(last)
+        cpu = [proc_cpu(process.pid) for process in processes]  # the workers', the runner's
     finally:
         stop(processes)
     connection.close()
-    return {"queued_at_once": queued_at_once or 1, "seconds": elapsed, "done": done, **once_each(last)}
+    return {"queued_at_once": queued_at_once or 1, "seconds": elapsed, "done": done, "runner_cpu": cpu[2],
+            "workers_cpu": cpu[0] + cpu[1], "load": os.getloadavg()[0], **once_each(last)}  # fmt: skip
 
 
 def once_each(last: dt.datetime) -> dict:
@@ -132,6 +134,8 @@ def report(runs: list[dict], today: dict | None, args, started, load_before, pg)
         f"- two `db_worker --interval {WORKER_INTERVAL}` processes started and left 4 s; then one `cronrun --loop` "
         "at its default interval and `CRONTABBER_TASK_POLL_SECONDS`; the time from its start (Django's start-up "
         f"included) until all {SLOTS} slots have a recorded success, polled every 0.5 s",
+        "- CPU: user + system seconds of the runner and of the two workers (/proc) over the run, per slot done; the "
+        "load average (1 min) at its end: the machine is shared, and two cores run all of it (PostgreSQL too)",
         "- exactly once: slots of the day that a worker ran twice (the task's own rows), slots recorded as "
         "succeeding twice, and attempts that did not succeed (crontabber's rows)",
     ]
@@ -144,9 +148,9 @@ def report(runs: list[dict], today: dict | None, args, started, load_before, pg)
         "",
         "## Results",
         "",
-        "| engine | queued at once | slots done | seconds | per slot (s) | the day (min) | target | run twice | "
-        "recorded twice | not succeeded |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| engine | queued at once | slots done | seconds | per slot (s) | the day (min) | target | CPU per slot: "
+        "runner, workers (ms) | load at the end | run twice | recorded twice | not succeeded |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in ([today] if today else []) + runs:
         per_slot = run["seconds"] / max(run["done"], 1)
@@ -155,7 +159,8 @@ def report(runs: list[dict], today: dict | None, args, started, load_before, pg)
         lines.append(
             f"| {'today' if run is today else 'this'} | {run['queued_at_once']} | {run['done']} | {run['seconds']:.0f} "
             f"| {per_slot:.3f} | {per_slot * SLOTS / 60:.1f} | {f'≤ {target / 60:.0f} min: {verdict}' if target else '—'} "
-            f"| {run['run_twice']} | {run['recorded_twice']} | {run['failed']} |"
+            f"| {run['runner_cpu'] / max(run['done'], 1) * 1000:.0f}, {run['workers_cpu'] / max(run['done'], 1) * 1000:.0f} "
+            f"| {run['load']:.1f} | {run['run_twice']} | {run['recorded_twice']} | {run['failed']} |"
         )
     return lines
 
