@@ -18,6 +18,9 @@ class Control(models.Model):
     last_tick_seconds = models.FloatField(null=True, blank=True, help_text="How long the last tick took.")
     last_tick_error = models.TextField(blank=True, help_text="How the last tick failed; empty: it completed.")
     last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
+    asked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator last asked the runners for something: a sleeping loop wakes."
+    )
 
     class Meta:
         verbose_name = "control"
@@ -38,6 +41,19 @@ class Control(models.Model):
         cls.objects.filter(pk=1).update(
             last_tick=now, last_tick_by=owner, last_tick_error=error[:2000], last_tick_seconds=seconds
         )
+
+    @classmethod
+    def ask(cls, now: datetime) -> None:
+        """An operator changed what runners should do (run now, re-run, an override, a
+        release, a repair): a ``cronrun --loop`` asleep sees it and ticks (Runner.loop)."""
+        cls.load()
+        cls.objects.filter(pk=1).update(asked_at=now)
+
+    @classmethod
+    def asked_since(cls, asked: datetime | None) -> bool:
+        """Whether an operator asked for something after ``asked`` (one short query)."""
+        now = cls.objects.filter(pk=1).values_list("asked_at", flat=True).first()
+        return now is not None and (asked is None or now > asked)
 
     @classmethod
     def record_purge(cls, now: datetime) -> None:
