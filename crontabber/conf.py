@@ -35,15 +35,16 @@ SETTINGS = {
         ),
         Setting(
             "CRONTABBER_REQUEST_POLL_SECONDS",
-            10,
-            "a sleeping `cronrun --loop` looks this often whether an operator asked for something in the admin (run "
-            "now, re-run, an override, a release) or a repair command ran, and ticks if so",
+            30,
+            "a sleeping `cronrun --loop` looks this often (one short query) whether an operator asked for something "
+            "in the admin (run now, re-run, an override, a release) or a repair command ran, and ticks if so; `0`: "
+            "never, such requests wait for the next tick ([operations](operations.md#the-loop-on-time))",
         ),
         Setting(
             "CRONTABBER_LATE_START_SECONDS",
             60,
             "a job whose latest on-time slot started later than this after the slot: health WARNING "
-            "([operations](operations.md#start-lag))",
+            "([operations](operations.md#the-loop-on-time))",
         ),
         Setting(
             "CRONTABBER_LEASE_SECONDS",

@@ -3,6 +3,7 @@ re-runs are tick.py's (or, dry, dryrun.py's)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -75,8 +76,8 @@ class Runner:
     def _sleep(self, wake: threading.Event, seconds: float, asked: datetime | None) -> None:
         """Sleep ``seconds`` (to the wall clock's instant, not a moment early: an early wake
         is an idle tick), or until a signal, or until an operator asks for something: the
-        control row's one value read every CRONTABBER_REQUEST_POLL_SECONDS."""
-        until, every = time.time() + seconds, conf.get("CRONTABBER_REQUEST_POLL_SECONDS")
+        control row's one value read every CRONTABBER_REQUEST_POLL_SECONDS (0: never)."""
+        until, every = time.time() + seconds, conf.get("CRONTABBER_REQUEST_POLL_SECONDS") or math.inf
         while (left := until - time.time()) > 0 and not wake.is_set():
             if not wake.wait(min(left, every)) and left > every and self._asked_since(asked):
                 return
@@ -91,9 +92,15 @@ class Runner:
     def _loop_tick(self, specs, interval: float) -> tuple[bool, TickReport]:
         """One tick of the loop: whether it failed on the database, and its report."""
         try:
-            close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
+            # Around each tick, as around a request (CONN_MAX_AGE); unless the loop looks at the
+            # control row while it sleeps: then it keeps its connection (a broken one is closed
+            # where it fails), and a slot's tick starts without connecting.
+            looking = conf.get("CRONTABBER_REQUEST_POLL_SECONDS")
+            if not looking:
+                close_old_connections()
             report = self.tick(specs=specs)
-            close_old_connections()
+            if not looking:
+                close_old_connections()
             if self.out is not None and self.verbosity >= 1:
                 self.out.write(f"{report.summary(timezone.now())}\n")
             return False, report
