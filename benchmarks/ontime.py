@@ -4,13 +4,14 @@ on mixed cron schedules, in the runner and on a django-tasks-db ``db_worker``; a
 loop costs in CPU while no slot falls due. Each beside today's loop (``--today REV``, the
 same script on that revision's engine).
 
-All of it runs at once, each loop on its own PostgreSQL scratch database, for
-``--minutes`` (at least 10): the new loop and today's running the jobs in process; the
-new loop queueing them on one ``db_worker`` (its default poll, ``--interval 1``); and the
-new loop and today's with 100 jobs none of which falls due. The method in detail: method().
+In two phases of ``--minutes`` (at least 10) each, every loop on its own PostgreSQL
+scratch database: first the new loop running the jobs in process, beside the new loop
+and today's with 100 jobs none of which falls due; then the new loop queueing the jobs on
+one ``db_worker`` (its default poll, ``--interval 1``), beside today's loop running them
+in process. The method in detail: method().
 
-    .venv/bin/python benchmarks/ontime.py                           # ~12 min
-    .venv/bin/python benchmarks/ontime.py --minutes 2 --no-write    # a quick look
+    .venv/bin/python benchmarks/ontime.py                           # ~22 min
+    .venv/bin/python benchmarks/ontime.py --minutes 3 --no-write    # a quick look
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ def method(args, today: Tree) -> list[str]:
         "",
         f"- {JOBS} jobs cycling over {len(CRONS)} cron schedules ({crons}); settings `tests.settings`; every "
         "loop `manage.py cronrun --loop` with no `--interval` (so `CRONTABBER_INTERVAL`, 300 s), each on its own "
-        "PostgreSQL scratch database, all started together and stopped with SIGTERM after "
-        f"{args.minutes:g} minutes",
+        "PostgreSQL scratch database, in two phases of "
+        f"{args.minutes:g} minutes, the loops of a phase started together and stopped with SIGTERM: (1) this tree's "
+        "runner, and the idle loops; (2) the worker case, and today's runner",
         "- in the runner: the jobs run the no-op command `noop`, on this tree's loop and on today's "
         f"({today.describe()}). Lag of a slot: from the slot to the start (`Log.started_at`) of the first attempt "
         "that covers it, at it or at a later slot (a job that is not a backfill job coalesces missed slots "
@@ -228,34 +230,23 @@ def main() -> None:
     args = parser.parse_args()
     started, load_before = dt.datetime.now(UTC), loadavg()
     tree, today = Tree.from_args(args), Tree(rev=args.today)
-    now = dt.datetime.now(UTC)
-    jobs, idle = registry(task=False), idle_registry(now)
-    loops = {
-        "runner, this tree": Loop("runner new", tree, args, jobs),
-        "runner, today": Loop("runner today", today, args, jobs),
-        "worker, this tree": Loop("worker new", tree, args, registry(task=True), worker=True),
-        "idle, this tree": Loop("idle new", tree, args, idle),
-        "idle, today": Loop("idle today", today, args, idle),
-    }
+    jobs, idle = registry(task=False), idle_registry(dt.datetime.now(UTC))
+    phases = [
+        {  # the runner's lag and the idle loops: nothing else wakes at the slots
+            "runner, this tree": Loop("runner new", tree, args, jobs),
+            "idle, this tree": Loop("idle new", tree, args, idle),
+            "idle, today": Loop("idle today", today, args, idle),
+        },
+        {  # the worker's, and today's runner (its ticks every 300 s coincide with slots)
+            "worker, this tree": Loop("worker new", tree, args, registry(task=True), worker=True),
+            "runner, today": Loop("runner today", today, args, jobs),
+        },
+    ]
+    loops = {label: loop for phase in phases for label, loop in phase.items()}
     try:
-        for loop in loops.values():
-            loop.start()
-        deadline = time.monotonic() + 120
-        while not all(loop.ticked() for loop in loops.values()):
-            if time.monotonic() > deadline:
-                raise Failed("a loop did not complete its first tick in 120 s")
-            time.sleep(0.5)
-        idle_from = {
-            label: (schedstat(loops[label].processes[0].pid, 0), time.monotonic()) for label in loops if "idle" in label
-        }
-        print(f"running for {args.minutes:g} minutes...", file=sys.stderr)
-        time.sleep(max(args.minutes * 60 - (dt.datetime.now(UTC) - now).total_seconds(), 0))
-        idle_cpu = {
-            label: (schedstat(loops[label].processes[0].pid, 0) - cpu, time.monotonic() - since)
-            for label, (cpu, since) in idle_from.items()
-        }
-        for loop in loops.values():
-            loop.stop()
+        idle_cpu = {}
+        for phase in phases:
+            idle_cpu |= run_phase(phase, args.minutes)
         figures = measure(loops, jobs, idle_cpu)
     finally:
         for loop in loops.values():
@@ -266,6 +257,28 @@ def main() -> None:
     lines = results(args, figures, started, load_before, tree, today)
     print("\n".join(lines))
     write(args, lines)
+
+
+def run_phase(loops: dict[str, Loop], minutes: float) -> dict[str, tuple[float, float]]:
+    """The loops started together, run for ``minutes`` and stopped; the idle ones' CPU
+    seconds from their first tick to the end, and the seconds measured."""
+    begun = time.monotonic()
+    for loop in loops.values():
+        loop.start()
+    while not all(loop.ticked() for loop in loops.values()):
+        if time.monotonic() > begun + 120:
+            raise Failed("a loop did not complete its first tick in 120 s")
+        time.sleep(0.5)
+    idle = {label: loop.processes[0].pid for label, loop in loops.items() if label.startswith("idle")}
+    first = {label: (schedstat(pid, 0), time.monotonic()) for label, pid in idle.items()}
+    print(f"{', '.join(loops)}: running for {minutes:g} minutes...", file=sys.stderr)
+    time.sleep(max(minutes * 60 - (time.monotonic() - begun), 0))
+    cpu = {
+        label: (schedstat(idle[label], 0) - used, time.monotonic() - since) for label, (used, since) in first.items()
+    }
+    for loop in loops.values():
+        loop.stop()
+    return cpu
 
 
 def measure(loops: dict[str, Loop], jobs: list[dict], idle_cpu: dict) -> dict:

@@ -38,6 +38,7 @@ class Runner:
         self.verbosity = verbosity  # what goes to ``out``: 0 failures, 1 a line per attempt, 2 jobs' output
         self.stop_requested = False
         self.deadlines = Deadlines()
+        self.claim_size = 1  # jobs in a tick's first batch: the last tick's pace (claims.py)
 
     def tick(self, only=None, force=False, extra=None, dry_run=False, specs=None) -> TickReport:
         """Run every due job (or only the named ones) once. ``force`` runs them even if

@@ -41,7 +41,7 @@ class Tick:
         self.now = timezone.now()
         self.report = TickReport()
         self.progress = Progress(self.report, runner.out, runner.verbosity)
-        self.claims = Claims(runner.owner)
+        self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
 
     @cached_property
@@ -160,6 +160,7 @@ class Tick:
                 started, attempts = CLOCK["now"](), self.ledger.attempts
                 self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
+        self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
         """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
