@@ -131,6 +131,7 @@ class Side:
         self.idle_db = PostgresDatabase(args.pg_url, f"crontabber_side_{key}_idle_{os.getpid()}")
         self.redis = redis
         self.schedulers: list[subprocess.Popen] = []
+        self.second = ""  # the second instance at the end: running, or exited (status)
         self.started_count = 0  # scheduler instances started so far (their logs' names)
         self.others: list[subprocess.Popen] = []  # the worker and the idle scheduler
         self.marks: dict[str, float] = {}  # CPU seconds of a process at a moment, by label
@@ -169,8 +170,8 @@ class Side:
             self.marks[label] = proc_cpu(self.schedulers[0].pid)
         self.marks[f"idle {label}"] = proc_cpu(self.idle.pid)
 
-    def runs(self) -> dict[dt.datetime, list[dt.datetime | None]]:
-        """When each slot's task started on the worker (None: queued, not started), by slot."""
+    def runs(self) -> dict[dt.datetime, list[tuple[dt.datetime, dt.datetime | None]]]:
+        """When each slot's task was queued and started on the worker (None: not yet), by slot."""
         rows = self.db.execute(
             "SELECT args_kwargs, enqueued_at, started_at FROM django_tasks_database_dbtaskresult WHERE task_path = %s",
             TASK,
@@ -178,12 +179,12 @@ class Side:
         slots: dict[dt.datetime, list] = {}
         for args_kwargs, enqueued, started in rows:
             slot = slot_of(self.name, args_kwargs, enqueued)
-            slots.setdefault(slot, []).append(started)
+            slots.setdefault(slot, []).append((enqueued, started))
         return slots
 
     def started(self, slots: list[dt.datetime]) -> bool:
         runs = self.runs()
-        return all(any(runs.get(slot, [])) for slot in slots)
+        return all(any(started for _, started in runs.get(slot, [])) for slot in slots)
 
 
 def slot_of(scheduler: str, args_kwargs: dict, enqueued: dt.datetime) -> dt.datetime:
@@ -266,6 +267,8 @@ def run(sides: list[Side]) -> dict:
     wait_started(sides, two, two[-1] + dt.timedelta(seconds=5))
     for side in sides:
         side.mark("end")
+        exited = side.schedulers[-1].poll()
+        side.second = "running" if exited is None else f"exited ({exited})"
     for side in sides:
         side.stop_schedulers()
         stop(side.others)
@@ -275,12 +278,14 @@ def run(sides: list[Side]) -> dict:
 def figures(side: Side, phases: dict) -> dict:
     """One side's figures from its worker's rows and its CPU marks."""
     runs = side.runs()
-    started = {slot: sorted(s for s in starts if s) for slot, starts in runs.items()}
+    queued = {slot: min(queued for queued, _ in rows) for slot, rows in runs.items()}
+    started = {slot: sorted(started for _, started in rows if started) for slot, rows in runs.items()}
     lags = sorted((started[slot][0] - slot).total_seconds() for slot in phases["lag"] if started.get(slot))
     down = [slot for slot in minutes_from(phases["down_at"], 4) if slot < phases["up_at"]]
     idle_minutes = (phases["end_at"] - phases["lag"][0]).total_seconds() / 60
     lag_minutes = (phases["lag_end_at"] - phases["lag"][0]).total_seconds() / 60
     return {
+        "queue_lags": [(queued[slot] - slot).total_seconds() for slot in phases["lag"] if slot in queued],
         "lags": lags,
         "lag_slots": len(phases["lag"]),
         "down": len(down),
@@ -290,6 +295,7 @@ def figures(side: Side, phases: dict) -> dict:
         "two_twice": sum(1 for slot in phases["two"] if len(started.get(slot, [])) > 1),
         "idle_cpu_ms_min": (side.marks["idle end"] - side.marks["idle lag start"]) * 1000 / idle_minutes,
         "busy_cpu_ms_min": (side.marks["lag end"] - side.marks["lag start"]) * 1000 / lag_minutes,
+        "second": side.second,
     }
 
 
@@ -307,12 +313,13 @@ def percentile(values: list[float], q: float) -> float:
 def report(results: dict[str, dict], head: list[str], peer_versions: str) -> list[str]:
     rows = []
     for name, r in results.items():
-        lags = r["lags"]
+        lags, queued = r["lags"], r["queue_lags"]
         rows.append(
-            f"| {name} | {fmt(percentile(lags, 50), 2)} | {fmt(percentile(lags, 99), 2)} | {len(lags)} of "
+            f"| {name} | {fmt(percentile(queued, 50), 2)} / {fmt(percentile(queued, 99), 2)} | "
+            f"{fmt(percentile(lags, 50), 2)} / {fmt(percentile(lags, 99), 2)} | {len(lags)} of "
             f"{r['lag_slots']} | {fmt(r['idle_cpu_ms_min'], 1)} | {fmt(r['busy_cpu_ms_min'], 1)} | "
             f"{r['down_run']} of {r['down']} | {r['two_twice']} of {r['two']} ({r['two_once']} once, "
-            f"{r['two'] - r['two_once'] - r['two_twice']} not run) |"
+            f"{r['two'] - r['two_once'] - r['two_twice']} not run) | {r['second']} |"
         )
     return [
         *head,
@@ -331,7 +338,8 @@ def report(results: dict[str, dict], head: list[str], peer_versions: str) -> lis
         'worker runs the same work for all three) with its Redis lock (`CRONTASK = {"REDIS_URL": ...}`, the '
         "README's setup where several instances may run), `@cron(...)`",
         f"- lag: the {LAG_SLOTS} every-minute slots from the first minute {SETTLE} s or more after the start; a "
-        "slot's lag is its task's `started_at` on the worker minus the slot (crontabber passes the slot as "
+        "slot's lag is its task's `started_at` on the worker minus the slot (and, the scheduler's own part, "
+        "its first `enqueued_at` minus the slot) (crontabber passes the slot as "
         "`run_time`; the peers' slot is the minute their tick enqueued it); nearest-rank p50 and p99 (of "
         f"{LAG_SLOTS} slots p99 is the largest); the phase waits up to {PATIENCE} s past the window for late slots",
         "- idle CPU: a second instance of each scheduler on a database of its own with the same task due only on "
@@ -340,14 +348,16 @@ def report(results: dict[str, dict], head: list[str], peer_versions: str) -> lis
         f"- down: the scheduler stopped (SIGTERM) once the lag slots ran, started again {DOWN} s later; the slots "
         "that fell due meanwhile that ever ran by the end of the run",
         f"- two instances: {SECOND_AFTER} s after the restart a second instance of the scheduler starts on the same database; "
-        f"the {TWO_SLOTS} slots from then on, how many ran twice (and once); the phase waits up to {PATIENCE} s "
+        f"the {TWO_SLOTS} slots from then on, how many ran twice (and once), and whether the second instance was still "
+        f"running at the end (one that exits is no standby); the phase waits up to {PATIENCE} s "
         "past the window; then everything is stopped and the rows read",
         "",
         "## Figures",
         "",
-        "| scheduler | lag p50 (s) | lag p99 (s) | lag slots run | idle CPU (ms/min) | busy CPU (ms/min) | "
-        f"slots run after {DOWN // 60} min down | slots run twice by 2 instances |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scheduler | slot to queued, p50 / p99 (s) | slot to started, p50 / p99 (s) | lag slots run | "
+        f"idle CPU (ms/min) | busy CPU (ms/min) | slots run after {DOWN // 60} min down | "
+        "slots run twice by 2 instances | the second instance at the end |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 

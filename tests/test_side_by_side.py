@@ -49,16 +49,17 @@ def test_percentiles_are_nearest_rank_so_p99_of_a_few_slots_is_the_largest(side_
 
 def test_the_report_gives_each_scheduler_its_figures(side_by_side):
     figures = {
-        "lags": [0.2, 0.4, 0.3, 0.5, 0.9], "lag_slots": 5, "idle_cpu_ms_min": 1.25, "busy_cpu_ms_min": 30.0,
-        "down": 3, "down_run": 3, "two": 3, "two_once": 3, "two_twice": 0,
+        "queue_lags": [0.1] * 5, "lags": [0.2, 0.4, 0.3, 0.5, 0.9], "lag_slots": 5, "second": "running",
+        "idle_cpu_ms_min": 1.25, "busy_cpu_ms_min": 30.0, "down": 3, "down_run": 3, "two": 3, "two_once": 3,
+        "two_twice": 0,
     }  # fmt: skip
-    never = figures | {"lags": [], "down_run": 0, "two_once": 2}
+    never = figures | {"queue_lags": [], "lags": [], "down_run": 0, "two_once": 2, "second": "exited (0)"}
     lines = side_by_side.report({"crontabber": figures, "django-crontask": never}, ["# title"], "Django 6.1.3")
     rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
-    assert (
-        rows["| crontabber"]
-        == "| crontabber | 0.40 | 0.90 | 5 of 5 | 1.2 | 30.0 | 3 of 3 | 0 of 3 (3 once, 0 not run) |"
+    assert rows["| crontabber"] == (
+        "| crontabber | 0.10 / 0.10 | 0.40 / 0.90 | 5 of 5 | 1.2 | 30.0 | 3 of 3 | "
+        "0 of 3 (3 once, 0 not run) | running |"
     )
-    assert rows["| django-crontask"].startswith("| django-crontask | — | — | 0 of 5 |")
-    assert "0 of 3 | 0 of 3 (2 once, 1 not run) |" in rows["| django-crontask"]
+    assert rows["| django-crontask"].startswith("| django-crontask | — / — | — / — | 0 of 5 |")
+    assert rows["| django-crontask"].endswith("| 0 of 3 | 0 of 3 (2 once, 1 not run) | exited (0) |")
     assert lines[0] == "# title"
