@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 
@@ -70,6 +70,7 @@ class Claimed:
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
         anchor = self.job.anchor(now)
+        self.spec = replace(self.spec, schedule=self.job.schedule_from(self.spec.schedule, self.job.next_slot))
         self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None

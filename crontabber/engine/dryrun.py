@@ -56,6 +56,7 @@ class DryTick(Tick):
             self.jobs[spec.name] = fresh
         elif job.schedule != spec.schedule.description and not job.is_claimed(self.now):
             job.next_slot, job.next_run = job.realigned(spec.schedule, self.now)
+            job.schedule_changed = self.now
             job.schedule = spec.schedule.description
             rows[spec.name] = rows[spec.name]._replace(next_run=job.next_run)
 

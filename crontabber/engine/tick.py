@@ -17,7 +17,7 @@ from functools import cached_property, partial
 from django.utils import timezone
 
 from .. import conf, logger
-from ..models import Control, Job, Log
+from ..models import Control, Job, Log, ScheduleChange
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
@@ -170,6 +170,7 @@ class Tick:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
         job = job_that_ran(spec.name)
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
+        spec = replace(spec, schedule=job.schedule_from(spec.schedule, start))  # the schedule then in force
         count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
         slots = slots_between(spec, start, end, anchor)
         batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
@@ -200,14 +201,18 @@ class Tick:
         return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
-        """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        """A renamed job's row, a new job's row (to create), a reset job's fresh state, a
+        changed schedule realigned."""
         row = rows.get(spec.name)
+        if row is None and spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, self.now):
+            row = rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
         if row is None:
             new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
         elif row.next_run is None:
             Job.objects.filter(name=spec.name, next_run__isnull=True).update(**Job.fresh_state(spec.schedule, self.now))
         elif row.schedule != spec.schedule.description:
-            rows[spec.name] = row._replace(next_run=Job.objects.realign(spec.name, spec.schedule, self.now))
+            what = ScheduleChange.OVERRIDE if row.schedule_override else ScheduleChange.REGISTRY
+            rows[spec.name] = row._replace(next_run=Job.objects.realign(spec.name, spec.schedule, self.now, what))
 
     def create(self, new: list[Job]) -> None:
         if new:  # another runner may create the same rows at the same moment: first wins

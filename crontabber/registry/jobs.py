@@ -41,6 +41,7 @@ class JobSpec:
     notify_on_success: bool = False
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
+    formerly: str = ""  # the job's previous name: its row is renamed, its state kept
 
     @property
     def command_line(self) -> str:
@@ -159,6 +160,7 @@ def _spec(entry: dict, context: _Context) -> JobSpec:
         cmd_args=tuple(values["cmd_args"]),
         depends_on=tuple(values["depends_on"]),
         backend=entry.get("backend", context.backend),
+        formerly=values["formerly"] or "",
     )
     schedule = _schedule_of(entry, context.zone)[0]
     return JobSpec(**values, schedule=schedule, zone=entry.get("timezone", context.zone))
@@ -189,6 +191,16 @@ def _duplicate(name: str, same: str) -> RegistryProblem:
         return RegistryProblem(name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
     why = f"the database takes it for the same name as {same!r} (its collation ignores case and accents)"
     return RegistryProblem(name, "name", f"{why}; rename one", "crontabber.E007")
+
+
+def _former_names(specs: list[JobSpec]) -> list[RegistryProblem]:
+    """A job renamed from a name that is still registered: which one keeps the state?"""
+    names = {spec.name for spec in specs}
+    return [
+        RegistryProblem(spec.name, "formerly", f"{spec.formerly!r} is still a registered job", "crontabber.E004")
+        for spec in specs
+        if spec.formerly in names
+    ]
 
 
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
@@ -226,7 +238,7 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
             continue
         seen[_as_stored(spec.name)] = spec.name
         specs.append(spec)
-    problems += _dependency_problems(specs)
+    problems += _former_names(specs) + _dependency_problems(specs)
     return specs, problems
 
 
