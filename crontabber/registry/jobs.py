@@ -11,6 +11,7 @@ import functools
 import graphlib
 import unicodedata
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from django.core import checks
@@ -19,6 +20,7 @@ from django.db import connection
 
 from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
+from ..schedules.clocks import clock_warnings
 from ..words import did_you_mean
 from . import tasks
 from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
@@ -264,4 +266,21 @@ def check_registry(app_configs=None, **kwargs):
     return [
         checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
         for p in validate()[1]
+    ]
+
+
+CLOCK_CHANGE_WARNING = "crontabber.W001"
+
+
+@checks.register("crontabber")
+def check_clock_changes(app_configs=None, **kwargs):
+    """A warning (not an error: the job runs, once) for each enabled fixed-time job whose
+    wall time a clock change of its zone within the next year moves or merges."""
+    specs, problems = validate()
+    now = datetime.now(UTC)
+    return [
+        checks.Warning(f"{spec.name}: {note}", obj=f"CRONTABBER_JOBS[{spec.name!r}]", id=CLOCK_CHANGE_WARNING)
+        for spec in ([] if problems else specs)
+        if spec.enabled
+        for note in clock_warnings(spec.schedule, now)
     ]

@@ -31,6 +31,9 @@ class Switched(Schedule):
     def first_slot(self, seen):
         return self.after.first_slot(seen)
 
+    def wall_times(self):
+        return self.after.wall_times()
+
     def next_after(self, instant, anchor):
         if instant < self.at:
             slot = self.before.next_after(instant, anchor)
