@@ -150,6 +150,18 @@ def test_a_renamed_job_keeps_its_state_and_its_attempts(jobs):
 
 
 @pytest.mark.django_db
+def test_a_dry_run_of_a_rename_shows_the_backlog_the_renamed_job_will_catch_up(jobs, capsys):
+    jobs([{"name": "old", "cmd": "record", "frequency": "1h", "backfill": True}])
+    tick(at("2026-05-01 10:00"))
+    jobs([{"name": "new", "formerly": "old", "cmd": "record", "frequency": "1h", "backfill": True}])
+    with freeze_time(at("2026-05-01 12:00")):
+        call_command("cronrun", "--dry-run")
+    out = capsys.readouterr().out
+    assert "would run new for 2026-05-01T11:00:00+00:00" in out and "would run new for 2026-05-01T12:00" in out
+    assert job("old").last_success == at("2026-05-01 10:00") and not ScheduleChange.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_former_name_that_is_still_registered_is_a_registry_error(settings):
     settings.CRONTABBER_JOBS = [
         {"name": "old", "cmd": "record"},
