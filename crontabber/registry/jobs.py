@@ -261,26 +261,27 @@ def jobs_or_none() -> dict[str, JobSpec] | None:
         return None
 
 
-@checks.register("crontabber")
-def check_registry(app_configs=None, **kwargs):
-    return [
-        checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
-        for p in validate()[1]
-    ]
-
-
 CLOCK_CHANGE_WARNING = "crontabber.W001"
 
 
 @checks.register("crontabber")
-def check_clock_changes(app_configs=None, **kwargs):
-    """A warning (not an error: the job runs, once) for each enabled fixed-time job whose
-    wall time a clock change of its zone within the next year moves or merges."""
+def check_registry(app_configs=None, **kwargs):
+    """Every mistake in the registry as an error; without any, a warning for each clock
+    change (within a year) that moves or merges a fixed-time job's slot."""
     specs, problems = validate()
-    now = datetime.now(UTC)
+    if problems:
+        return [
+            checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
+            for p in problems
+        ]
+    return clock_change_warnings(specs, datetime.now(UTC))
+
+
+def clock_change_warnings(specs: list[JobSpec], now: datetime) -> list[checks.Warning]:
+    """Not errors: the job runs, once; the warning says what will happen and when."""
     return [
         checks.Warning(f"{spec.name}: {note}", obj=f"CRONTABBER_JOBS[{spec.name!r}]", id=CLOCK_CHANGE_WARNING)
-        for spec in ([] if problems else specs)
+        for spec in specs
         if spec.enabled
         for note in clock_warnings(spec.schedule, now)
     ]

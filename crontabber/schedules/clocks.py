@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
-from .base import UTC, IntervalSchedule, Schedule, UnionSchedule, resolve_wall_time, wall_time_exists
+from .base import MINUTE, UTC, IntervalSchedule, Schedule, UnionSchedule, resolve_wall_time, wall_time_exists
 from .history import Switched
 
 YEAR = timedelta(days=366)
@@ -140,5 +140,21 @@ def clock_warnings(schedule: Schedule, now: datetime) -> list[str]:
         return []
     notes = []
     for day in clock_change_days(zone, now.astimezone(zone).date(), YEAR.days):
-        notes += [note for slot in slots_on(schedule, day, zone, now) if (note := fixed_note(walls, slot, zone))]
+        if not affected_walls(zone, day).isdisjoint(walls):  # most jobs: no slot to look at
+            notes += [note for slot in slots_on(schedule, day, zone, now) if (note := fixed_note(walls, slot, zone))]
     return notes
+
+
+@functools.lru_cache(maxsize=512)
+def affected_walls(zone: ZoneInfo, day: date) -> frozenset[time]:
+    """The wall times of a day that do not happen or happen twice in the zone: those
+    between the clock change's old and new wall time (once per zone and day)."""
+    start = datetime.combine(day - DAY, time(12), zone).astimezone(UTC)
+    end = datetime.combine(day + DAY, time(12), zone).astimezone(UTC)
+    before, after = start.astimezone(zone).utcoffset(), end.astimezone(zone).utcoffset()
+    while end - start > MINUTE:  # the instant of the change, to the minute
+        middle = start + (end - start) // MINUTE // 2 * MINUTE
+        start, end = (middle, end) if middle.astimezone(zone).utcoffset() == before else (start, middle)
+    first, last = (end + min(before, after)).replace(tzinfo=None), (end + max(before, after)).replace(tzinfo=None)
+    walls = (first + k * MINUTE for k in range((last - first) // MINUTE))
+    return frozenset(wall.time() for wall in walls if wall.date() == day)
