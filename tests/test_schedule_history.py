@@ -2,17 +2,21 @@
 a rename are recorded with their time (and, from the admin, who made them); the slots
 before a change come from the old schedule, those after it from the new one."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import takewhile
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
 from freezegun import freeze_time
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crontabber.admin.strip import recent_slots
 from crontabber.models import Log, ScheduleChange
 from crontabber.registry import load_jobs, validate
 from crontabber.schedules import Switched, build_override, build_schedule, from_description
+from crontabber.schedules.history import TICK
 from tests.helpers import at, job, outcomes, tick
 from tests.jobs import control
 
@@ -56,6 +60,34 @@ def test_a_switched_schedule_has_the_old_slots_before_the_change_and_the_new_aft
     assert switched.latest_at_or_before(at("2026-05-01 12:20"), anchor) == at("2026-05-01 12:00")
     assert switched.latest_at_or_before(at("2026-05-01 12:40"), anchor) == at("2026-05-01 12:30")
     assert switched.description == half_past.description
+
+
+SCHEDULES = [
+    build_schedule("7m"),
+    build_schedule("1h"),
+    build_schedule("1d", "02:30", zone="Europe/Berlin"),
+    build_schedule(cron="*/20 * * * *", zone="Australia/Lord_Howe"),
+    build_override("01:15,02:45", "Pacific/Chatham"),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    before=st.sampled_from(SCHEDULES),
+    after=st.sampled_from(SCHEDULES),
+    change=st.integers(0, 3 * 24 * 60),
+    start=st.integers(-600, 3 * 24 * 60),
+)
+def test_a_switched_schedule_is_the_old_one_before_the_change_and_the_new_one_after(before, after, change, start):
+    anchor = at("2026-03-27 00:00")  # Berlin's clocks go forward on the 29th, Lord Howe's and Chatham's back on 5 April
+    at_change, since = anchor + timedelta(minutes=change), anchor + timedelta(minutes=start)
+    switched, end = Switched(before, after, at_change), at_change + timedelta(days=1)
+    slots = list(takewhile(lambda s: s < end, switched.slots_after(since, anchor)))
+    old = list(takewhile(lambda s: s < at_change, before.slots_after(since, anchor)))
+    new = list(takewhile(lambda s: s < end, after.slots_after(max(since, at_change - TICK), anchor)))
+    assert slots == old + new
+    for slot in slots:
+        assert switched.latest_at_or_before(slot, anchor) == slot
 
 
 # --- the engine --------------------------------------------------------------------------------
