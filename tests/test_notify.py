@@ -251,6 +251,17 @@ def test_a_rerun_of_past_slots_does_not_pose_as_on_time_check_ins(jobs, sentry, 
     assert len(outcomes("h")) == 5 and sentry.checkins == []
 
 
+def test_a_slot_a_clock_change_moves_checks_in_once_as_on_time(jobs, sentry, settings):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "n", "cmd": "record", "frequency": "1d", "time": "02:30", "timezone": "America/New_York"}])
+    tick(at("2027-03-13 12:00"))
+    sentry.items.clear()
+    tick(at("2027-03-14 07:00"))  # 02:30 does not happen: the slot is 03:00 EDT, 07:00 UTC
+    assert [slot for slot, _ in outcomes("n")] == [at("2027-03-14 07:00")]
+    assert [c["status"] for c in sentry.checkins] == ["in_progress", "ok"]
+    assert sentry.checkins[0]["monitor_config"]["schedule"] == {"type": "crontab", "value": "30 2 * * *"}
+
+
 def test_a_bad_catch_up_setting_is_a_system_check_error(settings):
     settings.CRONTABBER_SENTRY_CATCH_UP_CHECKINS = "all"
     [error] = notify.check_catch_up_setting()
