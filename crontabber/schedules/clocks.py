@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
-from .base import MINUTE, UTC, IntervalSchedule, Schedule, UnionSchedule, resolve_wall_time, wall_time_exists
+from .base import MINUTE, UTC, Schedule, UnionSchedule, resolve_wall_time, wall_time_exists
 from .history import Switched
 
 YEAR = timedelta(days=366)
@@ -40,13 +40,8 @@ def zone_of(schedule: Schedule) -> ZoneInfo | None:
     return getattr(schedule, "zone", None)
 
 
-def fixed_walls(schedule: Schedule) -> list[time] | None:
-    """The wall times a fixed-time schedule means on the days it runs; None for one that
-    keeps real elapsed time (an interval, a cron with a leading '*': cron's own rule)."""
-    return schedule.wall_times()
-
-
 def clock_changes_on(day: date, zone: ZoneInfo) -> bool:
+    """The zone's clocks change on that local day (at midnight included)."""
     midnight = datetime.combine(day, time())
     after = (midnight + DAY).replace(tzinfo=zone).utcoffset()
     return midnight.replace(tzinfo=zone).utcoffset() != after or not wall_time_exists(midnight, zone)
@@ -107,7 +102,7 @@ def clock_note(schedule: Schedule, slot: datetime, anchor: datetime) -> str:
     zone = zone_of(schedule)
     if zone is None or not clock_changes_on(slot.astimezone(zone).date(), zone):
         return ""
-    walls = fixed_walls(schedule)
+    walls = schedule.wall_times()  # None: it keeps real elapsed time
     return fixed_note(walls, slot, zone) if walls is not None else real_time_note(schedule, slot, zone, anchor)
 
 
@@ -135,8 +130,8 @@ def slots_on(schedule: Schedule, day: date, zone: ZoneInfo, now: datetime) -> li
 def clock_warnings(schedule: Schedule, now: datetime) -> list[str]:
     """For a fixed-time schedule: each coming slot within a year that a clock change moves
     or merges, said with what will happen and when."""
-    zone, walls = zone_of(schedule), fixed_walls(schedule)
-    if zone is None or walls is None or isinstance(schedule, IntervalSchedule):
+    zone, walls = zone_of(schedule), schedule.wall_times()
+    if zone is None or walls is None:
         return []
     notes = []
     for day in clock_change_days(zone, now.astimezone(zone).date(), YEAR.days):
