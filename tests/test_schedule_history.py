@@ -225,3 +225,23 @@ def test_an_override_from_the_admin_is_recorded_with_who_made_it_and_shown_on_th
     assert (change.what, change.at, change.by) == ("override", at("2026-05-01 10:20"), "admin")
     page = admin_client.get(f"/admin/crontabber/job/{pk}/change/").content.decode()
     assert "Schedule changes" in page and "cron 0 * * * * UTC" in page and "every 15m" in page
+
+
+@pytest.mark.django_db
+def test_an_override_taken_back_before_a_tick_does_not_date_a_later_change(jobs, admin_client):
+    jobs([{"name": "j", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    tick(at("2026-05-01 10:00"))
+    url = f"/admin/crontabber/job/{job('j').pk}/change/"
+    for when, value in (("10:05", "15m"), ("10:06", "")):
+        with freeze_time(at(f"2026-05-01 {when}")):
+            admin_client.post(url, {"enabled_override": "", "schedule_override": value})
+    tick(at("2026-05-01 11:00"))  # nothing to apply: the schedule is the registry's again
+    assert job("j").schedule_changed is None and len(outcomes("j")) == 2
+    jobs([{"name": "j", "cmd": "record", "cron": "*/15 * * * *", "backfill": True}])
+    tick(at("2026-05-01 11:20"))  # a deploy, seen at 11:20: it counts from then
+    latest = ScheduleChange.objects.first()
+    assert (latest.what, latest.at) == ("registry", at("2026-05-01 11:20"))
+    taken_back = ScheduleChange.objects.order_by("at")[1]
+    assert (taken_back.what, taken_back.before, taken_back.after) == ("override", "every 15m", "cron 0 * * * * UTC")
+    assert [slot for slot, _ in outcomes("j")][2:] == [], "the next slot is 11:30, after the change"
+    assert job("j").next_slot == at("2026-05-01 11:30")

@@ -157,19 +157,22 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
         if fields:
             obj.save(update_fields=fields)
         if "schedule_override" in fields:
-            self.record_schedule_change(request, obj)
+            self.record_schedule_change(request, obj, form.initial.get("schedule_override") or "")
 
-    def record_schedule_change(self, request, job: Job) -> None:
+    def record_schedule_change(self, request, job: Job, previous: str) -> None:
         """An override that changes the schedule in force, recorded now with who made it
         (the next tick realigns the job from this time: Job.objects.realign)."""
         spec = (jobs_or_none() or {}).get(job.name)
-        after = effective_spec(spec, job).schedule.description if spec else ""
-        if spec and after != job.schedule:
+        if spec is None:
+            return
+        before = effective_spec(spec, Job(schedule_override=previous)).schedule.description
+        after = effective_spec(spec, job).schedule.description
+        if after != before:
             ScheduleChange.objects.create(
                 job=job,
                 at=timezone.now(),
                 what=ScheduleChange.OVERRIDE,
-                before=job.schedule,
+                before=before,
                 after=after,
                 by=request.user.get_username(),
             )

@@ -20,10 +20,13 @@ class ScheduleChangeQuerySet(models.QuerySet):
         return in_force(changes, current, from_description) if changes else current
 
     def unapplied(self, job, description: str):
-        """The change to ``description`` an operator made that no runner has applied yet."""
+        """The change to ``description`` an operator made that no runner has applied yet:
+        the job's latest change, if it is that one (an override set and taken back before
+        a tick is no change to apply)."""
         since = job.schedule_changed or job.first_run  # a reset starts the job afresh
-        found = self.filter(job=job, what=ScheduleChange.OVERRIDE, after=description)
-        return (found.filter(at__gt=since) if since else found).order_by("at", "pk").last()
+        found = self.filter(job=job, at__gt=since) if since else self.filter(job=job)
+        latest = found.order_by("at", "pk").last()
+        return latest if latest and (latest.what, latest.after) == (ScheduleChange.OVERRIDE, description) else None
 
     def rename(self, formerly: str, name: str, now: datetime) -> bool:
         """The Job row once named ``formerly`` now carries ``name`` (its state, attempts and
