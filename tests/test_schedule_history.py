@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crontabber.admin.strip import recent_slots
+from crontabber.admin.display import slots_in_force
 from crontabber.models import Log, ScheduleChange
 from crontabber.registry import load_jobs, validate
 from crontabber.schedules import Switched, build_override, build_schedule, from_description
@@ -113,7 +113,7 @@ def test_a_backlog_across_a_registry_change_runs_the_old_slots_before_it_and_the
     assert (change.what, change.at, change.by) == ("registry", at("2026-05-01 13:10"), "")
     assert (change.before, change.after) == ("cron 0 * * * * UTC", "cron 30 * * * * UTC")
     (spec,) = load_jobs()
-    strip = recent_slots(spec, job("j"), at("2026-05-01 14:35"), 24)
+    strip = slots_in_force(spec, job("j"), at("2026-05-01 14:35"), 24)
     assert strip == [slot for slot, _ in outcomes("j")], "the admin's strip shows the slots of each schedule"
 
 

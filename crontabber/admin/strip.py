@@ -28,23 +28,15 @@ class Cell:
 
 
 def recent_slots(spec: JobSpec, job, now: datetime, count: int) -> list[datetime]:
-    """The job's last ``count`` slots at or before ``now`` on the schedule in force at each
-    time, oldest first; none before its first run (a job that never ran has none). The
-    changes are read only while the strip reaches back before the latest one."""
+    """The job's last ``count`` slots at or before ``now`` on its schedule, oldest first;
+    none before its first run (a job that never ran has none)."""
     if job.first_run is None:
         return []
-    slots = _latest(spec.schedule, job, now, count)
-    if slots and job.schedule_changed and job.schedule_changed > slots[0]:  # the old schedule's before it
-        slots = _latest(job.schedule_from(spec.schedule, job.first_run), job, now, count)
-    return slots
-
-
-def _latest(schedule, job, now: datetime, count: int) -> list[datetime]:
     anchor, slots = job.anchor(now), []
-    slot = schedule.latest_at_or_before(now, anchor)
+    slot = spec.schedule.latest_at_or_before(now, anchor)
     while slot is not None and slot >= job.first_run and len(slots) < count:
         slots.append(slot)
-        slot = schedule.latest_at_or_before(slot - _BEFORE, anchor)
+        slot = spec.schedule.latest_at_or_before(slot - _BEFORE, anchor)
     return slots[::-1]
 
 

@@ -26,11 +26,20 @@ from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, next_due, plan, slots_between
+from .plan import Due, backlog, next_due, next_wake, plan, slots_between
 from .report import Progress, TickReport
 from .rerun import RerunRefused, job_that_ran
 from .slots import SlotLoop
 from .writes import database_lost
+
+
+def renamed(spec: JobSpec, rows: dict, now: datetime):
+    """The tick row of the job renamed from ``spec.formerly``, now under its new name (its
+    row renamed and the rename recorded), or None."""
+    if spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, now):
+        rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
+        return rows[spec.name]
+    return None
 
 
 class Tick:
@@ -41,7 +50,7 @@ class Tick:
         self.now = timezone.now()
         self.report = TickReport()
         self.progress = Progress(self.report, runner.out, runner.verbosity)
-        self.claims = Claims(runner.owner)
+        self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
 
     @cached_property
@@ -52,6 +61,7 @@ class Tick:
         """The steps, in order; how the tick ended is recorded whatever happens."""
         with self.recording():  # record the tick, in error or not
             control = Control.load()  # the hold switch
+            self.report.asked_at = control.asked_at
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
@@ -61,6 +71,7 @@ class Tick:
                 self.read_back(specs, planned.due)  # results on task backends of the jobs not due now
                 self.run_due(planned.due)  # claim and run the slots, a batch at a time
                 self.report.next_due = next_due(planned, rows, self.now, self.report.next_runs)
+                self.report.wake = next_wake(planned, rows, self.now, self.report.next_runs)
         return self.report
 
     # --- the steps -----------------------------------------------------------------------
@@ -158,6 +169,7 @@ class Tick:
                 started, attempts = CLOCK["now"](), self.ledger.attempts
                 self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
+        self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
         """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
@@ -170,7 +182,7 @@ class Tick:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
         job = job_that_ran(spec.name)
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
-        spec = replace(spec, schedule=job.schedule_from(spec.schedule, start))  # the schedule then in force
+        spec = ScheduleChange.objects.in_force(job, spec, start)  # the schedule then in force
         count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
         slots = slots_between(spec, start, end, anchor)
         batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
@@ -201,18 +213,14 @@ class Tick:
         return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
-        """A renamed job's row, a new job's row (to create), a reset job's fresh state, a
-        changed schedule realigned."""
-        row = rows.get(spec.name)
-        if row is None and spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, self.now):
-            row = rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
+        """A renamed or new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        row = rows.get(spec.name) or renamed(spec, rows, self.now)
         if row is None:
             new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
         elif row.next_run is None:
             Job.objects.filter(name=spec.name, next_run__isnull=True).update(**Job.fresh_state(spec.schedule, self.now))
         elif row.schedule != spec.schedule.description:
-            what = ScheduleChange.OVERRIDE if row.schedule_override else ScheduleChange.REGISTRY
-            rows[spec.name] = row._replace(next_run=Job.objects.realign(spec.name, spec.schedule, self.now, what))
+            rows[spec.name] = row._replace(next_run=Job.objects.realign(spec.name, spec.schedule, self.now))
 
     def create(self, new: list[Job]) -> None:
         if new:  # another runner may create the same rows at the same moment: first wins

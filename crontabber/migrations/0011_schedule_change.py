@@ -7,14 +7,14 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crontabber', '0006_log_rerun'),
+        ('crontabber', '0007_log_start_lag'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='job',
             name='schedule_changed',
-            field=models.DateTimeField(blank=True, help_text='When its schedule last changed: slots before it follow the one before.', null=True),
+            field=models.DateTimeField(blank=True, help_text='When its schedule last changed.', null=True),
         ),
         migrations.CreateModel(
             name='ScheduleChange',

@@ -4,20 +4,24 @@ before a change come from the schedule before it (schedules.history)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from django.db import models, transaction
 
 from .. import logger
-from ..schedules import Schedule, from_description, in_force
+from ..schedules import from_description, in_force
 
 
 class ScheduleChangeQuerySet(models.QuerySet):
-    def in_force(self, job, current: Schedule, since: datetime) -> Schedule:
-        """The job's schedule as it was in force at each time after ``since``: ``current``
-        unless it changed since then."""
+    def in_force(self, job, spec, since: datetime | None):
+        """``spec`` (a JobSpec) with the job's schedule as in force at each time from
+        ``since``: as it is unless the job's schedule changed since (only then are the
+        changes read)."""
+        if job.schedule_changed is None or since is None or job.schedule_changed <= since:
+            return spec
         changes = list(self.filter(job=job, at__gt=since).order_by("at", "pk").values_list("at", "before"))
-        return in_force(changes, current, from_description) if changes else current
+        return replace(spec, schedule=in_force(changes, spec.schedule, from_description))
 
     def unapplied(self, job, description: str):
         """The change to ``description`` an operator made that no runner has applied yet:

@@ -81,10 +81,10 @@ class JobQuerySet(models.QuerySet):
         with fast_datetimes():
             return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
 
-    def realign(self, name: str, schedule: Schedule, now: datetime, what: str) -> datetime | None:
-        """The job's schedule changed (registry or override): its next run as realigned,
-        the change recorded (unless an operator recorded it when making it, whose time
-        then counts), unless another runner holds it or realigned it first."""
+    def realign(self, name: str, schedule: Schedule, now: datetime) -> datetime | None:
+        """The job's schedule changed (registry or override): its next run as realigned and
+        the change recorded (an operator's, recorded when made, counts from then), unless
+        another runner holds it or realigned it first."""
         job = self.get(name=name)
         recorded = ScheduleChange.objects.unapplied(job, schedule.description)
         at = recorded.at if recorded else now
@@ -96,6 +96,7 @@ class JobQuerySet(models.QuerySet):
                 .update(schedule=schedule.description, next_slot=next_slot, next_run=next_run, schedule_changed=at)
             )
             if updated and not recorded:
+                what = ScheduleChange.OVERRIDE if job.schedule_override else ScheduleChange.REGISTRY
                 ScheduleChange.objects.create(job=job, at=at, what=what, before=job.schedule, after=str(schedule))
         logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
         return next_run if updated else job.next_run
@@ -122,9 +123,7 @@ class Job(models.Model):
     name = models.CharField(max_length=200, unique=True)
     # The registry schedule this state was computed for: a change realigns next_slot.
     schedule = models.CharField(max_length=300, blank=True)
-    schedule_changed = models.DateTimeField(
-        null=True, blank=True, help_text="When its schedule last changed: slots before it follow the one before."
-    )
+    schedule_changed = models.DateTimeField(null=True, blank=True, help_text="When its schedule last changed.")
     first_run = models.DateTimeField(null=True, blank=True, help_text="When the job was first seen.")
     last_run = models.DateTimeField(null=True, blank=True, help_text="When the latest attempt started.")
     last_success = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest success.")
@@ -150,6 +149,9 @@ class Job(models.Model):
         max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    start_lag = models.FloatField(
+        null=True, blank=True, help_text="Seconds from its latest on-time slot to the start of that slot's attempt."
+    )
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
         null=True,
@@ -183,6 +185,7 @@ class Job(models.Model):
         error_count=0,
         last_error="",
         crash_count=0,
+        start_lag=None,
     )
 
     class Meta:
@@ -223,14 +226,15 @@ class Job(models.Model):
         next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
         return next_slot, next_run
 
-    def schedule_from(self, current: Schedule, since: datetime | None) -> Schedule:
-        """Its schedule as in force at each time from ``since``: ``current`` unless it changed since."""
-        if self.schedule_changed is None or since is None or self.schedule_changed <= since:
-            return current
-        return ScheduleChange.objects.in_force(self, current, since)
-
     def apply_attempt(
-        self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now, following=None
+        self,
+        schedule: Schedule,
+        slot: datetime,
+        started_at: datetime,
+        attempt: Attempt,
+        now,
+        following=None,
+        start_lag: float | None = None,
     ) -> None:
         """The job's new state after an attempt at ``slot`` (in memory; pure).
 
@@ -238,7 +242,9 @@ class Job(models.Model):
         when the caller has it at hand, a backlog's next, else the schedule's) and clears
         its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick; a queued
-        one changes nothing yet: its result is recorded when a later tick reads it."""
+        one changes nothing yet: its result is recorded when a later tick reads it.
+        ``start_lag``: the attempt's, if its slot was on time (Claimed.start_lag)."""
+        self.start_lag = self.start_lag if start_lag is None else start_lag
         if attempt.outcome == Outcome.QUEUED:
             return
         self.last_run = started_at
