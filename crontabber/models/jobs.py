@@ -10,7 +10,7 @@ from django.db.models import F, Q
 
 from .. import conf, logger
 from ..conf import lease
-from ..outcomes import Attempt, Interruption, Outcome
+from ..outcomes import SPANS, Attempt, Interruption, Outcome
 from ..schedules import Schedule, truncate_to_minute
 from .timestamps import fast_datetimes
 
@@ -155,6 +155,11 @@ class Job(models.Model):
     run_requested = models.DateTimeField(
         null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
     )
+    paused_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Disabled or held since then: when it runs again, the slots due meanwhile are one paused span.",
+    )
     # A re-run an operator queued in the admin: the next tick runs these slots again first.
     rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
     rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
@@ -216,15 +221,17 @@ class Job(models.Model):
         when the caller has it at hand, a backlog's next, else the schedule's) and clears
         its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick; a queued
-        one changes nothing yet: its result is recorded when a later tick reads it."""
+        one changes nothing yet: its result is recorded when a later tick reads it. A span
+        of slots that did not run (missed, paused: ``slot`` its newest) moves the job past them."""
         if attempt.outcome == Outcome.QUEUED:
+            return
+        if attempt.outcome in SPANS:
+            self._move_past(schedule, slot, started_at, following)
             return
         self.last_run = started_at
         if attempt.handled:
             self._handled(slot, attempt.outcome)
-            if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
-                self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
-            self.next_run = self.next_slot
+            self._move_past(schedule, slot, started_at, following)
             self.error_count, self.last_error = 0, ""
             if not self.isolated:  # isolated, it stays so until an operator resets or marks it
                 self.crash_count = 0
@@ -246,6 +253,13 @@ class Job(models.Model):
         self.last_run = started_at
         if attempt.outcome == Outcome.SUCCESS:
             self._handled(slot, attempt.outcome)
+
+    def _move_past(self, schedule: Schedule, slot: datetime, started_at: datetime, following) -> None:
+        """Next, the slot after ``slot`` (``following``, or the schedule's), unless ``slot`` is
+        before the next slot: a forced extra run leaves the grid alone."""
+        if self.next_slot is None or slot >= self.next_slot:
+            self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
+        self.next_run = self.next_slot
 
     def _handled(self, slot: datetime, outcome: Outcome) -> None:
         """The latest slot that succeeded, or the one skipped."""
