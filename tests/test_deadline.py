@@ -3,15 +3,24 @@ within that long after it fell due is recorded ``missed`` (one row for a span of
 saying how many) and not run; the schedule moves on. Real elapsed time counts, through
 clock changes."""
 
+import json
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from freezegun import freeze_time
 
-from crontabber.models import Job, Log
+from crontabber.admin.display import describe
+from crontabber.admin.strip import cells, recent_slots
+from crontabber.models import Control, Job, Log
 from crontabber.outcomes import Outcome
-from crontabber.registry import load_jobs
+from crontabber.registry import JobSpec, load_jobs
+from crontabber.schedules import build_schedule
+from crontabber.web import health, metrics
 from tests.helpers import at, job, outcomes, tick
+from tests.jobs import control
+from tests.test_admin_slots import Row
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +153,60 @@ def test_chatham_autumn_a_deadline_in_the_repeated_hour_counts_real_time(jobs):
     tick(at("2026-04-03 14:00"))
     tick(at("2026-04-04 14:00"))  # 03:15 CHAST on the wall, 15 minutes after 03:00, but 45 minutes late
     assert missed_rows("chatham") == [(at("2026-04-04 13:15"), at("2026-04-04 13:15"), 1)]
+
+
+# --- what users see of missed slots -------------------------------------------------------
+
+
+@pytest.fixture
+def missed_hourly(jobs):
+    jobs([{**HOURLY, "backfill": True, "starting_deadline": 3 * 3600}])
+    tick(at("2026-05-01 00:00"))
+    control.FAILING.add("*")  # the slots within the deadline fail: the job has not succeeded since
+    tick(at("2026-05-01 10:00"))
+    control.FAILING.clear()
+
+
+def test_cronlist_shows_the_missed_slots_in_its_table_and_json(missed_hourly):
+    out = StringIO()
+    call_command("cronlist", "--format=json", stdout=out)
+    (entry,) = json.loads(out.getvalue())
+    assert entry["last_missed"] == "2026-05-01T06:00:00+00:00"
+    with freeze_time(at("2026-05-01 10:01")):
+        call_command("cronlist", stdout=(out := StringIO()))
+    assert (
+        "hourly: missed its slots up to 2026-05-01 06:00Z: not started within its starting_deadline" in out.getvalue()
+    )
+
+
+def test_health_warns_of_missed_slots_until_the_job_succeeds_again(missed_hourly):
+    Job.objects.filter(name="hourly").update(error_count=0, last_error="")
+    Control.objects.filter(pk=1).update(last_tick=at("2026-05-01 10:00"))
+    found = health.report(now=at("2026-05-01 10:01"))
+    assert found.code == health.WARNING and found.jobs[0].status == "missed"
+    assert "hourly missed its slots up to 2026-05-01T06:00:00+00:00" in found.problems[0]
+    tick(at("2026-05-01 11:00"))  # 07:00 (now four hours late) is missed too; 08:00 to 11:00 succeed
+    assert health.report(now=at("2026-05-01 11:01")).code == health.OK
+
+
+def test_metrics_count_the_missed_slots_not_the_rows(missed_hourly):
+    text = metrics.exposition(now=at("2026-05-01 10:01")).decode()
+    assert 'crontabber_job_slots_not_run_total{job="hourly",outcome="missed"} 6.0' in text
+    assert 'crontabber_job_attempts_total{job="hourly",outcome="missed"}' not in text
+
+
+def test_the_strip_shows_each_missed_slot_with_its_own_symbol():
+    first = at("2026-05-01 06:00")
+    hourly = JobSpec(name="j", cmd="noop", schedule=build_schedule("1h"), backfill=True)
+    row = Job(first_run=first, next_slot=at("2026-05-01 10:00"))
+    span = Row(9, 1, at("2026-05-01 09:00"), at("2026-05-01 10:00"), 0.0, "missed", 1, "", at("2026-05-01 07:00"), 3)
+    attempts = [Row(1, 1, first, first, 1.0, "success", 1, "", None, 1), span]
+    shown = cells(
+        hourly, row, recent_slots(hourly, row, at("2026-05-01 10:30"), 5), attempts, at("2026-05-01 10:30"), 5
+    )
+    assert [cell.state for cell in shown] == ["success", "missed", "missed", "missed", "backlog"]
+    assert all(cell.attempt is span for cell in shown[1:4])
+    assert describe(shown[1], "UTC") == (
+        "2026-05-01 07:00 UTC: missed: not started within its starting deadline, not run "
+        "(3 slots, 2026-05-01 07:00 UTC to 2026-05-01 09:00 UTC)"
+    )

@@ -23,6 +23,7 @@ STATUS_COLOURS = {
     "isolated": RED,
     "failing": RED,
     "overdue": ORANGE,
+    "missed": ORANGE,
     "disabled": GREY,
     NOT_IN_REGISTRY: GREY,
     "registry error": RED,

@@ -30,8 +30,8 @@ LOG_FIELDS = [
     "started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output", "backend", "result_id",
 ]  # fmt: skip
 JOB_FIELDS = [
-    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error", "crash_count",
-    "claimed_by", "claimed_at", "claim_expires",
+    "last_run", "last_success", "last_skipped", "last_missed", "next_slot", "next_run", "error_count", "last_error",
+    "crash_count", "claimed_by", "claimed_at", "claim_expires",
 ]  # fmt: skip
 
 

@@ -140,6 +140,9 @@ class Job(models.Model):
         max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    last_missed = models.DateTimeField(
+        null=True, blank=True, help_text="The latest slot missed: past the job's starting deadline, not run."
+    )
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
         null=True,
@@ -172,6 +175,8 @@ class Job(models.Model):
         first_run=None,
         last_run=None,
         last_success=None,
+        last_missed=None,
+        paused_since=None,
         next_slot=None,
         next_run=None,
         error_count=0,
@@ -226,6 +231,7 @@ class Job(models.Model):
         if attempt.outcome == Outcome.QUEUED:
             return
         if attempt.outcome in SPANS:
+            self.last_missed = slot if attempt.outcome == Outcome.MISSED else self.last_missed
             self._move_past(schedule, slot, started_at, following)
             return
         self.last_run = started_at
@@ -280,6 +286,11 @@ class Job(models.Model):
         self.error_count = 0
         self.last_error = ""
         self.crash_count = 0
+
+    @property
+    def missing(self) -> bool:
+        """It missed slots (past its starting deadline) and has not succeeded since."""
+        return self.last_missed is not None and (self.last_success is None or self.last_missed > self.last_success)
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""
