@@ -24,6 +24,7 @@ from ..outcomes import Attempt, Outcome
 from .claims import Claimed, Claims
 from .executors import Executor
 from .ledger import Ledger
+from .pause import Pauses, preview
 from .plan import Due, Upcoming, waiting_for
 from .tick import Tick
 from .writes import Recorded
@@ -35,6 +36,7 @@ class DryTick(Tick):
         self.jobs = {job.name: job for job in Job.objects.all()}
         self.claims = DryClaims(runner.owner, self.jobs)
         self.ledger = DryLedger(self)
+        self.pauses = DryPauses(self.now, self.progress, self.jobs)
 
     def recording(self):
         return nullcontext()
@@ -175,6 +177,25 @@ class DryLedger(Ledger):
         else:
             last = spec.schedule.latest_at_or_before(now, claimed.job.anchor(now))
         self.report.planned[spec.name] = (shown, last, True)
+
+
+class DryPauses(Pauses):
+    """Jobs paused and resumed as a real tick does, in memory."""
+
+    def __init__(self, now, progress, jobs: dict[str, Job]):
+        super().__init__(now, progress)
+        self.jobs = jobs
+
+    def pause(self, names):
+        pass
+
+    def resume(self, spec):
+        job = self.jobs.get(spec.name)
+        if job is None or job.paused_since is None or job.is_claimed(self.now):
+            return None
+        done = preview(spec, job, self.now)
+        job.resumed(spec.schedule, done.span, done.catch_up, self.now)
+        return done
 
 
 class Pretend(Executor):

@@ -55,6 +55,14 @@ def missed(spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: dat
     return span(spec, next_slot or spec.schedule.first_slot(now), last, anchor)
 
 
+def paused(spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: datetime) -> Span | None:
+    """The slots that fell due while the job was off (disabled or held): from its next slot
+    to the latest due now. None when none did."""
+    if next_slot is None:
+        return None
+    return span(spec, next_slot, spec.schedule.latest_at_or_before(now, anchor), anchor)
+
+
 def late(spec: JobSpec, slot: datetime, now: datetime) -> bool:
     """The slot could not start within the job's starting_deadline of falling due."""
     return spec.starting_deadline is not None and now - slot > timedelta(seconds=spec.starting_deadline)

@@ -21,6 +21,7 @@ from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
+from . import pause
 from .backends import TaskBackend
 from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
@@ -43,6 +44,7 @@ class Tick:
         self.progress = Progress(self.report, runner.out, runner.verbosity)
         self.claims = Claims(runner.owner)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
+        self.pauses = pause.Pauses(self.now, self.progress)
 
     @cached_property
     def slots(self) -> SlotLoop:
@@ -55,6 +57,7 @@ class Tick:
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
+                self.pauses.apply(specs, rows, control)  # jobs found off paused, found on again resumed
                 self.rerun_requested(specs, rows)  # re-runs queued in the admin
                 planned = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
                 self.report.due = len(planned.due)

@@ -34,6 +34,7 @@ TICK_FIELDS = (
     "run_requested",
     "rerun_from",
     "rerun_to",
+    "paused_since",
 )
 
 
@@ -140,9 +141,7 @@ class Job(models.Model):
         max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
-    last_missed = models.DateTimeField(
-        null=True, blank=True, help_text="The latest slot missed: past the job's starting deadline, not run."
-    )
+    last_missed = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest missed slot.")
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
         null=True,
@@ -158,11 +157,7 @@ class Job(models.Model):
     run_requested = models.DateTimeField(
         null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
     )
-    paused_since = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Disabled or held since then: when it runs again, the slots due meanwhile are one paused span.",
-    )
+    paused_since = models.DateTimeField(null=True, blank=True, help_text="Disabled or held since then.")
     # A re-run an operator queued in the admin: the next tick runs these slots again first.
     rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
     rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
@@ -286,6 +281,13 @@ class Job(models.Model):
         self.error_count = 0
         self.last_error = ""
         self.crash_count = 0
+
+    def resumed(self, schedule: Schedule, span, catch_up: bool, now: datetime) -> None:
+        """Enabled again (in memory; pure): no longer paused, and past the slots that fell due
+        while it was off (``span``: plan.Span, or None) unless it catches them up."""
+        self.paused_since = None
+        if span is not None and not catch_up:
+            self._move_past(schedule, span.until, now, None)
 
     @property
     def missing(self) -> bool:
