@@ -111,6 +111,19 @@ def _resume(job: Job, spec: JobSpec, done: Resume, now: datetime, by: str) -> No
         Log.spanning(job, done.span, Outcome.PAUSED, why, now, socket.gethostname(), None).save(force_insert=True)
 
 
+def choices(spec: JobSpec, job: Job, now: datetime, shown: Callable[[datetime], str] = format_instant) -> str:
+    """What each choice of resuming the job now would run, for an operator to choose."""
+    caught = preview(spec, job, now, CATCH_UP)
+    if caught.span is None:
+        return f"{spec.name}: no slot to catch up"
+    paused = caught.span
+    fell = (
+        f"{plural(paused.covers, 'slot')} fell due while it was paused ({shown(paused.since)} to {shown(paused.until)})"
+    )
+    default = "catches them up" if spec.backfill else "skips them"
+    return f"{spec.name}: {fell}; catching up runs {plural(caught.runs, 'run')}, skipping none; by default it {default}"
+
+
 def resume_named(
     specs: list[JobSpec], now: datetime, choice: str | None = None, confirmed: bool = False, by: str = "cronresume"
 ) -> list[Resume]:
