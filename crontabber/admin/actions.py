@@ -79,8 +79,9 @@ class JobActions:
             self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
         return known, missing
 
-    def _confirm(self, request, queryset, action, form=None):
-        """The page that asks the operator to confirm ``action`` (and fill in its form)."""
+    def _confirm(self, request, queryset, action, form=None, items=None):
+        """The page that asks the operator to confirm ``action`` (and fill in its form) for
+        the jobs (``items``: a line for each, else its name)."""
         title, intro, submit = CONFIRMATIONS[action]
         context = {
             **self.admin_site.each_context(request),
@@ -88,6 +89,7 @@ class JobActions:
             "intro": intro,
             "opts": self.model._meta,
             "queryset": queryset,
+            "items": items or [job.name for job in queryset],
             "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "form": form,
@@ -226,8 +228,7 @@ class JobActions:
         if known and not form.is_valid():
             now = timezone.now()
             said = [pause.choices(spec, job, now, partial(when_text, zone=spec.zone)) for job, spec in known]
-            form.fields["choice"].help_text = "; ".join(said)
-            return self._confirm(request, queryset, "enable", form)
+            return self._confirm(request, queryset, "enable", form, said)
         if known:
             self._enable(request, known, form.cleaned_data["choice"] or None)
         return None

@@ -26,7 +26,7 @@ STATES = {
     Outcome.TIMEOUT: ("◷", "timeout"),
     Outcome.SKIPPED: ("↷", "skipped: the command had nothing to do"),
     Outcome.INTERRUPTED: ("⊘", "interrupted: the slot runs again"),
-    Outcome.MISSED: ("∅", "missed: not started within its starting deadline, not run"),
+    Outcome.MISSED: ("»", "missed: not started within its starting deadline, not run"),
     Outcome.PAUSED: ("‖", "paused: due while the job was disabled or held"),
     Outcome.RUNNING: ("▶", "running"),
     "queued": ("…", "queued for a worker"),
