@@ -189,13 +189,14 @@ class DryPauses(Pauses):
     def pause(self, names):
         pass
 
-    def resume(self, spec):
-        job = self.jobs.get(spec.name)
-        if job is None or job.paused_since is None or job.is_claimed(self.now):
-            return None
-        done = preview(spec, job, self.now)
-        job.resumed(spec.schedule, done.span, done.catch_up, self.now)
-        return done
+    def resume(self, specs):
+        resumed = []
+        for spec in specs:
+            job = self.jobs.get(spec.name)
+            if job is not None and job.paused_since is not None and not job.is_claimed(self.now):
+                resumed.append(preview(spec, job, self.now))
+                job.resumed(spec.schedule, resumed[-1].span, resumed[-1].catch_up, self.now)
+        return resumed
 
 
 class Pretend(Executor):

@@ -22,6 +22,7 @@ from ..schedules import format_instant
 from ..words import plural
 from .plan import Span, backlog, paused
 from .repair import RepairError, Unconfirmed
+from .writes import insert_rows, update_rows
 
 CATCH_UP, SKIP = "catch-up", "skip"
 
@@ -75,40 +76,45 @@ class Pauses:
         if control.hold_all:
             return
         self.pause([s.name for s in specs if not s.enabled and getattr(rows.get(s.name), "paused_since", None) is None])
-        for spec in specs:
-            row = rows.get(spec.name)
-            if spec.enabled and row is not None and row.paused_since is not None:
-                resumed = self.resume(spec)
-                if resumed is not None:
-                    rows[spec.name] = row._replace(next_run=resumed.next_run, paused_since=None)
-                    self.progress.say(f"{spec.name}: enabled again; {resumed.said()}\n")
+        found = [s for s in specs if s.enabled and getattr(rows.get(s.name), "paused_since", None) is not None]
+        for resumed in self.resume(found) if found else []:
+            rows[resumed.name] = rows[resumed.name]._replace(next_run=resumed.next_run, paused_since=None)
+            self.progress.say(f"{resumed.name}: enabled again; {resumed.said()}\n")
 
     def pause(self, names: list[str]) -> None:
         """The named jobs are off from now, unless they already were."""
         if names:
             Job.objects.filter(name__in=names, paused_since=None).update(paused_since=self.now)
 
-    def resume(self, spec: JobSpec) -> Resume | None:
-        """Resume a paused job as its schedule says (one transaction): its paused slots as
-        one row, skipped or kept to catch up. None when it is not paused or another runner holds it."""
+    def resume(self, specs: list[JobSpec]) -> list[Resume]:
+        """Resume paused jobs as their schedules say, in one transaction (after a hold, every
+        job at once): each one's paused slots as one row, skipped or kept to catch up. Those
+        no longer paused or that another runner holds are left out."""
+        by_name = {spec.name: spec for spec in specs}
         with transaction.atomic():
-            job = Job.objects.select_for_update().filter(name=spec.name).first()
-            if job is None or job.paused_since is None or job.is_claimed(self.now):
-                return None
-            done = preview(spec, job, self.now)
-            _resume(job, spec, done, self.now, "a tick")
-        return done
+            found = Job.objects.select_for_update().filter(paused_since__isnull=False)
+            jobs = [job for job in found.filter(name__in=list(by_name)) if not job.is_claimed(self.now)]
+            return _resume(
+                [(job, by_name[job.name], preview(by_name[job.name], job, self.now)) for job in jobs],
+                self.now,
+                "a tick",
+            )
 
 
-def _resume(job: Job, spec: JobSpec, done: Resume, now: datetime, by: str) -> None:
-    paused_since = job.paused_since
-    job.resumed(spec.schedule, done.span, done.catch_up, now)
-    job.save(update_fields=["paused_since", "next_slot", "next_run", "enabled_override"])
-    if done.span is not None:
-        what = "caught up" if done.catch_up else "skipped"
-        since = f" since {format_instant(paused_since)}" if paused_since else ""
-        why = f"due while the job was disabled or held{since}; resumed by {by}: {what}"
-        Log.spanning(job, done.span, Outcome.PAUSED, why, now, socket.gethostname(), None).save(force_insert=True)
+def _resume(resumed: list[tuple[Job, JobSpec, Resume]], now: datetime, by: str) -> list[Resume]:
+    """The jobs resumed and their paused rows written, each in one statement (writes.py)."""
+    rows = []
+    for job, spec, done in resumed:
+        if done.span is not None:
+            what = "caught up" if done.catch_up else "skipped"
+            since = f" since {format_instant(job.paused_since)}" if job.paused_since else ""
+            why = f"due while the job was disabled or held{since}; resumed by {by}: {what}"
+            rows.append(Log.spanning(job, done.span, Outcome.PAUSED, why, now, socket.gethostname(), None))
+        job.resumed(spec.schedule, done.span, done.catch_up, now)
+    update_rows(Job, [job for job, _, _ in resumed], ["paused_since", "next_slot", "next_run", "enabled_override"])
+    if rows:
+        insert_rows(Log, rows)
+    return [done for _, _, done in resumed]
 
 
 def choices(spec: JobSpec, job: Job, now: datetime, shown: Callable[[datetime], str] = format_instant) -> str:
@@ -140,8 +146,9 @@ def resume_named(
         asked = [f"{item.name}: {item.said()}" for item in done if item.runs]
         if asked and not confirmed:
             raise Unconfirmed("; ".join(asked))
-        for (job, spec), item in zip(found, done, strict=True):
-            _resume(job, effective_spec(spec, job), item, now, by)
+        _resume(
+            [(job, effective_spec(spec, job), item) for (job, spec), item in zip(found, done, strict=True)], now, by
+        )
     return done
 
 
