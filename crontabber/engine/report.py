@@ -15,6 +15,7 @@ from ..outcomes import HANDLED, SPANS, Attempt, Outcome
 from ..schedules import format_instant
 from ..words import plural, span, took
 from .execution import CLOCK
+from .plan import Span
 
 SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
 SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last
@@ -51,7 +52,7 @@ class TickReport:
     next_due: tuple[str, datetime] | None = None  # the job due next after the tick, and when
     unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
     due: int = 0  # jobs due at the tick's start (some may have run elsewhere, or waited)
-    missed: dict[str, object] = field(default_factory=dict)  # job -> its slots past the deadline (plan.Span)
+    missed: dict[str, Span] = field(default_factory=dict)  # job -> its slots past the deadline
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
         if attempt.outcome == Outcome.QUEUED:
@@ -123,7 +124,7 @@ class Progress:
             name, log, attempt = item.claimed.spec.name, item.log, item.attempt
             self.report.next_runs[name] = item.claimed.job.next_run
             if attempt.outcome in SPANS:
-                self.missed(name, item.claimed.missed)
+                self.missed(name, Span(log.since, log.slot, log.covers))
                 continue
             self.report.add(name, log.slot, attempt)
             if attempt.is_error:
@@ -144,7 +145,7 @@ class Progress:
                 level = 1 if attempt.outcome in HANDLED or attempt.outcome == Outcome.QUEUED else 0
                 self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n", level)
 
-    def missed(self, name: str, span) -> None:
+    def missed(self, name: str, span: Span) -> None:
         """Slots of the job past its starting deadline (plan.Span), one row for them all."""
         self.report.missed[name] = span
         self.say(
