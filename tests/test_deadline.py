@@ -11,8 +11,10 @@ import pytest
 from django.core.management import call_command
 from freezegun import freeze_time
 
+from crontabber import signals
 from crontabber.admin.display import describe
 from crontabber.admin.strip import cells, recent_slots
+from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
 from crontabber.outcomes import Outcome
 from crontabber.registry import JobSpec, load_jobs
@@ -210,3 +212,21 @@ def test_the_strip_shows_each_missed_slot_with_its_own_symbol():
         "2026-05-01 07:00 UTC: missed: not started within its starting deadline, not run "
         "(3 slots, 2026-05-01 07:00 UTC to 2026-05-01 09:00 UTC)"
     )
+
+
+def test_a_slot_that_falls_past_its_deadline_during_the_tick_is_left_to_the_next_which_records_it(jobs, receivers):
+    jobs([{"name": "minutely", "cmd": "record", "cron": "* * * * *", "backfill": True, "starting_deadline": 120}])
+    tick(at("2026-05-01 09:57"))
+    with freeze_time(at("2026-05-01 10:00")) as clock:
+
+        def slow(log, **kwargs):  # the 09:58 attempt takes two and a half minutes
+            if log.slot == at("2026-05-01 09:58"):
+                clock.tick(timedelta(seconds=150))
+
+        receivers.connect(signals.attempt_started, slow)
+        Runner().tick()
+    assert ran("minutely") == [at("2026-05-01 09:57"), at("2026-05-01 09:58")]  # 09:59 is late by now
+    assert not missed_rows("minutely") and job("minutely").next_run == at("2026-05-01 09:59")
+    tick(at("2026-05-01 10:02"))
+    assert missed_rows("minutely") == [(at("2026-05-01 09:59"), at("2026-05-01 09:59"), 1)]
+    assert ran("minutely")[2:] == [at("2026-05-01 10:00"), at("2026-05-01 10:01"), at("2026-05-01 10:02")]
