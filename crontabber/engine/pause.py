@@ -36,10 +36,12 @@ class Resume:
     catch_up: bool  # they run (a backfill job each, another once); else the job waits for its next slot
     runs: int  # how many runs that takes
     next_run: datetime | None
+    paused: bool = True  # False: it was not paused, nothing to resume
 
     def said(self, shown: Callable[[datetime], str] = format_instant) -> str:
         if self.span is None:
-            return f"no slot to catch up; next run {shown(self.next_run)}"
+            nothing = "no slot fell due while it was paused" if self.paused else "it was not paused"
+            return f"{nothing}; next run {shown(self.next_run)}"
         fell = f"{plural(self.span.covers, 'slot')} fell due while it was paused ({shown(self.span.since)} to "
         fell += f"{shown(self.span.until)})"
         if self.catch_up:
@@ -57,7 +59,7 @@ def preview(spec: JobSpec, job: Job, now: datetime, choice: str | None = None) -
     anchor, catch_up = job.anchor(now), catches_up(spec, choice)
     span = paused(spec, job.next_slot, anchor, now) if job.paused_since is not None else None
     if span is None:
-        return Resume(spec.name, None, catch_up, 0, job.next_run)
+        return Resume(spec.name, None, catch_up, 0, job.next_run, job.paused_since is not None)
     if catch_up:
         return Resume(spec.name, span, True, backlog(spec, span.since, now, anchor), job.next_run)
     return Resume(spec.name, span, False, 0, spec.schedule.next_after(span.until, anchor))
