@@ -142,6 +142,9 @@ class Job(models.Model):
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
     last_missed = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest missed slot.")
+    start_lag = models.FloatField(
+        null=True, blank=True, help_text="Seconds from its latest on-time slot to the start of that slot's attempt."
+    )
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
         null=True,
@@ -166,18 +169,9 @@ class Job(models.Model):
 
     # What a reset forgets: the job runs on the next tick as if new.
     FORGOTTEN = dict(
-        schedule="",
-        first_run=None,
-        last_run=None,
-        last_success=None,
-        last_missed=None,
-        paused_since=None,
-        next_slot=None,
-        next_run=None,
-        error_count=0,
-        last_error="",
-        crash_count=0,
-    )
+        schedule="", first_run=None, last_run=None, last_success=None, last_missed=None, paused_since=None,
+        next_slot=None, next_run=None, error_count=0, last_error="", crash_count=0, start_lag=None,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]
@@ -213,7 +207,14 @@ class Job(models.Model):
         return next_slot, next_run
 
     def apply_attempt(
-        self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now, following=None
+        self,
+        schedule: Schedule,
+        slot: datetime,
+        started_at: datetime,
+        attempt: Attempt,
+        now,
+        following=None,
+        start_lag: float | None = None,
     ) -> None:
         """The job's new state after an attempt at ``slot`` (in memory; pure).
 
@@ -222,7 +223,9 @@ class Job(models.Model):
         its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick; a queued
         one changes nothing yet: its result is recorded when a later tick reads it. A span
-        of slots that did not run (missed, paused: ``slot`` its newest) moves the job past them."""
+        of slots that did not run (missed, paused: ``slot`` its newest) moves the job past them.
+        ``start_lag``: the attempt's, if its slot was on time (Claimed.start_lag)."""
+        self.start_lag = self.start_lag if start_lag is None else start_lag
         if attempt.outcome == Outcome.QUEUED:
             return
         if attempt.outcome in SPANS:
@@ -256,8 +259,7 @@ class Job(models.Model):
             self._handled(slot, attempt.outcome)
 
     def _move_past(self, schedule: Schedule, slot: datetime, started_at: datetime, following) -> None:
-        """Next, the slot after ``slot`` (``following``, or the schedule's), unless ``slot`` is
-        before the next slot: a forced extra run leaves the grid alone."""
+        """Next, the slot after ``slot`` (``following`` or the schedule's); a forced extra run leaves the grid alone."""
         if self.next_slot is None or slot >= self.next_slot:
             self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
         self.next_run = self.next_slot
@@ -283,8 +285,7 @@ class Job(models.Model):
         self.crash_count = 0
 
     def resumed(self, schedule: Schedule, span, catch_up: bool, now: datetime) -> None:
-        """Enabled again (in memory; pure): no longer paused, and past the slots that fell due
-        while it was off (``span``: plan.Span, or None) unless it catches them up."""
+        """Enabled again (in memory; pure): past the slots due while it was off (``span``) unless it catches up."""
         self.paused_since = None
         if span is not None and not catch_up:
             self._move_past(schedule, span.until, now, None)
