@@ -26,6 +26,7 @@ STATUS_COLOURS = {
     "isolated": RED,
     "failing": RED,
     "overdue": ORANGE,
+    "missed": ORANGE,
     "disabled": GREY,
     NOT_IN_REGISTRY: GREY,
     "registry error": RED,

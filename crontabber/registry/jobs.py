@@ -36,6 +36,7 @@ class JobSpec:
     backfill: bool = False
     last_success: bool = False
     max_backfill: int | None = None
+    starting_deadline: float | None = None  # seconds: a slot later than this is missed, not run
     timeout: float | None = None
     task: str = ""  # a Django Task's dotted path, run instead of a command
     backend: str = ""  # the task backend that runs the attempts; "": the runner

@@ -15,7 +15,9 @@ from . import health
 NOT_IN_REGISTRY = "not in registry"
 VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
 HEADER = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "LAG", "ERRORS", "RUNNING")
-STATE_TIMES = ("next_run", "next_slot", "last_run", "last_success", "last_skipped", "first_run")
+STATE_TIMES = (
+    "next_run", "next_slot", "last_run", "last_success", "last_skipped", "last_missed", "paused_since", "first_run",
+)  # fmt: skip
 
 
 def iso(value: datetime | None) -> str | None:
@@ -73,6 +75,7 @@ def state(job: Job | None) -> dict:
         **times,
         "start_lag": job.start_lag if job else None,  # seconds: its latest on-time slot's start lag
         "error_count": job.error_count if job else 0,
+        "missing": job.missing if job else False,  # missed slots past its deadline, no success since
         "last_error": (job.last_error or None) if job else None,
         "ongoing": iso(job.claimed_at) if claimed else None,
         "claimed_by": job.claimed_by if claimed else None,
@@ -116,6 +119,17 @@ def _running(entry: dict) -> str:
         return f"since {short(entry['ongoing'])} by {entry['claimed_by']}"
     queued = entry["queued"]
     return f"queued on {queued['backend']} ({queued['result_id']}) since {short(queued['since'])}" if queued else "-"
+
+
+def notes(entry: dict) -> list[tuple[str, str]]:
+    """The lines under the table about an entry: (text, the status whose colour it takes)."""
+    found = []
+    if entry["last_error"]:
+        found.append((f"{entry['name']}: last error: {health.first_line(entry['last_error'])}", "failing"))
+    if entry["missing"]:
+        missed = f"{entry['name']}: missed its slots up to {short(entry['last_missed'])}"
+        found.append((f"{missed}: not started within its starting_deadline, not run", "missed"))
+    return found
 
 
 def nagios_summary(report: health.Report) -> str:

@@ -23,6 +23,7 @@ def colours(stdout, no_color=False, force_color=False) -> dict:
     return {
         "failing": style.ERROR,
         "overdue": style.WARNING,
+        "missed": style.WARNING,
         "running": termcolors.make_style(fg="blue"),
         "ok": style.SUCCESS,
     }
@@ -114,9 +115,8 @@ class Command(BaseCommand):
             text = "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
             self.stdout.write(palette[status](text) if status in palette else text)
         for entry in entries:
-            if entry["last_error"]:
-                line = f"{entry['name']}: last error: {health.first_line(entry['last_error'])}"
-                self.stdout.write(palette["failing"](line) if palette else line)
+            for line, colour in listing.notes(entry):
+                self.stdout.write(palette[colour](line) if palette else line)
 
     def _prometheus(self, names):
         """The metrics of GET /crontabber/metrics, without a web request."""

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crontabber', '0007_log_start_lag'),
+        ('crontabber', '0008_pause_and_missed'),
     ]
 
     operations = [
