@@ -90,6 +90,7 @@ def test_dry_run_lists_the_slots_and_runs_nothing(ran, capsys):
     logs = Log.objects.count()
     rerun("hourly", "--from", "2026-05-01T10:30Z", "--to", "2026-05-01T12:00Z", "--dry-run")
     assert capsys.readouterr().out.splitlines() == [
+        "hourly: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused",
         "would re-run hourly for 2026-05-01T11:00:00+00:00",
         "would re-run hourly for 2026-05-01T12:00:00+00:00",
     ]
@@ -100,7 +101,7 @@ def test_more_than_a_thousand_slots_need_yes(ran, capsys):
     with pytest.raises(CommandError, match="more than 1,000 slots to re-run; add --yes"):
         rerun("hourly", "--from", "2026-03-01T00:00Z", "--to", "2026-05-01T12:00Z", "--dry-run")
     rerun("hourly", "--from", "2026-03-01T00:00Z", "--to", "2026-05-01T12:00Z", "--dry-run", "--yes")
-    assert len(capsys.readouterr().out.splitlines()) == 61 * 24 + 13
+    assert len(capsys.readouterr().out.splitlines()) == 61 * 24 + 13 + 2  # and the preview, said by both
 
 
 @pytest.mark.parametrize(

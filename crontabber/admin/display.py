@@ -15,6 +15,7 @@ from .. import conf
 from ..models import Log
 from ..outcomes import Outcome
 from ..registry import effective_spec
+from ..words import plural
 from .strip import BACKLOG, COALESCED, NOT_RUN, Cell, cells, recent_slots
 
 GRID_SLOTS = 100  # the job page's grid
@@ -39,7 +40,18 @@ GREEN, BLUE, RED, ORANGE, GREY = (
     "light-dark(#ef6c00, #ffa726)",
     "light-dark(#757575, #bdbdbd)",
 )
-ATTEMPT_FIELDS = ("id", "job_id", "slot", "started_at", "duration", "outcome", "attempt", "error_type")
+ATTEMPT_FIELDS = (
+    "id",
+    "job_id",
+    "slot",
+    "started_at",
+    "duration",
+    "outcome",
+    "attempt",
+    "error_type",
+    "since",
+    "covers",
+)
 
 
 PRE = '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; margin: 0">{}</pre>'
@@ -128,7 +140,9 @@ def describe(cell: Cell, zone: str | None) -> str:
     text = f"{when_text(cell.slot, zone)}: {meaning}"
     row = cell.attempt
     if row is not None:
-        text += f" (attempt {row.attempt}, {cell.duration:.1f} s)" + (f": {row.error_type}" if row.error_type else "")
+        folded = f", one run for {plural(row.covers, 'slot')} to {when_text(row.slot, zone)}" if row.since else ""
+        text += f" (attempt {row.attempt}, {cell.duration:.1f} s{folded})"
+        text += f": {row.error_type}" if row.error_type else ""
     return text
 
 

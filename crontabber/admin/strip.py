@@ -2,8 +2,9 @@
 
 The schedule says which slots there were (``recent_slots``: at most ``count`` steps back
 from now, whatever the schedule); the attempts say what came of them (Log rows read for a
-whole page at once: ``LogQuerySet.at_slots_since``); the job's next slot says which of the
-others are still to run. Slots nobody attempted are classed here, never stored.
+whole page at once: ``LogQuerySet.at_slots_since``; a folded attempt, each slot of its
+window); the job's next slot says which of the others are still to run. Slots nobody
+attempted are classed here, never stored.
 """
 
 from __future__ import annotations
@@ -45,13 +46,20 @@ def cells(spec: JobSpec, job, slots: list[datetime], attempts, now: datetime, co
     attempted since the first of them (a run-now, an old schedule's), each with its latest
     attempt, or classed as backlog, coalesced or not run. ``attempts``: the job's Log rows
     at those slots, oldest first."""
-    latest = {row.slot: row for row in attempts}  # oldest first: the latest attempt wins
+    latest = {slot: row for row in attempts for slot in covered(row, slots)}  # oldest first: the latest wins
     shown = sorted(set(slots) | set(latest))[-count:]
     due = slots[-1] if slots else None
     return [
         _attempted(slot, latest[slot], now) if slot in latest else Cell(slot, _unrun(spec, job, slot, due))
         for slot in shown
     ]
+
+
+def covered(row, slots: list[datetime]) -> list[datetime]:
+    """The slots an attempt ran: its own, and of a folded one every slot of its window."""
+    if row.since is None:
+        return [row.slot]
+    return [row.slot, *(slot for slot in slots if row.since <= slot < row.slot)]
 
 
 def _attempted(slot: datetime, row, now: datetime) -> Cell:

@@ -25,7 +25,7 @@ from ..conf import lease
 from ..models import Job, Log
 from ..registry import JobSpec
 from .execution import CLOCK
-from .plan import Due, Upcoming, backlog, slots_to_run
+from .plan import Due, Upcoming, Window, backlog, slots_to_run, window
 
 BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once
 MAX_BATCH = 500  # and at most how many jobs, or rows
@@ -59,6 +59,7 @@ class Claimed:
     released: bool = False  # its claim goes with its last written state
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempt on a task backend is read back
+    window: Window | None = None  # a folded job's: the slots its one attempt covers
 
     @property
     def careful(self) -> bool:
@@ -70,9 +71,18 @@ class Claimed:
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
         anchor = self.job.anchor(now)
-        self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
+        slots = slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced)
+        if self.spec.fold:  # one attempt for them all (at most max_backfill of them)
+            return self.folded(window(self.spec, slots, anchor, None if self.spec.max_backfill else now))
+        self.slots = Upcoming(slots)
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None
+        return self.slots
+
+    def folded(self, window: Window | None) -> Upcoming:
+        """One attempt, at the window's newest slot, told the window; none without one."""
+        self.window, self.count = window, None
+        self.slots = Upcoming([window.newest] if window else [])
         return self.slots
 
     def upcoming(self, now: datetime) -> Upcoming:

@@ -118,6 +118,8 @@ class DryLedger(Ledger):
 
     def open(self, claimed, slot):
         log = Log(job=claimed.job, slot=slot, started_at=timezone.now(), duration=0, outcome=Outcome.RUNNING)
+        if claimed.window is not None:
+            log.since, log.covers = claimed.window.since, claimed.window.covers
         log.rerun = claimed.again
         self.opened.add(id(log))
         claimed.running = log

@@ -93,6 +93,13 @@ class TickReport:
         return f"{name} now (still due)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
 
 
+def slots_of(log) -> str:
+    """The slot an attempt ran, or the window a folded one covered."""
+    if log.since is None:
+        return format_instant(log.slot)
+    return f"{format_instant(log.since)} to {format_instant(log.slot)} ({plural(log.covers, 'slot')}, folded)"
+
+
 @dataclass
 class Progress:
     """The lines a tick prints of its attempts, once recorded (so what is printed is what
@@ -136,7 +143,7 @@ class Progress:
                     what = f"queued on {log.backend} ({log.result_id})"
                 lost = "" if item.written else "; not recorded: another runner took the job over"
                 level = 1 if attempt.outcome in HANDLED or attempt.outcome == Outcome.QUEUED else 0
-                self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n", level)
+                self.say(f"{name} {slots_of(log)}: {what}{counter}{lost}\n", level)
 
     def _counter(self, job: str, log, routine: bool) -> str | None:
         """' [3/72]' for a backlog's slot, '' for a lone slot; None: no line for it.

@@ -12,7 +12,7 @@ from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property
 
 from django.utils import timezone
 
@@ -26,9 +26,9 @@ from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, next_due, plan, slots_between
+from .plan import Due, next_due, plan, window
 from .report import Progress, TickReport
-from .rerun import RerunRefused, job_that_ran
+from .rerun import EVERY, Choice, RerunRefused, chosen, job_that_ran
 from .slots import SlotLoop
 from .writes import database_lost
 
@@ -124,7 +124,8 @@ class Tick:
                 f"{spec.name}: re-running {format_instant(row.rerun_from)} to {format_instant(row.rerun_to)}\n"
             )
             try:
-                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to)
+                choice = Choice(row.rerun_failed_and_missing, row.rerun_newest_first)
+                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to, choice)
             except RerunRefused as refused:
                 self.progress.say(f"{spec.name}: re-run not started: {refused}\n")
                 continue
@@ -159,23 +160,25 @@ class Tick:
                 self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
 
-    def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
-        """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
-        loop: claimed, each a new attempt, recorded and signalled as any; the schedule's own
-        state is left alone. Stops at a failure, or at a slot whose dependencies have not
-        succeeded: returns that slot (else None). RerunRefused, one line, when every job is
-        held, the job has never run or another runner holds it."""
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, choice=EVERY) -> datetime | None:
+        """The job's slots from ``start`` to ``end`` again (all, or those ``choice`` picks),
+        oldest first unless it says otherwise, through the slot loop: claimed, each a new
+        attempt (a folded job: one for the range), recorded and signalled as any; the
+        schedule's own state is left alone. Stops at a failure, or at a slot whose
+        dependencies have not succeeded: returns that slot (else None). RerunRefused, one
+        line, when every job is held, the job has never run or another runner holds it."""
         control = Control.load()
         if control.hold_all:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
         job = job_that_ran(spec.name)
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
-        count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
-        slots = slots_between(spec, start, end, anchor)
+        slots, count = chosen(spec, job, start, end, anchor, choice)
         batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
         if not batch:
             holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
             raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+        if spec.fold:
+            batch[0].folded(window(spec, iter(slots), anchor, None if choice.failed_and_missing else end))
         with self.holding(True):
             self.slots.run_batch(batch)
         return batch[0].waiting_at
@@ -224,7 +227,9 @@ class Tick:
         self.claims.release(batch)
 
     def rerun_done(self, spec: JobSpec, row, waiting_at: datetime | None) -> None:
-        """A queued re-run ran: done, or still queued from the slot it waits at."""
-        Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(
-            rerun_from=waiting_at, rerun_to=row.rerun_to if waiting_at else None
-        )
+        """A queued re-run ran: done, or still queued from (newest first: to) the slot it waits at."""
+        if waiting_at is None:
+            rest = dict(rerun_from=None, rerun_to=None, rerun_failed_and_missing=False, rerun_newest_first=False)
+        else:
+            rest = dict(rerun_to=waiting_at) if row.rerun_newest_first else dict(rerun_from=waiting_at)
+        Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(**rest)

@@ -41,6 +41,12 @@ class LogQuerySet(models.QuerySet):
             wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
         return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
 
+    def covering(self, first: datetime, last: datetime):
+        """(slot, since, outcome) of the attempts covering a slot from ``first`` to ``last``
+        (a folded one covers its window: since to slot), oldest first."""
+        overlapping = Q(slot__gte=first) & (Q(since__isnull=True, slot__lte=last) | Q(since__lte=last))
+        return self.filter(overlapping).order_by("started_at", "id").values_list("slot", "since", "outcome")
+
     def try_numbers(self, job, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
         """The try number of each of ``slots`` of ``job`` that is not 1 (its first attempt): 2
         for its retry... Only a job that failed or was taken over, or a re-run (``again``),
@@ -98,6 +104,9 @@ class Log(models.Model):
     backend = models.CharField(max_length=100, blank=True, help_text="The task backend that ran the attempt.")
     result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
     rerun = models.BooleanField(default=False, help_text="A re-run's attempt: the job's schedule was left alone.")
+    # A folded attempt (the registry's ``fold``): one run for the slots from ``since`` to ``slot``.
+    since = models.DateTimeField(null=True, blank=True, help_text="The oldest slot a folded attempt covers.")
+    covers = models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the attempt covers.")
 
     objects = LogQuerySet.as_manager()
 
@@ -113,13 +122,17 @@ class Log(models.Model):
 
     @classmethod
     def opened(
-        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False, rerun=False
-    ) -> list[Log]:
+        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False, rerun=False,
+        window=None,
+    ) -> list[Log]:  # fmt: skip
         """The rows of attempts at ``slots`` about to start, one after another (not saved):
         ``running`` until each ends. ``again``: they may follow earlier attempts at the slots
-        (a retry, a re-run); ``rerun``: they are a re-run's."""
+        (a retry, a re-run); ``rerun``: they are a re-run's; ``window`` (plan.Window): the
+        slots a folded attempt covers."""
         tries = cls.objects.try_numbers(job, slots, again or rerun)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
+        if window is not None:
+            same.update(since=window.since, covers=window.covers)
         return [cls(slot=slot, attempt=tries.get(slot, 1), rerun=rerun, **same) for slot in slots]
 
     def finish(self, attempt: Attempt) -> None:
