@@ -174,15 +174,21 @@ def act(client, **data):
     return client.post(url, {"action": "rerun", "_selected_action": [job("hourly").pk], **data}, follow=True)
 
 
+def confirmed(client, **data):
+    """The form submitted, its preview read, and submitted again as previewed: queued."""
+    preview = act(client, apply="yes", **data)
+    return act(client, apply="yes", previewed=preview.context["form"]["previewed"].value(), **data)
+
+
 def said(response):
     return " | ".join(str(message) for message in response.context["messages"])
 
 
 def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     page = act(operator)
-    assert 'name="start"' in page.content.decode() and 'name="dry_run"' in page.content.decode()
+    assert all(f'name="{field}"' in page.content.decode() for field in ("start", "end", "which", "newest_first"))
     with freeze_time(NOW):
-        response = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
+        response = confirmed(operator, start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
     assert "hourly: 2 slots from 2026-05-01 10:00 UTC to 2026-05-01 11:00 UTC" in said(response)
     assert (job("hourly").rerun_from, job("hourly").rerun_to) == (at("2026-05-01 10:00"), at("2026-05-01 11:00"))
     (entry,) = LogEntry.objects.all()
@@ -198,12 +204,14 @@ def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     assert (job("hourly").rerun_from, job("hourly").rerun_to) == (None, None), "done once"
 
 
-def test_the_admin_dry_run_and_bad_ranges_queue_nothing(operator):
+def test_the_admin_preview_and_bad_ranges_queue_nothing(operator):
     with freeze_time(NOW):
-        dry = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z", dry_run="on")
+        dry = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
         reversed_ = act(operator, apply="yes", start="2026-05-01T11:00Z", end="2026-05-01T10:00Z")
         future = act(operator, apply="yes", start="2026-05-01T11:00Z", end="2026-05-02T10:00Z")
-    assert "2 slots" in said(dry) and "would re-run" in said(dry)
+    assert dry.context["preview"] == [
+        "hourly: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused; 2 slots would re-run"
+    ]
     assert "the range is reversed" in reversed_.content.decode()
     assert "is in the future" in future.content.decode()
     assert job("hourly").rerun_from is None and not LogEntry.objects.exists()
