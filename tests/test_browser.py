@@ -259,6 +259,12 @@ def test_a_rerun_from_the_admin_runs_the_chosen_slots(live_server, page, operato
     page.click("button[name=index]")
     page.fill("#id_start", chosen[0].strftime("%Y-%m-%dT%H:%M"))
     page.fill("#id_end", chosen[-1].strftime("%Y-%m-%dT%H:%M"))
+    page.click("input[type=submit][value='Preview']")  # first, what became of the range's slots
+    expect(page.locator("ul.confirm-preview")).to_contain_text(
+        "hourly-rollup: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused; "
+        "2 slots would re-run"
+    )
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-admin-rerun-preview.png"))  # to look at
     page.click("input[type=submit][value='Re-run']")
     expect(page.locator("ul.messagelist")).to_contain_text(
         f"Hourly-rollup: 2 slots from {chosen[0]:%Y-%m-%d %H:%M} UTC to {chosen[1]:%Y-%m-%d %H:%M} UTC re-run"

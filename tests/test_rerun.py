@@ -186,7 +186,9 @@ def said(response):
 
 def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     page = act(operator)
-    assert all(f'name="{field}"' in page.content.decode() for field in ("start", "end", "which", "newest_first"))
+    assert all(
+        f'name="{field}"' in page.content.decode() for field in ("start", "end", "failed_and_missing", "newest_first")
+    )
     with freeze_time(NOW):
         response = confirmed(operator, start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
     assert "hourly: 2 slots from 2026-05-01 10:00 UTC to 2026-05-01 11:00 UTC" in said(response)

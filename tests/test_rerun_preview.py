@@ -103,7 +103,7 @@ def act(client, **data):
 def test_the_admin_previews_then_queues_failed_and_missing_newest_first(jobs, operator):
     ran_six_hours(jobs, HOURLY)
     form = dict(apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T15:00Z")
-    form.update(which="failed_and_missing", newest_first="on")
+    form.update(failed_and_missing="on", newest_first="on")
     with freeze_time(NOW):
         preview = act(operator, **form)
         assert preview.context["preview"] == [

@@ -107,13 +107,11 @@ class RerunForm(forms.Form):
         label="From slot", help_text="ISO 8601, such as 2026-05-01T03:00 (TIME_ZONE without offset)."
     )
     end = forms.CharField(label="To slot", help_text="The last slot to re-run, included; not in the future.")
-    which = forms.ChoiceField(
-        label="Slots",
-        choices=[("every", "Every slot of the range"), ("failed_and_missing", "Failed and missing only")],
-        initial="every",
+    failed_and_missing = forms.BooleanField(
         required=False,
-        widget=forms.RadioSelect,
-        help_text="Failed and missing only: not the slots done (succeeded or skipped) or paused.",
+        label="Failed and missing only",
+        help_text="Only the slots that failed or were never attempted: not those done (succeeded or skipped) "
+        "or paused.",
     )
     newest_first = forms.BooleanField(
         required=False, label="Newest first", help_text="Run the newest slot first (a folded job runs once anyway)."
@@ -131,7 +129,7 @@ class RerunForm(forms.Form):
             )
         except (ScheduleError, RerunRefused) as error:
             raise forms.ValidationError(str(error)) from None
-        data["choice"] = Choice(data.get("which") == "failed_and_missing", data.get("newest_first", False))
+        data["choice"] = Choice(data.get("failed_and_missing", False), data.get("newest_first", False))
         return data
 
     def _key(self) -> str:
