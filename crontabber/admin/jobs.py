@@ -95,6 +95,8 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
                     "run_requested_shown",
                     "rerun_from_shown",
                     "rerun_to_shown",
+                    "rerun_failed_and_missing",
+                    "rerun_newest_first",
                 ]
             },
         ),
