@@ -101,7 +101,7 @@ def test_a_task_is_told_run_time_and_since(jobs):
     "entry, key, message",
     [
         ({"cmd": "window", "fold": True}, "fold", "only with 'backfill'"),
-        ({"cmd": "record", "backfill": True, "fold": True}, "fold", "does not accept --since"),
+        ({"cmd": "noop", "backfill": True, "fold": True}, "fold", "does not accept --since"),
         ({"task": "tests.jobs.tasks.rollup", "backfill": True, "fold": True}, "fold", "keyword argument since"),
     ],
 )
@@ -159,3 +159,17 @@ def test_cronrun_and_cronlist_as_typed_fold_a_backlog(jobs):
     assert "(folded)" in manage("cronlist", env=env).stdout.splitlines()[1]
     listed = json.loads(manage("cronlist", "--format=json", env=env).stdout)[0]
     assert listed["fold"] is True and listed["backfill"] is True
+
+
+@pytest.mark.django_db
+def test_a_dry_run_says_the_window_it_would_fold(jobs, capsys):
+    jobs([FOLDED])
+    start = at("2026-05-01 00:00")
+    tick(start)
+    with freeze_time(start + 4 * QUARTER):
+        call_command("cronrun", "--dry-run")
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"would run rollup for {format_instant(start + QUARTER)} to {format_instant(start + 4 * QUARTER)} "
+        "(4 slots, folded)"
+    )
+    assert len(attempts()) == 1, "nothing ran"

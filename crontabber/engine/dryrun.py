@@ -25,6 +25,7 @@ from .claims import Claimed, Claims
 from .executors import Executor
 from .ledger import Ledger
 from .plan import Due, Upcoming, waiting_for
+from .report import slots_of
 from .tick import Tick
 from .writes import Recorded
 
@@ -133,6 +134,8 @@ class DryLedger(Ledger):
         if id(log) in self.opened:  # not an attempt read back from a task backend
             shown, _, _ = self.report.planned.setdefault(claimed.spec.name, ([], None, False))
             shown.append(log.slot)
+            if log.since is not None:
+                self.report.folded[claimed.spec.name] = slots_of(log)
         return []
 
     def record_late(self, log, attempt, why=""):

@@ -44,6 +44,7 @@ class TickReport:
     # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
     # more follow up to the given last one. Never a list of every missed slot.
     planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)  # dry run: job -> the window it would run (slots_of)
     waiting: list[Waiting] = field(default_factory=list)
     held_all: str = ""  # why no job ran: an operator holds them all
     queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
