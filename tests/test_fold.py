@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 from freezegun import freeze_time
 
@@ -173,3 +174,13 @@ def test_a_dry_run_says_the_window_it_would_fold(jobs, capsys):
         "(4 slots, folded)"
     )
     assert len(attempts()) == 1, "nothing ran"
+
+
+@pytest.mark.django_db
+def test_the_log_pages_show_a_folded_attempts_window(jobs, admin_client):
+    jobs([FOLDED])
+    start = at("2026-05-01 00:00")
+    tick(start)
+    tick(start + 3 * QUARTER)
+    page = admin_client.get(reverse("admin:crontabber_log_changelist")).content.decode()
+    assert "2026-05-01 00:15 UTC" in page and "2026-05-01 00:45 UTC" in page and "(3 slots)" in page

@@ -9,8 +9,8 @@ from django.utils.html import format_html
 
 from ..models import Control, Log
 from ..registry import jobs_or_none
-from ..words import took
-from .display import BLUE, GREEN, PRE, RED, time_field, zone_of
+from ..words import plural, took
+from .display import BLUE, GREEN, PRE, RED, time_field, when, zone_of
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -81,7 +81,14 @@ class LogAdmin(ReadOnlyAdmin):
         """The host of the runner, or the task backend and the result id (docs/tasks.md)."""
         return f"{log.backend} ({log.result_id})" if log.backend else log.host
 
-    slot_shown = time_field("slot", "slot")
+    @admin.display(description="slot", ordering="slot")
+    def slot_shown(self, log):
+        """The slot, or the window a folded attempt ran: from its oldest slot to its newest."""
+        if log.since is None:
+            return when(log.slot, self.zone(log))
+        return format_html(
+            "{} to {} ({})", when(log.since, self.zone(log)), when(log.slot, self.zone(log)), plural(log.covers, "slot")
+        )
 
     def get_changelist(self, request, **kwargs):
         return LogChangeList
