@@ -69,7 +69,8 @@ class Claimed:
         return self.job.crash_count > 0
 
     def plan(self, now: datetime) -> Upcoming:
-        """Its slots from its state now: every due one of a backfill job, else the latest."""
+        """Its slots from its state now: every due one of a backfill job (a folded one's as
+        one window), else the latest."""
         anchor = self.job.anchor(now)
         slots = slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced)
         if self.spec.fold:  # one attempt for them all (at most max_backfill of them)
