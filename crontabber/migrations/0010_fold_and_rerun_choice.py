@@ -22,11 +22,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="log",
             name="since",
-            field=models.DateTimeField(blank=True, help_text="The oldest slot a folded attempt covers.", null=True),
+            field=models.DateTimeField(blank=True, help_text="The oldest slot the row covers.", null=True),
         ),
         migrations.AddField(
             model_name="log",
             name="covers",
-            field=models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the attempt covers."),
+            field=models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the row covers."),
         ),
     ]

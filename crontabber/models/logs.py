@@ -105,8 +105,8 @@ class Log(models.Model):
     result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
     rerun = models.BooleanField(default=False, help_text="A re-run's attempt: the job's schedule was left alone.")
     # A folded attempt (the registry's ``fold``): one run for the slots from ``since`` to ``slot``.
-    since = models.DateTimeField(null=True, blank=True, help_text="The oldest slot a folded attempt covers.")
-    covers = models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the attempt covers.")
+    since = models.DateTimeField(null=True, blank=True, help_text="The oldest slot the row covers.")
+    covers = models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the row covers.")
 
     objects = LogQuerySet.as_manager()
 
