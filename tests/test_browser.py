@@ -294,3 +294,17 @@ def test_the_screenshots_of_the_docs_are_made_by_a_script(tmp_path):
         widths[path.name] = int.from_bytes(header[16:20], "big")
     assert widths["admin-jobs.png"] == 1400 and widths["admin-jobs-800.png"] == 800
     assert {"admin-jobs-dark.png", "admin-job.png", "admin-job-dark.png", "admin-strips.png"} <= set(widths)
+
+
+def test_a_folded_attempt_shows_as_each_slot_of_its_window_done(live_server, page, operator, jobs):
+    jobs([{"name": "quarter-rollup", "cmd": "window", "frequency": "15m", "backfill": True, "fold": True}])
+    now = timezone.now()
+    tick(now - timedelta(hours=6))
+    tick(now)  # one attempt for the 24 quarter hours since
+    (folded,) = Log.objects.filter(job__name="quarter-rollup", covers=24)
+    log_in(page, live_server)
+
+    strip = row(page, "quarter-rollup")
+    expect(strip.locator(f"a.slot-success[href$='/{folded.pk}/change/']")).to_have_count(24)
+    expect(strip.locator("a.slot-success").last).to_have_attribute("title", re.compile(r"one run for 24 slots to "))
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-admin-folded-strip.png"))  # to look at
