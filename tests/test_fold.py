@@ -68,7 +68,11 @@ def test_a_failed_window_is_retried_whole_with_the_slots_due_since(jobs):
         (format_instant(start), format_instant(start + 4 * QUARTER)),
         (format_instant(start), format_instant(start + 8 * QUARTER)),
     ]
-    assert [(log.outcome, log.covers) for log in attempts()] == [("failure", 1), ("failure", 5), ("success", 9)]
+    assert [(log.outcome, log.covers, log.attempt) for log in attempts()] == [
+        ("failure", 1, 1),
+        ("failure", 5, 2),
+        ("success", 9, 3),
+    ], "each a retry of the window from the same oldest slot"
     assert job("rollup").error_count == 0 and job("rollup").last_success == start + 8 * QUARTER
 
 

@@ -8,8 +8,10 @@ from django.db import models
 from django.db.models import Q
 
 from .. import logger
-from ..outcomes import UNFINISHED, Attempt, Interruption, Outcome
+from ..outcomes import ERRORS, HANDLED, UNFINISHED, Attempt, Interruption, Outcome
 from .jobs import Job
+
+ATTEMPTED = [*HANDLED, *ERRORS, Outcome.INTERRUPTED]  # the outcomes of attempts that ended (not of spans)
 
 
 class LogQuerySet(models.QuerySet):
@@ -47,12 +49,16 @@ class LogQuerySet(models.QuerySet):
         overlapping = Q(slot__gte=first) & (Q(since__isnull=True, slot__lte=last) | Q(since__lte=last))
         return self.filter(overlapping).order_by("started_at", "id").values_list("slot", "since", "outcome")
 
-    def try_numbers(self, job, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
+    def try_numbers(self, job, slots: list[datetime], again: bool = False, since=None) -> dict[datetime, int]:
         """The try number of each of ``slots`` of ``job`` that is not 1 (its first attempt): 2
         for its retry... Only a job that failed or was taken over, or a re-run (``again``),
-        can be retrying a slot: only then are its attempts at the slots counted, in one query."""
+        can be retrying a slot: only then are its attempts at the slots counted, in one query
+        (a folded attempt's: those at the window from the same oldest slot, ``since``)."""
         if not (job.error_count or job.taken_over_from or again) or job.pk is None:
             return {}
+        if since is not None:  # a folded attempt: a retry of the window from the same oldest slot
+            tries = self.filter(job=job, since=since, outcome__in=ATTEMPTED).count()
+            return {slot: tries + 1 for slot in slots} if tries else {}
         tried = (
             self.filter(job=job, slot__in=slots)
             .exclude(outcome=Outcome.RUNNING)
@@ -129,7 +135,7 @@ class Log(models.Model):
         ``running`` until each ends. ``again``: they may follow earlier attempts at the slots
         (a retry, a re-run); ``rerun``: they are a re-run's; ``window`` (plan.Window): the
         slots a folded attempt covers."""
-        tries = cls.objects.try_numbers(job, slots, again or rerun)
+        tries = cls.objects.try_numbers(job, slots, again or rerun, window.since if window else None)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
         if window is not None:
             same.update(since=window.since, covers=window.covers)
