@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -60,6 +60,7 @@ class Claimed:
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempt on a task backend is read back
     window: Window | None = None  # a folded job's: the slots its one attempt covers
+    planned_at: datetime | None = None  # when its slots were planned
 
     @property
     def careful(self) -> bool:
@@ -71,7 +72,7 @@ class Claimed:
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job (a folded one's as
         one window), else the latest."""
-        anchor = self.job.anchor(now)
+        anchor, self.planned_at = self.job.anchor(now), now
         slots = slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced)
         if self.spec.fold:  # one attempt for them all (at most max_backfill of them)
             return self.folded(window(self.spec, slots, anchor, None if self.spec.max_backfill else now))
@@ -86,14 +87,36 @@ class Claimed:
         self.slots = Upcoming([window.newest] if window else [])
         return self.slots
 
+    def start_lag(self, log: Log) -> float | None:
+        """Seconds from the slot of the attempt about to start to its start, if the slot is
+        on time: the job's own next slot (not a forced extra run, a re-run or a retry) and
+        the latest due when its slots were planned. A backlog's older slots are None: they
+        wait for the runner or for the job, not for a tick (docs/operations.md)."""
+        next_slot = self.job.next_slot
+        if self.again or log.attempt > 1 or (next_slot is not None and log.slot < next_slot):
+            return None
+        return max((log.started_at - log.slot).total_seconds(), 0.0) if self.latest_due(log.slot) else None
+
+    def latest_due(self, slot: datetime) -> bool:
+        """Whether ``slot`` (just taken) was the job's latest due slot when they were planned."""
+        if self.slots is None or self.slots.peek(1):
+            return False
+        if not (self.spec.backfill and self.spec.max_backfill):  # its planned slots end at the latest
+            return True
+        following = self.spec.schedule.next_after(slot, self.job.anchor(self.planned_at))
+        return following is None or following > self.planned_at
+
     def upcoming(self, now: datetime) -> Upcoming:
         """Its slots to run, planned now if they are not yet."""
         return self.slots if self.slots is not None else self.plan(now)
 
     @classmethod
-    def again_for(cls, spec: JobSpec, job: Job, slots: Iterator[datetime], count) -> Claimed:
-        """A re-run of ``slots``, counted by ``count``."""
-        return cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
+    def again_for(cls, spec: JobSpec, job: Job, slots: Iterable[datetime], count, window=None) -> Claimed:
+        """A re-run of ``slots``, counted by ``count``; a folded job's as its one ``window``."""
+        claimed = cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
+        if spec.fold:
+            claimed.folded(window)
+        return claimed
 
 
 @dataclass

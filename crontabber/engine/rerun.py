@@ -19,7 +19,7 @@ from ..outcomes import HANDLED, UNFINISHED
 from ..registry import JobSpec, effective_spec
 from ..schedules import ScheduleError, format_instant, parse_instant
 from ..words import plural
-from .plan import backlog, count_between, slots_between
+from .plan import Window, backlog, count_between, slots_between, window
 
 MOST_UNASKED = 1_000  # slots: a longer re-run must be confirmed (--yes)
 
@@ -84,17 +84,20 @@ def preview(spec: JobSpec, first: datetime, last: datetime, now: datetime) -> Pr
 
 def chosen(
     spec: JobSpec, job: Job, first: datetime, last: datetime, anchor: datetime, choice: Choice
-) -> tuple[Iterable[datetime], Callable | None]:
-    """The slots a re-run of the range runs, in the order it runs them, and how they are
-    counted from the first (as Claimed.count; None: one run). Lazy for the whole range."""
+) -> tuple[Iterable[datetime], Callable | None, Window | None]:
+    """The slots a re-run of the range runs, in the order it runs them (lazily for the
+    whole range), how they are counted from the first (as Claimed.count; None: one run),
+    and a folded job's one window for them."""
     slots = slots_between(spec, first, last, anchor)
-    if choice == EVERY:
-        return slots, partial(backlog, spec, until=last, anchor=anchor) if spec.backfill else None
     if choice.failed_and_missing:
         found = statuses(spec, job, first, last, anchor)
-        slots = (slot for slot in slots if found.get(slot, MISSING) in (FAILED, MISSING))
-    slots = list(slots)[:: -1 if choice.newest_first and not spec.fold else 1]
-    return slots, (lambda _: len(slots)) if spec.backfill else None
+        slots = [slot for slot in slots if found.get(slot, MISSING) in (FAILED, MISSING)]
+    if spec.fold:
+        return slots, None, window(spec, iter(slots), anchor, None if choice.failed_and_missing else last)
+    if choice == EVERY:
+        return slots, partial(backlog, spec, until=last, anchor=anchor) if spec.backfill else None, None
+    slots = list(slots)[:: -1 if choice.newest_first else 1]
+    return slots, (lambda _: len(slots)) if spec.backfill else None, None
 
 
 class RerunRefused(Exception):

@@ -26,7 +26,7 @@ from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, next_due, plan, window
+from .plan import Due, next_due, next_wake, plan
 from .report import Progress, TickReport
 from .rerun import EVERY, Choice, RerunRefused, chosen, job_that_ran
 from .slots import SlotLoop
@@ -41,7 +41,7 @@ class Tick:
         self.now = timezone.now()
         self.report = TickReport()
         self.progress = Progress(self.report, runner.out, runner.verbosity)
-        self.claims = Claims(runner.owner)
+        self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
 
     @cached_property
@@ -52,6 +52,7 @@ class Tick:
         """The steps, in order; how the tick ended is recorded whatever happens."""
         with self.recording():  # record the tick, in error or not
             control = Control.load()  # the hold switch
+            self.report.asked_at = control.asked_at
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
@@ -61,6 +62,7 @@ class Tick:
                 self.read_back(specs, planned.due)  # results on task backends of the jobs not due now
                 self.run_due(planned.due)  # claim and run the slots, a batch at a time
                 self.report.next_due = next_due(planned, rows, self.now, self.report.next_runs)
+                self.report.wake = next_wake(planned, rows, self.now, self.report.next_runs)
         return self.report
 
     # --- the steps -----------------------------------------------------------------------
@@ -159,26 +161,24 @@ class Tick:
                 started, attempts = CLOCK["now"](), self.ledger.attempts
                 self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
+        self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime, choice=EVERY) -> datetime | None:
-        """The job's slots from ``start`` to ``end`` again (all, or those ``choice`` picks),
-        oldest first unless it says otherwise, through the slot loop: claimed, each a new
-        attempt (a folded job: one for the range), recorded and signalled as any; the
-        schedule's own state is left alone. Stops at a failure, or at a slot whose
-        dependencies have not succeeded: returns that slot (else None). RerunRefused, one
-        line, when every job is held, the job has never run or another runner holds it."""
+        """The job's slots from ``start`` to ``end`` (those ``choice`` picks, in its order) again
+        through the slot loop: claimed, each a new attempt (a folded job's: one), recorded and
+        signalled as any; the schedule's own state is left alone. Stops at a failure, or at a
+        slot whose dependencies have not succeeded: returns that slot (else None). RerunRefused,
+        one line, when every job is held, the job has never run or another runner holds it."""
         control = Control.load()
         if control.hold_all:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
         job = job_that_ran(spec.name)
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
-        slots, count = chosen(spec, job, start, end, anchor, choice)
-        batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
+        slots, count, folded = chosen(spec, job, start, end, anchor, choice)
+        batch = [Claimed.again_for(spec, held.job, slots, count, folded) for held in self.claims.one(spec)]
         if not batch:
             holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
             raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
-        if spec.fold:
-            batch[0].folded(window(spec, iter(slots), anchor, None if choice.failed_and_missing else end))
         with self.holding(True):
             self.slots.run_batch(batch)
         return batch[0].waiting_at
@@ -228,8 +228,8 @@ class Tick:
 
     def rerun_done(self, spec: JobSpec, row, waiting_at: datetime | None) -> None:
         """A queued re-run ran: done, or still queued from (newest first: to) the slot it waits at."""
-        if waiting_at is None:
-            rest = dict(rerun_from=None, rerun_to=None, rerun_failed_and_missing=False, rerun_newest_first=False)
-        else:
-            rest = dict(rerun_to=waiting_at) if row.rerun_newest_first else dict(rerun_from=waiting_at)
-        Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(**rest)
+        done = dict(rerun_from=None, rerun_to=None, rerun_failed_and_missing=False, rerun_newest_first=False)
+        left = {"rerun_to" if row.rerun_newest_first else "rerun_from": waiting_at}
+        Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(
+            **(left if waiting_at else done)
+        )

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crontabber", "0006_log_rerun"),
+        ("crontabber", "0007_log_start_lag"),
     ]
 
     operations = [
