@@ -259,6 +259,12 @@ def test_a_rerun_from_the_admin_runs_the_chosen_slots(live_server, page, operato
     page.click("button[name=index]")
     page.fill("#id_start", chosen[0].strftime("%Y-%m-%dT%H:%M"))
     page.fill("#id_end", chosen[-1].strftime("%Y-%m-%dT%H:%M"))
+    page.click("input[type=submit][value='Preview']")  # first, what became of the range's slots
+    expect(page.locator("ul.confirm-preview")).to_contain_text(
+        "hourly-rollup: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused; "
+        "2 slots would re-run"
+    )
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-admin-rerun-preview.png"))  # to look at
     page.click("input[type=submit][value='Re-run']")
     expect(page.locator("ul.messagelist")).to_contain_text(
         f"Hourly-rollup: 2 slots from {chosen[0]:%Y-%m-%d %H:%M} UTC to {chosen[1]:%Y-%m-%d %H:%M} UTC re-run"
@@ -354,3 +360,17 @@ def test_missed_and_paused_slots_have_their_own_cells_and_enabling_asks_first(li
     page.click("input[type=submit]")
     expect(page.locator(".messagelist")).to_contain_text("aused-sync: enabled; 3 slots fell due while it was paused")
     assert Job.objects.get(name="paused-sync").enabled_override is True
+
+
+def test_a_folded_attempt_shows_as_each_slot_of_its_window_done(live_server, page, operator, jobs):
+    jobs([{"name": "quarter-rollup", "cmd": "window", "frequency": "15m", "backfill": True, "fold": True}])
+    now = timezone.now()
+    tick(now - timedelta(hours=6))
+    tick(now)  # one attempt for the 24 quarter hours since
+    (folded,) = Log.objects.filter(job__name="quarter-rollup", covers=24)
+    log_in(page, live_server)
+
+    strip = row(page, "quarter-rollup")
+    expect(strip.locator(f"a.slot-success[href$='/{folded.pk}/change/']")).to_have_count(24)
+    expect(strip.locator("a.slot-success").last).to_have_attribute("title", re.compile(r"one run for 24 slots to "))
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-admin-folded-strip.png"))  # to look at

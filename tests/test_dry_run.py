@@ -1,6 +1,7 @@
 """cronrun --dry-run predicts exactly what a real tick at the same instant runs: a
 property test over random registries and states (dependencies, disabled jobs, back-off,
-holds, claims of other runners, max_backfill, new jobs, starting deadlines, pauses)."""
+holds, claims of other runners, max_backfill, folded backlogs, new jobs, starting deadlines,
+pauses)."""
 
 import os
 from datetime import timedelta
@@ -28,6 +29,8 @@ def registries(draw):
     for n in range(draw(st.integers(1, 5))):
         entry = {"name": f"j{n}", "cmd": "record", "cmd_args": ["--label", f"j{n}"], **draw(st.sampled_from(SCHEDULES))}
         entry["backfill"] = draw(st.booleans())
+        if entry["backfill"] and draw(st.booleans()):
+            entry["fold"] = True
         entry["enabled"] = draw(st.sampled_from([True, True, True, False]))
         if draw(st.booleans()):
             entry["max_backfill"] = draw(st.integers(1, 4))

@@ -144,7 +144,9 @@ def describe(cell: Cell, zone: str | None) -> str:
     if row is not None and row.outcome in SPANS:
         return f"{text} ({plural(row.covers, 'slot')}, {when_text(row.since, zone)} to {when_text(row.slot, zone)})"
     if row is not None:
-        text += f" (attempt {row.attempt}, {cell.duration:.1f} s)" + (f": {row.error_type}" if row.error_type else "")
+        folded = f", one run for {plural(row.covers, 'slot')} to {when_text(row.slot, zone)}" if row.since else ""
+        text += f" (attempt {row.attempt}, {cell.duration:.1f} s{folded})"
+        text += f": {row.error_type}" if row.error_type else ""
     return text
 
 

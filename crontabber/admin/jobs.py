@@ -25,6 +25,7 @@ from .display import (
 )
 from .forms import JobForm
 from .hold import HoldSwitch
+from .switches import JobSwitches
 
 
 def strip_length() -> int:
@@ -70,7 +71,7 @@ def read_only(fieldsets, editable) -> tuple[str, ...]:
 
 
 @admin.register(Job)
-class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
+class JobAdmin(HoldSwitch, JobActions, JobSwitches, JobColumns, admin.ModelAdmin):
     form = JobForm
     list_display = (
         "name",
@@ -95,6 +96,8 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
                     "run_requested_shown",
                     "rerun_from_shown",
                     "rerun_to_shown",
+                    "rerun_failed_and_missing",
+                    "rerun_newest_first",
                 ]
             },
         ),

@@ -90,7 +90,7 @@ class LogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="slot", ordering="slot")
     def slot_shown(self, log):
-        """Its slot; for a row of several slots (missed, paused), from the oldest to the newest."""
+        """Its slot; for a row of several slots (missed, paused, a folded attempt), from the oldest to the newest."""
         slot = when(log.slot, self.zone(log))
         if log.since is None or log.covers == 1:
             return slot

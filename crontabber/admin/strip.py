@@ -2,8 +2,9 @@
 
 The schedule says which slots there were (``recent_slots``: at most ``count`` steps back
 from now, whatever the schedule); the attempts say what came of them (Log rows read for a
-whole page at once: ``LogQuerySet.at_slots_since``); the job's next slot says which of the
-others are still to run. Slots nobody attempted are classed here, never stored.
+whole page at once: ``LogQuerySet.at_slots_since``; a folded attempt, each slot of its
+window); the job's next slot says which of the others are still to run. Slots nobody
+attempted are classed here, never stored.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def cells(spec: JobSpec, job, slots: list[datetime], attempts, now: datetime, co
 
 
 def _unattempted(spec: JobSpec, job, slot: datetime, due: datetime | None, spans) -> Cell:
-    """A slot without an attempt of its own: covered by a row of several (missed, paused), or classed."""
+    """A slot without an attempt of its own: covered by a row of several (missed, paused, folded), or classed."""
     covering = next((row for row in reversed(spans) if row.since <= slot <= row.slot), None)
     return Cell(slot, covering.outcome, covering) if covering else Cell(slot, _unrun(spec, job, slot, due))
 

@@ -26,6 +26,7 @@ from .executors import Executor
 from .ledger import Ledger
 from .pause import Pauses, preview
 from .plan import Due, Upcoming, waiting_for
+from .report import slots_of
 from .tick import Tick
 from .writes import Recorded
 
@@ -124,6 +125,8 @@ class DryLedger(Ledger):
 
     def open(self, claimed, slot):
         log = Log(job=claimed.job, slot=slot, started_at=timezone.now(), duration=0, outcome=Outcome.RUNNING)
+        if claimed.window is not None:
+            log.since, log.covers = claimed.window.since, claimed.window.covers
         log.rerun = claimed.again
         self.opened.add(id(log))
         claimed.running = log
@@ -137,6 +140,8 @@ class DryLedger(Ledger):
         if id(log) in self.opened:  # not an attempt read back from a task backend
             shown, _, _ = self.report.planned.setdefault(claimed.spec.name, ([], None, False))
             shown.append(log.slot)
+            if log.since is not None:
+                self.report.folded[claimed.spec.name] = slots_of(log)
         return []
 
     def pass_over(self, claimed, span, outcome):

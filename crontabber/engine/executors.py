@@ -22,15 +22,19 @@ from .child import TASK, run_in_child
 from .execution import run_function, run_in_process
 
 RERUN_POLL_SECONDS = 0.2
-OPTION_NAMES = {"run_time": "--run-time", "last_success": "--last-success"}  # an option's name as a command reads it
+# an option's name as a command reads it
+OPTION_NAMES = {"run_time": "--run-time", "since": "--since", "last_success": "--last-success"}
 
 
-def slot_options(spec: JobSpec, slot: datetime, last_success: datetime | None, extra: dict) -> dict[str, str]:
-    """What an attempt is told, by name: its slot (``run_time``, a backfill job), the slot of
-    the job's last success (``last_success``) and the --job-arg values."""
+def slot_options(spec: JobSpec, log: Log, last_success: datetime | None, extra: dict) -> dict[str, str]:
+    """What an attempt is told, by name: its slot (``run_time``, a backfill job), the oldest
+    slot its window covers (``since``, a folded job: ``run_time`` is the newest), the slot
+    of the job's last success (``last_success``) and the --job-arg values."""
     options = {}
     if spec.backfill:
-        options["run_time"] = format_instant(slot)
+        options["run_time"] = format_instant(log.slot)
+    if spec.fold:
+        options["since"] = format_instant(log.since or log.slot)
     if spec.last_success and last_success is not None:
         options["last_success"] = format_instant(last_success)
     return {**options, **extra}
@@ -80,7 +84,7 @@ class Executor:
 class InProcess(Executor):
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
-        options = slot_options(spec, log.slot, claimed.job.last_success, extra)
+        options = slot_options(spec, log, claimed.job.last_success, extra)
         logger.info("%s: running %s", spec.name, self.command_line(spec.cmd, spec, options, extra))
         argv = command_arguments(spec, options)
         return run_in_process(spec.name, spec.cmd, argv, spec.timeout, deadlines)
@@ -91,7 +95,7 @@ class ChildProcess(Executor):
 
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
-        options = slot_options(spec, log.slot, claimed.job.last_success, extra)
+        options = slot_options(spec, log, claimed.job.last_success, extra)
         cmd, argv = (
             (TASK, [spec.task, json.dumps(options)]) if spec.task else (spec.cmd, command_arguments(spec, options))
         )
@@ -105,7 +109,7 @@ class TaskCall(Executor):
 
     def run(self, claimed, log, extra, deadlines):
         spec, values = claimed.spec, []
-        task, kwargs = load_task(spec.task), slot_options(spec, log.slot, claimed.job.last_success, extra)
+        task, kwargs = load_task(spec.task), slot_options(spec, log, claimed.job.last_success, extra)
         attempt = run_function(spec.name, lambda capture: values.append(task.call(**kwargs)), spec.timeout, deadlines)
         attempt.output = returned(values[0] if values else None, attempt.output)
         return attempt

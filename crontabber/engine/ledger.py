@@ -78,7 +78,7 @@ class Ledger:
             spec = claimed.spec
             first = [] if spec.depends_on or spec.backend or claimed.again else claimed.upcoming(now).peek(1)
             if first:
-                claimed.ahead.extend(Log.opened(claimed.job, first, now, self.host, self.pid))
+                claimed.ahead.extend(Log.opened(claimed.job, first, now, self.host, self.pid, window=claimed.window))
                 claimed.opened_at = (CLOCK["now"](), 1)
                 opened += claimed.ahead
         if opened:
@@ -163,7 +163,9 @@ class Ledger:
         log, now = claimed.running, timezone.now()
         if log is None:
             slot = claimed.job.next_slot or now
-            (log,) = Log.opened(claimed.job, [slot], now, self.host, self.pid, rerun=claimed.again)
+            (log,) = Log.opened(
+                claimed.job, [slot], now, self.host, self.pid, rerun=claimed.again, window=claimed.window
+            )
             log.save(force_insert=True)
         return self.record(claimed, log, Attempt.failed(error))
 
@@ -226,7 +228,9 @@ class Ledger:
             following = list(takewhile(lambda later: not waiting_for(claimed.spec, later, met), following))
         now = timezone.now()
         again = claimed.retrying or bool(claimed.spec.backend)  # (an attempt there may have been given up)
-        logs = Log.opened(claimed.job, [slot, *following], now, self.host, self.pid, again, claimed.again)
+        logs = Log.opened(
+            claimed.job, [slot, *following], now, self.host, self.pid, again, claimed.again, claimed.window
+        )
         if len(logs) == 1:
             logs[0].save(force_insert=True)
         else:

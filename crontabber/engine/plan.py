@@ -178,6 +178,31 @@ def slots_to_run(
     return chain([first], slots)
 
 
+@dataclass(frozen=True)
+class Window:
+    """The slots one folded attempt covers (the registry's ``fold``): ``covers`` of them,
+    from ``since`` to ``newest``, both included."""
+
+    since: datetime
+    newest: datetime
+    covers: int
+
+
+def window(spec: JobSpec, slots: Iterator[datetime], anchor: datetime, until: datetime | None) -> Window | None:
+    """The one window a folded job's ``slots`` (oldest first) run as: from the first to the
+    last; None when there are none. ``until``: they are every slot of the schedule up to
+    it, so the last is the schedule's latest there, found without walking a long backlog."""
+    first = next(slots, None)
+    if first is None:
+        return None
+    if until is None:
+        newest = deque(slots, maxlen=1)
+        newest = newest[0] if newest else first
+    else:
+        newest = max(first, spec.schedule.latest_at_or_before(until, anchor) or first)
+    return Window(first, newest, spec.schedule.count(first, newest, anchor) or 1)
+
+
 def slots_between(spec: JobSpec, start: datetime, end: datetime, anchor: datetime) -> Iterator[datetime]:
     """The slots a re-run of ``start`` to ``end`` (both included) runs, oldest first,
     lazily: every one for a backfill job; for another job (which is not told its slot,

@@ -45,6 +45,7 @@ class TickReport:
     # Dry run: per job, its first slots (at most CRONTABBER_DRY_RUN_SHOWN), and whether
     # more follow up to the given last one. Never a list of every missed slot.
     planned: dict[str, tuple[list[datetime], datetime | None, bool]] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)  # dry run: job -> the window it would run (slots_of)
     waiting: list[Waiting] = field(default_factory=list)
     held_all: str = ""  # why no job ran: an operator holds them all
     queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
@@ -99,6 +100,13 @@ class TickReport:
         return f"{name} now (still due)" if when <= now else f"{name} at {format_instant(when)} (in {span(when - now)})"
 
 
+def slots_of(log) -> str:
+    """The slot an attempt ran, or the window a folded one covered."""
+    if log.since is None:
+        return format_instant(log.slot)
+    return f"{format_instant(log.since)} to {format_instant(log.slot)} ({plural(log.covers, 'slot')}, folded)"
+
+
 @dataclass
 class Progress:
     """The lines a tick prints of its attempts, once recorded (so what is printed is what
@@ -145,7 +153,7 @@ class Progress:
                     what = f"queued on {log.backend} ({log.result_id})"
                 lost = "" if item.written else "; not recorded: another runner took the job over"
                 level = 1 if attempt.outcome in HANDLED or attempt.outcome == Outcome.QUEUED else 0
-                self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n", level)
+                self.say(f"{name} {slots_of(log)}: {what}{counter}{lost}\n", level)
 
     def missed(self, name: str, span: Span) -> None:
         """Slots of the job past its starting deadline (plan.Span), one row for them all."""

@@ -29,7 +29,7 @@ from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
 from .plan import Due, next_due, next_wake, plan
 from .report import Progress, TickReport
-from .rerun import RerunRefused, claimed_range
+from .rerun import EVERY, Choice, RerunRefused, claimed_range
 from .slots import SlotLoop
 from .writes import database_lost
 
@@ -138,7 +138,8 @@ class Tick:
                 f"{spec.name}: re-running {format_instant(row.rerun_from)} to {format_instant(row.rerun_to)}\n"
             )
             try:
-                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to)
+                choice = Choice(row.rerun_failed_and_missing, row.rerun_newest_first)
+                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to, choice)
             except RerunRefused as refused:
                 self.progress.say(f"{spec.name}: re-run not started: {refused}\n")
                 continue
@@ -174,13 +175,13 @@ class Tick:
                 self.claims.paced(started, self.ledger.attempts - attempts)
         self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
-    def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
-        """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
-        loop: claimed, each a new attempt, recorded and signalled as any; the schedule's own
-        state is left alone. Stops at a failure, or at a slot whose dependencies have not
-        succeeded: returns that slot (else None). RerunRefused, one line, when every job is
-        held, the job has never run or another runner holds it."""
-        batch = claimed_range(spec, start, end, self.claims)
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, choice=EVERY) -> datetime | None:
+        """The job's slots from ``start`` to ``end`` (those ``choice`` picks, in its order) again
+        through the slot loop: claimed, each a new attempt (a folded job's: one), recorded and
+        signalled as any; the schedule's own state is left alone. Stops at a failure, or at a
+        slot whose dependencies have not succeeded: returns that slot (else None). RerunRefused,
+        one line, when every job is held, the job has never run or another runner holds it."""
+        batch = claimed_range(spec, start, end, self.claims, choice)
         with self.holding(True):
             self.slots.run_batch(batch)
         return batch[0].waiting_at
@@ -229,7 +230,9 @@ class Tick:
         self.claims.release(batch)
 
     def rerun_done(self, spec: JobSpec, row, waiting_at: datetime | None) -> None:
-        """A queued re-run ran: done, or still queued from the slot it waits at."""
+        """A queued re-run ran: done, or still queued from (newest first: to) the slot it waits at."""
+        done = dict(rerun_from=None, rerun_to=None, rerun_failed_and_missing=False, rerun_newest_first=False)
+        left = {"rerun_to" if row.rerun_newest_first else "rerun_from": waiting_at}
         Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(
-            rerun_from=waiting_at, rerun_to=row.rerun_to if waiting_at else None
+            **(left if waiting_at else done)
         )

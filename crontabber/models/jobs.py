@@ -75,6 +75,10 @@ class Job(models.Model):
     # A re-run an operator queued in the admin: the next tick runs these slots again first.
     rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
     rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
+    rerun_failed_and_missing = models.BooleanField(
+        default=False, help_text="Re-run only the slots of the range that failed or were never attempted."
+    )
+    rerun_newest_first = models.BooleanField(default=False, help_text="Re-run the newest slot of the range first.")
 
     objects = JobQuerySet.as_manager()
 

@@ -26,6 +26,8 @@ TICK_FIELDS = (
     "run_requested",
     "rerun_from",
     "rerun_to",
+    "rerun_failed_and_missing",
+    "rerun_newest_first",
     "paused_since",
 )
 

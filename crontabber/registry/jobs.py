@@ -34,6 +34,7 @@ class JobSpec:
     cmd_args: tuple[str, ...] = ()
     enabled: bool = True
     backfill: bool = False
+    fold: bool = False  # the due slots of a tick as one attempt told its window (with backfill)
     last_success: bool = False
     max_backfill: int | None = None
     starting_deadline: float | None = None  # seconds: a slot later than this is missed, not run
@@ -126,7 +127,7 @@ def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]
     options = _options_of(cmd, commands[cmd])
     return [
         (key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
-        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"))
+        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"), ("fold", "--since"))
         if entry.get(key) is True and option not in options
     ]
 
@@ -143,6 +144,10 @@ def _entry_problems(entry: dict, context: _Context) -> list[tuple[str, str, str]
     """(key, message, id) of each mistake: each key on its own, then the schedule they
     make, the command and its options, the task and its backend."""
     found = key_problems(entry)
+    if entry.get("fold") is True and entry.get("backfill") is not True:
+        found.append(
+            ("fold", "only with 'backfill': True (a job without it runs once for its latest slot)", "crontabber.E004")
+        )
     bad = {key for key, _, _ in found}
     if not bad & set(SCHEDULE_KEYS):
         found += _schedule_of(entry, context.zone)[1]

@@ -188,10 +188,17 @@ KEYS = {
             "pass `--last-success=<slot of the last success>` (left out before the first success); the command "
             "must accept it",
         ),
+        flag(
+            "fold",
+            "with `backfill`: the due slots of one tick run as one attempt told its window, "
+            "`--run-time=<newest slot> --since=<oldest slot>` (a task: `run_time` and `since`); the command must "
+            "accept `--since`. A failed window is retried whole ([folding a backlog](operations.md#folding-a-backlog))",
+        ),
         Key(
             "max_backfill",
             "int > 0",
-            "at most this many slots of this job in one tick; the rest run on the next",
+            "at most this many slots of this job in one tick (with `fold`: in its one attempt); the rest run on the "
+            "next",
             None,
             "no limit",
             _positive(whole=True, most=MAX_BACKFILL_MAX),

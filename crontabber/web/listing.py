@@ -46,6 +46,7 @@ def entry(spec: JobSpec | None, job: Job | None, name: str, queued=None) -> dict
         "schedule": spec.schedule.description if spec else NOT_IN_REGISTRY,
         "enabled": spec.enabled if spec else False,
         "backfill": spec.backfill if spec else False,
+        "fold": spec.fold if spec else False,
         **state(job),
         "queued": _queued(queued),
     }
@@ -102,8 +103,9 @@ def statuses(entries: list[dict], registry: dict[str, JobSpec], rows: dict[str, 
 def row(entry: dict) -> tuple[str, ...]:
     """An entry as a line of the table, a cell per HEADER column."""
     times = [short(entry[field]) for field in ("last_run", "last_success", "last_skipped")]
+    schedule = f"{entry['schedule']} (folded)" if entry["fold"] else entry["schedule"]
     lag = "-" if entry["start_lag"] is None else took(entry["start_lag"])
-    return (entry["name"], entry["schedule"], *times, _next_run(entry), lag, str(entry["error_count"]), _running(entry))
+    return (entry["name"], schedule, *times, _next_run(entry), lag, str(entry["error_count"]), _running(entry))
 
 
 def _next_run(entry: dict) -> str:

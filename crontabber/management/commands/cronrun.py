@@ -211,7 +211,7 @@ class Command(BaseCommand):
             self.stdout.write("nothing is due")
         for name, (shown, last, more) in report.planned.items():
             for slot in shown:
-                self.stdout.write(f"would run {name} for {format_instant(slot)}")
+                self.stdout.write(f"would run {name} for {report.folded.get(name) or format_instant(slot)}")
             if more:
                 through = f" through {format_instant(last)}" if last else " (the rest on later ticks)"
                 self.stdout.write(f"... and more slots of {name}{through}")
