@@ -16,7 +16,7 @@ FORGET_OLD_NAME = -m pip uninstall --quiet --yes crontabber 2>/dev/null || true
 # `make run` and `make check` are development: without DEBUG=1 (or a SECRET_KEY) the host project refuses to start.
 DEV := DEBUG=$${DEBUG:-1}
 
-.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container
+.PHONY: run test lint test-sqlite test-postgres postgres chromium check bench clean test-container container-tools
 
 # The app and the host project's pinned runtime dependencies (Django, croniter, sentry-sdk,
 # dj-database-url): SQLite, no test tools.
@@ -37,9 +37,14 @@ run: $(RUN_STAMP)
 	$(DEV) $(PY) webapp/manage.py migrate --noinput
 	$(DEV) PYTHON=$(abspath $(PY)) bin/run_crontabber.sh
 
-# Lint, then the whole suite on SQLite, then on PostgreSQL (started if it is not running),
-# then on MariaDB, then on PostgreSQL with Django 6, then the container image.
-test: lint test-sqlite test-postgres test-mariadb test-django6 test-container
+# Lint and what the legs share (installed once), then the legs in three lanes side by side
+# (bin/test_legs.sh): the whole suite on SQLite then on PostgreSQL (started if it is not
+# running); on MariaDB then on PostgreSQL with Django 6 (its virtualenv made as the lane
+# gets to it); the container image. Each leg's output goes to var/test-logs/<leg>.log,
+# printed whole if the leg fails; one line per leg says how it went. The legs share no
+# database (each its own name), Redis database (claimed per run) or file.
+test: lint $(MYSQL_STAMP) chromium postgres mariadb container-tools
+	MAKE="$(MAKE)" bin/test_legs.sh "sqlite postgres" "mariadb django6" container
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
@@ -96,8 +101,8 @@ test-django6: postgres chromium
 	@python=$$(bin/find_python.sh 3.12) || \
 	  { echo "test-django6: SKIPPED: no Python 3.12+ interpreter on this machine (Django 6 needs one)"; exit 0; }; \
 	$(MAKE) --no-print-directory DJ6_PYTHON="$$python" $(DJ6_STAMP) && \
-	echo "DATABASE_URL=$(PG_URL) $(DJ6_PY) -m pytest $(PYTEST_ARGS)  # $$($(DJ6_PY) -m django --version), $$($(DJ6_PY) -V)" && \
-	DATABASE_URL=$(PG_URL) CRONTABBER_TEST_DB_INDEPENDENT=1 $(DJ6_PY) -m pytest $(PYTEST_ARGS)
+	echo "DATABASE_URL=$(PG_URL)_dj6 $(DJ6_PY) -m pytest $(PYTEST_ARGS)  # $$($(DJ6_PY) -m django --version), $$($(DJ6_PY) -V)" && \
+	DATABASE_URL=$(PG_URL)_dj6 CRONTABBER_TEST_DB_INDEPENDENT=1 $(DJ6_PY) -m pytest $(PYTEST_ARGS)
 
 $(DJ6_STAMP): pyproject.toml
 	test -x $(DJ6_PY) || $(DJ6_PYTHON) -m venv $(DJ6_VENV)
@@ -112,6 +117,13 @@ $(DJ6_STAMP): pyproject.toml
 # Installs podman (and dockerd) where it can; where podman cannot run, says why and is skipped.
 test-container: $(STAMP) postgres
 	DATABASE_URL=$(PG_URL)_container PYTHON=$(abspath $(PY)) CONTAINER_TAG=test-$(CHECKOUT) bin/container_test.sh $(PYTEST_ARGS)
+
+# The compose tools the container leg installs into the virtualenv, installed before the
+# legs run side by side, so that no package appears under another leg's tests; where they
+# cannot be, the container leg says so and skips their tests.
+container-tools: $(STAMP)
+	-$(PY) -m pip install --quiet --disable-pip-version-check \
+	  $$($(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["container-test"])')
 
 # tests/test_browser.py drives Debian's Chromium with Playwright (never `playwright install`,
 # which downloads browsers). Installed here when missing; where it cannot be (not root, no

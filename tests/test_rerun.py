@@ -90,6 +90,7 @@ def test_dry_run_lists_the_slots_and_runs_nothing(ran, capsys):
     logs = Log.objects.count()
     rerun("hourly", "--from", "2026-05-01T10:30Z", "--to", "2026-05-01T12:00Z", "--dry-run")
     assert capsys.readouterr().out.splitlines() == [
+        "hourly: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused",
         "would re-run hourly for 2026-05-01T11:00:00+00:00",
         "would re-run hourly for 2026-05-01T12:00:00+00:00",
     ]
@@ -100,7 +101,7 @@ def test_more_than_a_thousand_slots_need_yes(ran, capsys):
     with pytest.raises(CommandError, match="more than 1,000 slots to re-run; add --yes"):
         rerun("hourly", "--from", "2026-03-01T00:00Z", "--to", "2026-05-01T12:00Z", "--dry-run")
     rerun("hourly", "--from", "2026-03-01T00:00Z", "--to", "2026-05-01T12:00Z", "--dry-run", "--yes")
-    assert len(capsys.readouterr().out.splitlines()) == 61 * 24 + 13
+    assert len(capsys.readouterr().out.splitlines()) == 61 * 24 + 13 + 2  # and the preview, said by both
 
 
 @pytest.mark.parametrize(
@@ -173,15 +174,23 @@ def act(client, **data):
     return client.post(url, {"action": "rerun", "_selected_action": [job("hourly").pk], **data}, follow=True)
 
 
+def confirmed(client, **data):
+    """The form submitted, its preview read, and submitted again as previewed: queued."""
+    preview = act(client, apply="yes", **data)
+    return act(client, apply="yes", previewed=preview.context["form"]["previewed"].value(), **data)
+
+
 def said(response):
     return " | ".join(str(message) for message in response.context["messages"])
 
 
 def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     page = act(operator)
-    assert 'name="start"' in page.content.decode() and 'name="dry_run"' in page.content.decode()
+    assert all(
+        f'name="{field}"' in page.content.decode() for field in ("start", "end", "failed_and_missing", "newest_first")
+    )
     with freeze_time(NOW):
-        response = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
+        response = confirmed(operator, start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
     assert "hourly: 2 slots from 2026-05-01 10:00 UTC to 2026-05-01 11:00 UTC" in said(response)
     assert (job("hourly").rerun_from, job("hourly").rerun_to) == (at("2026-05-01 10:00"), at("2026-05-01 11:00"))
     (entry,) = LogEntry.objects.all()
@@ -197,12 +206,14 @@ def test_the_admin_queues_a_range_the_next_tick_runs_audited(operator, capsys):
     assert (job("hourly").rerun_from, job("hourly").rerun_to) == (None, None), "done once"
 
 
-def test_the_admin_dry_run_and_bad_ranges_queue_nothing(operator):
+def test_the_admin_preview_and_bad_ranges_queue_nothing(operator):
     with freeze_time(NOW):
-        dry = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z", dry_run="on")
+        dry = act(operator, apply="yes", start="2026-05-01T10:00Z", end="2026-05-01T11:00Z")
         reversed_ = act(operator, apply="yes", start="2026-05-01T11:00Z", end="2026-05-01T10:00Z")
         future = act(operator, apply="yes", start="2026-05-01T11:00Z", end="2026-05-02T10:00Z")
-    assert "2 slots" in said(dry) and "would re-run" in said(dry)
+    assert dry.context["preview"] == [
+        "hourly: 2 slots in the range: 0 missing (never attempted), 0 failed, 2 done, 0 paused; 2 slots would re-run"
+    ]
     assert "the range is reversed" in reversed_.content.decode()
     assert "is in the future" in future.content.decode()
     assert job("hourly").rerun_from is None and not LogEntry.objects.exists()

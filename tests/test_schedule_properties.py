@@ -20,7 +20,8 @@ instead, for a deeper run (random examples; ``--hypothesis-seed=N`` repeats one)
 default examples are derandomized and no example database is kept, so the same command on
 the same commit tests the same cases. (Hypothesis also mixes in literals it finds in the
 project's loaded modules, so the cases shift when that source changes.) Pure tests: no
-database, no Django.
+database, no Django: they run once per Python and Django (in the SQLite suite and the Django 6
+leg), not again on each database server.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ from crontabber.schedules import (
     truncate_to_minute,
 )
 from crontabber.schedules.cron import CronSchedule
+from tests.helpers import database_independent_tests_run_here
 from tests.test_schedule_dst import ZONES, transitions
+
+if not database_independent_tests_run_here():
+    pytest.skip("touches no database: runs in the SQLite suite (and the Django 6 leg) only", allow_module_level=True)
 
 UTC = UTC
 MINUTE = timedelta(minutes=1)

@@ -145,6 +145,23 @@ def test_two_runners_and_two_workers_run_every_slot_exactly_once(jobs):
         assert started == sorted(started)  # oldest first, one at a time
 
 
+def test_a_folded_task_on_a_worker_runs_its_backlog_as_one_queued_attempt(jobs):
+    jobs([{"name": "window", "task": "tests.jobs.tasks.window", "frequency": "1h", "backfill": True, "fold": True,
+           "backend": "db"}])  # fmt: skip
+    (spec,) = load_jobs()
+    Job.objects.create(name="window", **Job.fresh_state(spec.schedule, timezone.now() - timedelta(hours=4)))
+    worker = start_worker("w1")
+    try:
+        assert ticks_until(lambda: finished("window") >= 1)
+    finally:
+        stop(worker)
+    (log,) = Log.objects.filter(job__name="window")  # hourly: no other slot falls due meanwhile
+    assert (log.outcome, log.covers, log.backend) == ("success", 5, "db")
+    (told,) = Execution.objects.all()
+    assert (told.label, told.slot) == (log.since.isoformat(), log.slot.isoformat())
+    assert json.loads(log.output) == {"since": told.label, "run_time": told.slot}
+
+
 def recorded_in_order(receivers):
     """The slots of the attempts recorded, in the order the runner recorded them."""
     from crontabber import signals

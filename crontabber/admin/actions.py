@@ -1,6 +1,6 @@
-"""The admin's actions on jobs (run now, re-run, reset, mark success, unlock, enable or
-disable). Each is a row the runners read on their next tick, and each is recorded as a
-LogEntry naming who made it."""
+"""The admin's actions on jobs (run now, re-run, reset, mark success, unlock; enabling and
+disabling are switches.py's). Each is a row the runners read on their next tick, and each
+is recorded as a LogEntry naming who made it."""
 
 from __future__ import annotations
 
@@ -36,11 +36,18 @@ CONFIRMATIONS = {
     ),
     "rerun": (
         "Re-run a range of slots?",
-        "The next tick runs every slot of each job's schedule in the range again, oldest first, whatever "
-        "their outcome, each as a new attempt, before the job's regular slots (a job that is not a backfill "
-        "job runs once, for the latest). It stops at a failure or at a slot whose dependencies have not "
-        "succeeded. The job's schedule is not moved back.",
-        "Re-run",
+        "The next tick runs the slots of each job's schedule in the range again (every one, or those that "
+        "failed or never ran), oldest first unless you ask for the newest first, each as a new attempt, before "
+        "the job's regular slots (a job that is not a backfill job runs once, for the latest; a folded job "
+        "once, told the window). It stops at a failure or at a slot whose dependencies have not succeeded. "
+        "The job's schedule is not moved back. First you see what became of the range's slots.",
+        "Preview",
+    ),
+    "enable": (
+        "Enable jobs?",
+        "Each job runs whatever the registry says. The slots that fell due while it was disabled or held are "
+        "recorded as one paused span; choose whether they run.",
+        "Enable",
     ),
     "unlock": (
         "Release the jobs' claims?",
@@ -72,19 +79,23 @@ class JobActions:
             self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
         return known, missing
 
-    def _confirm(self, request, queryset, action, form=None):
-        """The page that asks the operator to confirm ``action`` (and fill in its form)."""
-        title, intro, submit = CONFIRMATIONS[action]
+    def _confirm(self, request, queryset, action, form=None, items=None, preview=(), submit=None):
+        """The page that asks the operator to confirm ``action`` (and fill in its form) for
+        the jobs (``items``: a line for each, else its name), with a ``preview`` of what it
+        would do, a line per job."""
+        title, intro, asked = CONFIRMATIONS[action]
         context = {
             **self.admin_site.each_context(request),
             "title": title,
             "intro": intro,
             "opts": self.model._meta,
             "queryset": queryset,
+            "items": items or [job.name for job in queryset],
             "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "form": form,
-            "submit": submit,
+            "preview": preview,
+            "submit": submit or asked,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/crontabber/job/confirm_action.html", context)
@@ -115,23 +126,46 @@ class JobActions:
         if not form.is_valid():
             return self._confirm(request, queryset, "rerun", form)
         known, _ = self._split(request, queryset)
-        start, end, now = form.cleaned_data["start"], form.cleaned_data["end"], timezone.now()
-        audited = f"from {format_instant(start)} to {format_instant(end)}"  # the history: exact instants
+        start, end, choice = (form.cleaned_data[field] for field in ("start", "end", "choice"))
+        now, counts = timezone.now(), {}
         for job, spec in known:
-            span = f"from {when_text(start, spec.zone)} to {when_text(end, spec.zone)}"
             try:
-                count = rerun.accepted(spec, start, end, now)
+                counts[job.name] = rerun.accepted(spec, start, end, now, choice=choice)
             except rerun.RerunRefused as refused:
-                self.message_user(request, f"{job.name}: {refused}", messages.ERROR)
-                continue
-            if form.cleaned_data["dry_run"]:
-                self.message_user(
-                    request, f"{job.name}: {plural(count, 'slot')} {span} would re-run (dry run: nothing queued)."
-                )
-                continue
-            Job.objects.filter(pk=job.pk).update(rerun_from=start, rerun_to=end)
-            self.log_change(request, job, f"Re-run queued {audited} ({plural(count, 'slot')})")
-            self.message_user(request, f"{job.name}: {plural(count, 'slot')} {span} re-run on the next tick.")
+                counts[job.name] = refused
+        if not form.was_previewed():
+            preview = [self._preview(job, spec, start, end, counts[job.name], now) for job, spec in known]
+            return self._confirm(request, queryset, "rerun", form.previewing(), preview=preview, submit="Re-run")
+        for job, spec in known:
+            if isinstance(counts[job.name], rerun.RerunRefused):
+                self.message_user(request, f"{job.name}: {counts[job.name]}", messages.ERROR)
+            else:
+                self._queue_rerun(request, job, spec, start, end, choice, counts[job.name])
+
+    @staticmethod
+    def _preview(job, spec, start, end, count, now) -> str:
+        """A job's line of the re-run's preview: what became of the range's slots, how many re-run."""
+        if isinstance(count, rerun.RerunRefused):
+            return f"{job.name}: {count}"
+        return f"{job.name}: {rerun.preview(spec, start, end, now)}; {plural(count, 'slot')} would re-run"
+
+    def _queue_rerun(self, request, job, spec, start, end, choice, count) -> None:
+        Job.objects.filter(pk=job.pk).update(
+            rerun_from=start,
+            rerun_to=end,
+            rerun_failed_and_missing=choice.failed_and_missing,
+            rerun_newest_first=choice.newest_first,
+        )
+        how = "".join(
+            [
+                ", failed and missing only" if choice.failed_and_missing else "",
+                ", newest first" if choice.newest_first else "",
+            ]
+        )
+        audited = f"from {format_instant(start)} to {format_instant(end)}"  # the history: exact instants
+        self.log_change(request, job, f"Re-run queued {audited} ({plural(count, 'slot')}{how})")
+        span = f"from {when_text(start, spec.zone)} to {when_text(end, spec.zone)}"
+        self.message_user(request, f"{job.name}: {plural(count, 'slot')} {span} re-run on the next tick{how}.")
 
     @admin.action(description="Reset: forget state, run as new", permissions=["change"])
     def reset(self, request, queryset):
@@ -203,22 +237,3 @@ class JobActions:
             request,
             "; ".join(f"{claim.name}: released the claim of {claim.claimed_by}" for claim in released),
         )
-
-    def _set_enabled(self, request, queryset, value, message):
-        jobs = [job for job in queryset if job.enabled_override is not value]
-        Job.objects.filter(pk__in=[job.pk for job in jobs]).update(enabled_override=value)
-        for job in jobs:
-            self.log_change(request, job, message)
-        self.message_user(request, f"{message}: {', '.join(job.name for job in jobs)}." if jobs else "Nothing changed.")
-
-    @admin.action(description="Enable (override the registry)", permissions=["change"])
-    def enable(self, request, queryset):
-        self._set_enabled(request, queryset, True, "Enabled by an operator")
-
-    @admin.action(description="Disable (override the registry)", permissions=["change"])
-    def disable(self, request, queryset):
-        self._set_enabled(request, queryset, False, "Disabled by an operator")
-
-    @admin.action(description="Enabled or not: registry decides", permissions=["change"])
-    def registry_decides(self, request, queryset):
-        self._set_enabled(request, queryset, None, "Enabled or not: the registry decides")

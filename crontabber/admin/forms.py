@@ -6,7 +6,8 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from ..engine.rerun import RerunRefused, check_range
+from ..engine.pause import CATCH_UP, SKIP
+from ..engine.rerun import Choice, RerunRefused, check_range
 from ..models import Job
 from ..registry import jobs_or_none
 from ..schedules import ScheduleError, build_override, format_instant, parse_instant, parse_time
@@ -98,12 +99,38 @@ class UnlockForm(forms.Form):
     )
 
 
+class ResumeForm(forms.Form):
+    choice = forms.ChoiceField(
+        required=False,
+        label="The slots due while paused",
+        widget=forms.RadioSelect,
+        choices=[
+            ("", "As its schedule says: a backfill job catches them up, another waits for its next slot"),
+            (CATCH_UP, "Catch up: run them (a backfill job each, another once, for the latest)"),
+            (SKIP, "Skip: run none, wait for the next slot"),
+        ],
+    )
+
+
 class RerunForm(forms.Form):
+    """A range to re-run, which of its slots and in what order. Submitted once, it is
+    previewed (how many slots are missing, failed, done or paused); submitted again
+    unchanged, it is queued."""
+
     start = forms.CharField(
         label="From slot", help_text="ISO 8601, such as 2026-05-01T03:00 (TIME_ZONE without offset)."
     )
     end = forms.CharField(label="To slot", help_text="The last slot to re-run, included; not in the future.")
-    dry_run = forms.BooleanField(required=False, label="Dry run", help_text="Only say which slots would re-run.")
+    failed_and_missing = forms.BooleanField(
+        required=False,
+        label="Failed and missing only",
+        help_text="Only the slots that failed or were never attempted: not those done (succeeded or skipped) "
+        "or paused.",
+    )
+    newest_first = forms.BooleanField(
+        required=False, label="Newest first", help_text="Run the newest slot first (a folded job runs once anyway)."
+    )
+    previewed = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
         data = super().clean()
@@ -116,4 +143,20 @@ class RerunForm(forms.Form):
             )
         except (ScheduleError, RerunRefused) as error:
             raise forms.ValidationError(str(error)) from None
+        data["choice"] = Choice(data.get("failed_and_missing", False), data.get("newest_first", False))
         return data
+
+    def _key(self) -> str:
+        """What was previewed: the range and the choice."""
+        data = self.cleaned_data
+        return f"{format_instant(data['start'])} {format_instant(data['end'])} {tuple(data['choice'])}"
+
+    def was_previewed(self) -> bool:
+        """The operator has seen the preview of this very range and choice."""
+        return self.cleaned_data.get("previewed") == self._key()
+
+    def previewing(self) -> RerunForm:
+        """The form as submitted, marked as previewed: submitted again, it queues the re-run."""
+        data = self.data.copy()
+        data["previewed"] = self._key()
+        return RerunForm(data)

@@ -97,7 +97,7 @@ class TaskBackend(Executor):
         """Enqueued: ``queued``, or the outcome when the backend ran it at once; a re-run
         waits for its result."""
         spec = claimed.spec
-        result = enqueue(spec, slot_options(spec, log.slot, claimed.job.last_success, extra))
+        result = enqueue(spec, slot_options(spec, log, claimed.job.last_success, extra))
         log.backend, log.result_id = spec.backend, str(result.id)[:200]
         if result.is_finished:
             return attempt_of(result, shipped=not spec.task)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from .. import logger
 from ..conf import lease
-from ..models import Job, Log
+from ..models import Job, Log, ScheduleChange
 from ..registry import JobSpec
 from .execution import CLOCK
-from .plan import Due, Upcoming, backlog, slots_to_run
+from .plan import Due, Span, Upcoming, Window, backlog, missed, slots_to_run, window
 
 BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once
 MAX_BATCH = 500  # and at most how many jobs, or rows
@@ -60,6 +60,8 @@ class Claimed:
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempts on a task backend are read back
     queued: list[Log] = field(default_factory=list)  # its attempts on a task backend, unread, oldest slot first
+    missed: Span | None = None  # its due slots past its starting_deadline: recorded missed, not run
+    window: Window | None = None  # a folded job's: the slots its one attempt covers
     planned_at: datetime | None = None  # when its slots were planned
 
     @property
@@ -82,15 +84,29 @@ class Claimed:
         """Whether a queued attempt's result may be recorded now: a backfill job's are
         recorded in slot order, none past the slot it has not handled yet (a failed one
         waiting for its retry)."""
-        next_slot = self.job.next_slot
-        return log.rerun or not self.spec.backfill or next_slot is None or log.slot <= next_slot
+        next_slot, first = self.job.next_slot, log.since or log.slot  # a folded attempt's window starts at since
+        return log.rerun or not self.spec.backfill or next_slot is None or first <= next_slot
 
     def plan(self, now: datetime) -> Upcoming:
-        """Its slots from its state now: every due one of a backfill job, else the latest."""
+        """Its slots from its state now: every due one of a backfill job (a folded one's as
+        one window), else the latest; those past its starting deadline (unless forced) are
+        missed, the rest follow them."""
         anchor, self.planned_at = self.job.anchor(now), now
-        self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
+        self.spec = ScheduleChange.objects.in_force(self.job, self.spec, self.job.next_slot)
+        self.missed = None if self.forced else missed(self.spec, self.job.next_slot, anchor, now)
+        start = self.spec.schedule.next_after(self.missed.until, anchor) if self.missed else self.job.next_slot
+        slots = slots_to_run(self.spec, start, anchor, now, self.forced)
+        if self.spec.fold:  # one attempt for them all (at most max_backfill of them)
+            return self.folded(window(self.spec, slots, anchor, None if self.spec.max_backfill else now))
+        self.slots = Upcoming(slots)
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None
+        return self.slots
+
+    def folded(self, window: Window | None) -> Upcoming:
+        """One attempt, at the window's newest slot, told the window; none without one."""
+        self.window, self.count = window, None
+        self.slots = Upcoming([window.newest] if window else [])
         return self.slots
 
     def start_lag(self, log: Log) -> float | None:
@@ -117,9 +133,12 @@ class Claimed:
         return self.slots if self.slots is not None else self.plan(now)
 
     @classmethod
-    def again_for(cls, spec: JobSpec, job: Job, slots: Iterator[datetime], count) -> Claimed:
-        """A re-run of ``slots``, counted by ``count``."""
-        return cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
+    def again_for(cls, spec: JobSpec, job: Job, slots: Iterable[datetime], count, window=None) -> Claimed:
+        """A re-run of ``slots``, counted by ``count``; a folded job's as its one ``window``."""
+        claimed = cls(spec, job, forced=True, again=True, slots=Upcoming(slots), count=count)
+        if spec.fold:
+            claimed.folded(window)
+        return claimed
 
 
 @dataclass

@@ -22,15 +22,19 @@ from .child import TASK, run_in_child
 from .execution import run_function, run_in_process
 
 RERUN_POLL_SECONDS = 0.2
-OPTION_NAMES = {"run_time": "--run-time", "last_success": "--last-success"}  # an option's name as a command reads it
+# an option's name as a command reads it
+OPTION_NAMES = {"run_time": "--run-time", "since": "--since", "last_success": "--last-success"}
 
 
-def slot_options(spec: JobSpec, slot: datetime, last_success: datetime | None, extra: dict) -> dict[str, str]:
-    """What an attempt is told, by name: its slot (``run_time``, a backfill job), the slot of
-    the job's last success (``last_success``) and the --job-arg values."""
+def slot_options(spec: JobSpec, log: Log, last_success: datetime | None, extra: dict) -> dict[str, str]:
+    """What an attempt is told, by name: its slot (``run_time``, a backfill job), the oldest
+    slot its window covers (``since``, a folded job: ``run_time`` is the newest), the slot
+    of the job's last success (``last_success``) and the --job-arg values."""
     options = {}
     if spec.backfill:
-        options["run_time"] = format_instant(slot)
+        options["run_time"] = format_instant(log.slot)
+    if spec.fold:
+        options["since"] = format_instant(log.since or log.slot)
     if spec.last_success and last_success is not None:
         options["last_success"] = format_instant(last_success)
     return {**options, **extra}
@@ -38,11 +42,29 @@ def slot_options(spec: JobSpec, slot: datetime, last_success: datetime | None, e
 
 def command_arguments(spec: JobSpec, options: dict[str, str]) -> list[str]:
     """The options as a command's arguments, after the job's own cmd_args."""
-    return [*spec.cmd_args, *(f"{OPTION_NAMES.get(name, '--' + name)}={value}" for name, value in options.items())]
+    return [*spec.cmd_args, *as_arguments(options)]
+
+
+def as_arguments(options: dict[str, str]) -> list[str]:
+    """Options as a command reads them: ``--run-time=...``."""
+    return [f"{OPTION_NAMES.get(name, '--' + name)}={value}" for name, value in options.items()]
 
 
 class Executor:
-    """Runs a job's attempts here: nothing is ever left pending."""
+    """Runs a job's attempts here: nothing is ever left pending. One is made for a job's
+    slots in a tick."""
+
+    _shown = ("", "")  # the command line's fixed part, and it scrubbed
+
+    def command_line(self, cmd: str, spec: JobSpec, options: dict[str, str], extra: dict) -> str:
+        """The command line the log shows, scrubbed. Its words from the registry and
+        --job-arg are the same for each slot: scrubbed once; the instants crontabber passes
+        hold no secret."""
+        fixed = " ".join([cmd, *command_arguments(spec, extra)])
+        if self._shown[0] != fixed:
+            self._shown = (fixed, scrub.text(fixed))
+        instants = {name: value for name, value in options.items() if name not in extra}
+        return " ".join([self._shown[1], *as_arguments(instants)])
 
     def pending(self, claimed) -> list[Log]:
         """The job's attempts left on a task backend whose results are not read yet, oldest
@@ -63,8 +85,9 @@ class Executor:
 class InProcess(Executor):
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
-        argv = command_arguments(spec, slot_options(spec, log.slot, claimed.job.last_success, extra))
-        logger.info("%s: running %s", spec.name, scrub.text(" ".join([spec.cmd, *argv])))
+        options = slot_options(spec, log, claimed.job.last_success, extra)
+        logger.info("%s: running %s", spec.name, self.command_line(spec.cmd, spec, options, extra))
+        argv = command_arguments(spec, options)
         return run_in_process(spec.name, spec.cmd, argv, spec.timeout, deadlines)
 
 
@@ -73,11 +96,12 @@ class ChildProcess(Executor):
 
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
-        options = slot_options(spec, log.slot, claimed.job.last_success, extra)
+        options = slot_options(spec, log, claimed.job.last_success, extra)
         cmd, argv = (
             (TASK, [spec.task, json.dumps(options)]) if spec.task else (spec.cmd, command_arguments(spec, options))
         )
-        logger.info("%s: running %s in a child process", spec.name, scrub.text(" ".join([cmd, *argv])))
+        shown = scrub.text(" ".join([cmd, *argv])) if spec.task else self.command_line(cmd, spec, options, extra)
+        logger.info("%s: running %s in a child process", spec.name, shown)
         return run_in_child(spec.name, cmd, argv, spec.timeout, deadlines)
 
 
@@ -86,7 +110,7 @@ class TaskCall(Executor):
 
     def run(self, claimed, log, extra, deadlines):
         spec, values = claimed.spec, []
-        task, kwargs = load_task(spec.task), slot_options(spec, log.slot, claimed.job.last_success, extra)
+        task, kwargs = load_task(spec.task), slot_options(spec, log, claimed.job.last_success, extra)
         attempt = run_function(spec.name, lambda capture: values.append(task.call(**kwargs)), spec.timeout, deadlines)
         attempt.output = returned(values[0] if values else None, attempt.output)
         return attempt

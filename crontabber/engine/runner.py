@@ -24,6 +24,7 @@ from .dryrun import DryTick
 from .execution import CLOCK, Deadlines
 from .plan import sleep_seconds
 from .report import TickReport
+from .rerun import EVERY
 from .tick import Tick
 
 FIRST_POLL_SECONDS = 0.05  # the first pause while attempts wait on task workers
@@ -63,10 +64,10 @@ class Runner:
             specs = [by_name[name] for name in only]
         return self._tick(dry_run, force, extra).run(specs)
 
-    def rerun(self, spec: JobSpec, start: datetime, end: datetime, dry_run=False) -> TickReport:
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, dry_run=False, choice=EVERY) -> TickReport:
         """Run the job's slots from ``start`` to ``end`` (both included) again (Tick.rerun)."""
         tick = self._tick(dry_run)
-        tick.rerun(spec, start, end)
+        tick.rerun(spec, start, end, choice)
         return tick.report
 
     def loop(self, specs: list[JobSpec], interval: float, max_ticks: int = 0) -> bool:

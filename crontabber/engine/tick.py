@@ -12,25 +12,35 @@ from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property
 
 from django.utils import timezone
 
 from .. import conf, logger
-from ..models import Control, Job, Log
+from ..models import Control, Job, Log, ScheduleChange
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
+from . import pause
 from .backends import TaskBackend
-from .claims import Claimed, Claims, Heartbeat
+from .claims import Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, next_due, next_wake, plan, slots_between
+from .plan import Due, next_due, next_wake, plan
 from .report import Progress, TickReport
-from .rerun import RerunRefused, job_that_ran
+from .rerun import EVERY, Choice, RerunRefused, claimed_range
 from .slots import SlotLoop
 from .writes import database_lost
+
+
+def renamed(spec: JobSpec, rows: dict, now: datetime):
+    """The tick row of the job renamed from ``spec.formerly``, now under its new name (its
+    row renamed and the rename recorded), or None."""
+    if spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, now):
+        rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
+        return rows[spec.name]
+    return None
 
 
 class Tick:
@@ -43,6 +53,7 @@ class Tick:
         self.progress = Progress(self.report, runner.out, runner.verbosity)
         self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
+        self.pauses = pause.Pauses(self.now, self.progress)
 
     @cached_property
     def slots(self) -> SlotLoop:
@@ -56,6 +67,7 @@ class Tick:
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
+                self.pauses.apply(specs, rows, control)  # jobs found off paused, found on again resumed
                 self.rerun_requested(specs, rows)  # re-runs queued in the admin
                 planned = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
                 self.report.due = len(planned.due)
@@ -126,7 +138,8 @@ class Tick:
                 f"{spec.name}: re-running {format_instant(row.rerun_from)} to {format_instant(row.rerun_to)}\n"
             )
             try:
-                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to)
+                choice = Choice(row.rerun_failed_and_missing, row.rerun_newest_first)
+                waiting_at = self.rerun(spec, row.rerun_from, row.rerun_to, choice)
             except RerunRefused as refused:
                 self.progress.say(f"{spec.name}: re-run not started: {refused}\n")
                 continue
@@ -164,23 +177,13 @@ class Tick:
                 self.claims.paced(started, self.ledger.attempts - attempts)
         self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
-    def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
-        """The job's slots from ``start`` to ``end`` again, oldest first, through the slot
-        loop: claimed, each a new attempt, recorded and signalled as any; the schedule's own
-        state is left alone. Stops at a failure, or at a slot whose dependencies have not
-        succeeded: returns that slot (else None). RerunRefused, one line, when every job is
-        held, the job has never run or another runner holds it."""
-        control = Control.load()
-        if control.hold_all:
-            raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
-        job = job_that_ran(spec.name)
-        spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
-        count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
-        slots = slots_between(spec, start, end, anchor)
-        batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
-        if not batch:
-            holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
-            raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+    def rerun(self, spec: JobSpec, start: datetime, end: datetime, choice=EVERY) -> datetime | None:
+        """The job's slots from ``start`` to ``end`` (those ``choice`` picks, in its order) again
+        through the slot loop: claimed, each a new attempt (a folded job's: one), recorded and
+        signalled as any; the schedule's own state is left alone. Stops at a failure, or at a
+        slot whose dependencies have not succeeded: returns that slot (else None). RerunRefused,
+        one line, when every job is held, the job has never run or another runner holds it."""
+        batch = claimed_range(spec, start, end, self.claims, choice)
         with self.holding(True):
             self.slots.run_batch(batch)
         return batch[0].waiting_at
@@ -205,8 +208,8 @@ class Tick:
         return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
-        """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
-        row = rows.get(spec.name)
+        """A renamed or new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        row = rows.get(spec.name) or renamed(spec, rows, self.now)
         if row is None:
             new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
         elif row.next_run is None:
@@ -229,7 +232,9 @@ class Tick:
         self.claims.release(batch)
 
     def rerun_done(self, spec: JobSpec, row, waiting_at: datetime | None) -> None:
-        """A queued re-run ran: done, or still queued from the slot it waits at."""
+        """A queued re-run ran: done, or still queued from (newest first: to) the slot it waits at."""
+        done = dict(rerun_from=None, rerun_to=None, rerun_failed_and_missing=False, rerun_newest_first=False)
+        left = {"rerun_to" if row.rerun_newest_first else "rerun_from": waiting_at}
         Job.objects.filter(name=spec.name, rerun_from=row.rerun_from, rerun_to=row.rerun_to).update(
-            rerun_from=waiting_at, rerun_to=row.rerun_to if waiting_at else None
+            **(left if waiting_at else done)
         )

@@ -8,8 +8,10 @@ from django.db import models
 from django.db.models import Q
 
 from .. import logger
-from ..outcomes import UNFINISHED, Attempt, Interruption, Outcome
+from ..outcomes import ERRORS, HANDLED, UNFINISHED, Attempt, Interruption, Outcome
 from .jobs import Job
+
+ATTEMPTED = [*HANDLED, *ERRORS, Outcome.INTERRUPTED]  # the outcomes of attempts that ended (not of spans)
 
 
 class LogQuerySet(models.QuerySet):
@@ -41,12 +43,22 @@ class LogQuerySet(models.QuerySet):
             wanted |= Q(job_id=job_id, slot__gte=start, started_at__gte=start)
         return self.filter(wanted).order_by("job_id", "slot", "started_at", "id")
 
-    def try_numbers(self, job, slots: list[datetime], again: bool = False) -> dict[datetime, int]:
+    def covering(self, first: datetime, last: datetime):
+        """(slot, since, outcome) of the attempts covering a slot from ``first`` to ``last``
+        (a folded one covers its window: since to slot), oldest first."""
+        overlapping = Q(slot__gte=first) & (Q(since__isnull=True, slot__lte=last) | Q(since__lte=last))
+        return self.filter(overlapping).order_by("started_at", "id").values_list("slot", "since", "outcome")
+
+    def try_numbers(self, job, slots: list[datetime], again: bool = False, since=None) -> dict[datetime, int]:
         """The try number of each of ``slots`` of ``job`` that is not 1 (its first attempt): 2
         for its retry... Only a job that failed or was taken over, or a re-run (``again``),
-        can be retrying a slot: only then are its attempts at the slots counted, in one query."""
+        can be retrying a slot: only then are its attempts at the slots counted, in one query
+        (a folded attempt's: those at the window from the same oldest slot, ``since``)."""
         if not (job.error_count or job.taken_over_from or again) or job.pk is None:
             return {}
+        if since is not None:  # a folded attempt: a retry of the window from the same oldest slot
+            tries = self.filter(job=job, since=since, outcome__in=ATTEMPTED).count()
+            return {slot: tries + 1 for slot in slots} if tries else {}
         tried = (
             self.filter(job=job, slot__in=slots)
             .exclude(outcome=Outcome.RUNNING)
@@ -103,6 +115,9 @@ class Log(models.Model):
         blank=True,
         help_text="Seconds from its slot to its start: only for a slot on time, not a backlog, retry or re-run.",
     )
+    # A row covering several slots (a missed or paused span, a folded attempt): from ``since`` to ``slot``.
+    since = models.DateTimeField(null=True, blank=True, help_text="The oldest slot the row covers.")
+    covers = models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the row covers.")
 
     objects = LogQuerySet.as_manager()
 
@@ -118,14 +133,34 @@ class Log(models.Model):
 
     @classmethod
     def opened(
-        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False, rerun=False
-    ) -> list[Log]:
+        cls, job: Job, slots: list[datetime], started_at: datetime, host: str, pid: int, again=False, rerun=False,
+        window=None,
+    ) -> list[Log]:  # fmt: skip
         """The rows of attempts at ``slots`` about to start, one after another (not saved):
         ``running`` until each ends. ``again``: they may follow earlier attempts at the slots
-        (a retry, a re-run); ``rerun``: they are a re-run's."""
-        tries = cls.objects.try_numbers(job, slots, again or rerun)
+        (a retry, a re-run); ``rerun``: they are a re-run's; ``window`` (plan.Window): the
+        slots a folded attempt covers."""
+        tries = cls.objects.try_numbers(job, slots, again or rerun, window.since if window else None)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
+        if window is not None:
+            same.update(since=window.since, covers=window.covers)
         return [cls(slot=slot, attempt=tries.get(slot, 1), rerun=rerun, **same) for slot in slots]
+
+    @classmethod
+    def spanning(cls, job: Job, span, outcome: Outcome, why: str, now: datetime, host: str, pid: int | None) -> Log:
+        """The one row of a job's slots that did not run (plan.Span: missed, paused), not saved."""
+        return cls(
+            job=job,
+            slot=span.until,
+            since=span.since,
+            covers=span.covers,
+            started_at=now,
+            duration=0,
+            outcome=outcome,
+            error_value=why,
+            host=host[:200],
+            pid=pid,
+        )
 
     def finish(self, attempt: Attempt) -> None:
         """The attempt's outcome on this row (in memory)."""

@@ -11,6 +11,7 @@ import functools
 import graphlib
 import unicodedata
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from django.core import checks
@@ -19,9 +20,10 @@ from django.db import connection
 
 from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
+from ..schedules.clocks import clock_warnings
 from ..words import did_you_mean
 from . import tasks
-from .keys import KEY_ERROR, KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
+from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems, pairing_problems
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,11 @@ class JobSpec:
     cmd_args: tuple[str, ...] = ()
     enabled: bool = True
     backfill: bool = False
+    fold: bool = False  # the due slots of a tick as one attempt told its window (with backfill)
     last_success: bool = False
     max_backfill: int | None = None
     queued_at_once: int = 1  # a backfill job's slots on a task backend's queue at once
+    starting_deadline: float | None = None  # seconds: a slot later than this is missed, not run
     timeout: float | None = None
     task: str = ""  # a Django Task's dotted path, run instead of a command
     backend: str = ""  # the task backend that runs the attempts; "": the runner
@@ -42,6 +46,7 @@ class JobSpec:
     notify_on_success: bool = False
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
+    formerly: str = ""  # the job's previous name: its row is renamed, its state kept
 
     @property
     def command_line(self) -> str:
@@ -123,7 +128,7 @@ def _command_problems(entry: dict, commands: dict) -> list[tuple[str, str, str]]
     options = _options_of(cmd, commands[cmd])
     return [
         (key, f"command {cmd!r} does not accept {option}", "crontabber.E006")
-        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"))
+        for key, option in (("backfill", "--run-time"), ("last_success", "--last-success"), ("fold", "--since"))
         if entry.get(key) is True and option not in options
     ]
 
@@ -137,27 +142,17 @@ class _Context(NamedTuple):
 
 
 def _entry_problems(entry: dict, context: _Context) -> list[tuple[str, str, str]]:
-    """(key, message, id) of each mistake: each key on its own, then the schedule they
-    make, the command and its options, the task and its backend, its queue there."""
+    """(key, message, id) of each mistake: each key, alone and with those it needs; the schedule, command, task."""
     found = key_problems(entry)
-    bad = {key for key, _, _ in found}
+    bad, backend = {key for key, _, _ in found}, entry.get("backend", context.backend)
+    found += pairing_problems(entry, backend, bad)
     if not bad & set(SCHEDULE_KEYS):
         found += _schedule_of(entry, context.zone)[1]
     if "cmd" in entry and "cmd" not in bad:
         found += _command_problems(entry, context.commands)
-    backend = entry.get("backend", context.backend)
     if not bad & {"task", "backend"} and ("task" in entry or backend):
         found += tasks.problems(entry, backend)
-    if "queued_at_once" not in bad:
-        found += _queueing_problems(entry, backend)
     return found
-
-
-def _queueing_problems(entry: dict, backend: str) -> list[tuple[str, str, str]]:
-    """Slots queued several at once: only a backfill job on a task backend has a queue."""
-    if entry.get("queued_at_once", 1) == 1 or (entry.get("backfill") and backend):
-        return []
-    return [("queued_at_once", "is for a backfill job on a task backend ('backfill' and 'backend')", KEY_ERROR)]
 
 
 def _spec(entry: dict, context: _Context) -> JobSpec:
@@ -170,6 +165,7 @@ def _spec(entry: dict, context: _Context) -> JobSpec:
         cmd_args=tuple(values["cmd_args"]),
         depends_on=tuple(values["depends_on"]),
         backend=entry.get("backend", context.backend),
+        formerly=values["formerly"] or "",
     )
     schedule = _schedule_of(entry, context.zone)[0]
     return JobSpec(**values, schedule=schedule, zone=entry.get("timezone", context.zone))
@@ -200,6 +196,16 @@ def _duplicate(name: str, same: str) -> RegistryProblem:
         return RegistryProblem(name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
     why = f"the database takes it for the same name as {same!r} (its collation ignores case and accents)"
     return RegistryProblem(name, "name", f"{why}; rename one", "crontabber.E007")
+
+
+def _former_names(specs: list[JobSpec]) -> list[RegistryProblem]:
+    """A job renamed from a name that is still registered: which one keeps the state?"""
+    names = {spec.name for spec in specs}
+    return [
+        RegistryProblem(spec.name, "formerly", f"{spec.formerly!r} is still a registered job", "crontabber.E004")
+        for spec in specs
+        if spec.formerly in names
+    ]
 
 
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
@@ -237,7 +243,7 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
             continue
         seen[_as_stored(spec.name)] = spec.name
         specs.append(spec)
-    problems += _dependency_problems(specs)
+    problems += _former_names(specs) + _dependency_problems(specs)
     return specs, problems
 
 
@@ -258,9 +264,27 @@ def jobs_or_none() -> dict[str, JobSpec] | None:
         return None
 
 
+CLOCK_CHANGE_WARNING = "crontabber.W001"
+
+
 @checks.register("crontabber")
 def check_registry(app_configs=None, **kwargs):
+    """Every mistake in the registry as an error; without any, a warning for each clock
+    change (within a year) that moves or merges a fixed-time job's slot."""
+    specs, problems = validate()
+    if problems:
+        return [
+            checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
+            for p in problems
+        ]
+    return clock_change_warnings(specs, datetime.now(UTC))
+
+
+def clock_change_warnings(specs: list[JobSpec], now: datetime) -> list[checks.Warning]:
+    """Not errors: the job runs, once; the warning says what will happen and when."""
     return [
-        checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
-        for p in validate()[1]
+        checks.Warning(f"{spec.name}: {note}", obj=f"CRONTABBER_JOBS[{spec.name!r}]", id=CLOCK_CHANGE_WARNING)
+        for spec in specs
+        if spec.enabled
+        for note in clock_warnings(spec.schedule, now)
     ]

@@ -22,6 +22,7 @@ NAME_MAX = 200  # Job.name's column: a longer name could not be stored
 TIMEOUT_MAX = 7 * 86400  # seconds: a week; longer would overflow the timers of some platforms
 MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, bounded
 QUEUED_AT_ONCE_MAX = 1000  # slots on a task backend's queue at once: beyond what workers drain in a second
+DEADLINE_MAX = 366 * 86400  # seconds: a year; a later start is no deadline at all
 
 
 def _job_name(value) -> str:
@@ -136,6 +137,14 @@ KEYS = {
             shown_default="`cmd` or `task`",
             check=_job_name,
         ),
+        Key(
+            "formerly",
+            "str",
+            "the job's previous `name`: a job renamed keeps its state, its attempts and its schedule's history "
+            "(the rename is recorded on the job's admin page); the old name must not be registered any more",
+            shown_default="none",
+            check=_job_name,
+        ),
         Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
         Key(
             "frequency",
@@ -183,10 +192,17 @@ KEYS = {
             "pass `--last-success=<slot of the last success>` (left out before the first success); the command "
             "must accept it",
         ),
+        flag(
+            "fold",
+            "with `backfill`: the due slots of one tick run as one attempt told its window, "
+            "`--run-time=<newest slot> --since=<oldest slot>` (a task: `run_time` and `since`); the command must "
+            "accept `--since`. A failed window is retried whole ([folding a backlog](operations.md#folding-a-backlog))",
+        ),
         Key(
             "max_backfill",
             "int > 0",
-            "at most this many slots of this job in one tick; the rest run on the next",
+            "at most this many slots of this job in one tick (with `fold`: in its one attempt); the rest run on the "
+            "next",
             None,
             "no limit",
             _positive(whole=True, most=MAX_BACKFILL_MAX),
@@ -200,6 +216,16 @@ KEYS = {
             1,
             "`1`",
             _positive(whole=True, most=QUEUED_AT_ONCE_MAX),
+        ),
+        Key(
+            "starting_deadline",
+            "seconds > 0",
+            "a slot that cannot start within this long after it fell due is not run: it is recorded `missed` (one "
+            "Log row for a span of them, saying how many) and the schedule moves on; without `backfill` the one "
+            "run for the latest due slot is missed the same way. A forced run (run now, `--force`) has no deadline",
+            None,
+            "none: every slot runs, however late",
+            _positive(whole=False, most=DEADLINE_MAX),
         ),
         flag(
             "process",
@@ -243,6 +269,18 @@ def key_problems(entry: dict) -> list[tuple[str, str, str]]:
         message = key.check(entry.get(key.name)) if key.name in entry or required else ""
         if message:
             found.append((key.name, message, key.code))
+    return found
+
+
+def pairing_problems(entry: dict, backend: str, bad: set[str]) -> list[tuple[str, str, str]]:
+    """(key, message, id) for each key without the keys it needs: ``fold`` a backfill job;
+    ``queued_at_once`` a backfill job on a task backend that is not folded (one slot an attempt)."""
+    found = []
+    if entry.get("fold") is True and entry.get("backfill") is not True:
+        found.append(("fold", "only with 'backfill': True (a job without it runs once for its latest slot)", KEY_ERROR))
+    queue = entry.get("backfill") is True and backend and entry.get("fold") is not True
+    if "queued_at_once" not in bad and entry.get("queued_at_once", 1) != 1 and not queue:
+        found.append(("queued_at_once", "is for a backfill job on a task backend, not a folded one", KEY_ERROR))
     return found
 
 

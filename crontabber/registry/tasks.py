@@ -108,6 +108,6 @@ def _task_problems(entry: dict) -> list[tuple[str, str, str]]:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     return found + [
         (flag, f"task {entry['task']!r} does not accept the keyword argument {argument}", TASK_ERROR)
-        for flag, argument in (("backfill", "run_time"), ("last_success", "last_success"))
+        for flag, argument in (("backfill", "run_time"), ("last_success", "last_success"), ("fold", "since"))
         if entry.get(flag) is True and argument not in parameters and not takes_any
     ]

@@ -56,3 +56,10 @@ def leaky(run_time=None):
     from tests.scrub_corpus import SHAPES
 
     return {"lines": [text for _, text, _ in SHAPES]}
+
+
+@task
+def window(run_time=None, since=None):
+    """A folded task: records the window it was told."""
+    Execution.objects.create(label=since or "", slot=run_time or "", pid=os.getpid(), started=time.time())
+    return {"since": since, "run_time": run_time}

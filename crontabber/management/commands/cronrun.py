@@ -202,11 +202,16 @@ class Command(BaseCommand):
     def _print_plan(self, report):
         if report.held_all:
             return
-        if not report.planned:
+        for name, missed in report.missed.items():
+            self.stdout.write(
+                f"would not run {name} for {format_instant(missed.since)} to {format_instant(missed.until)}: "
+                f"{plural(missed.covers, 'slot')} past its starting deadline, recorded missed"
+            )
+        if not report.planned and not report.missed:
             self.stdout.write("nothing is due")
         for name, (shown, last, more) in report.planned.items():
             for slot in shown:
-                self.stdout.write(f"would run {name} for {format_instant(slot)}")
+                self.stdout.write(f"would run {name} for {report.folded.get(name) or format_instant(slot)}")
             if more:
                 through = f" through {format_instant(last)}" if last else " (the rest on later ticks)"
                 self.stdout.write(f"... and more slots of {name}{through}")

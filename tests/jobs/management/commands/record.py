@@ -12,11 +12,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--run-time", type=parse_instant)
         parser.add_argument("--last-success", type=parse_instant)
+        parser.add_argument("--since", type=parse_instant, help="a folded job's oldest slot")
         parser.add_argument("--label", default="")
         parser.add_argument("--colour", default="")
 
-    def handle(self, *args, run_time=None, last_success=None, label="", colour="", **options):
-        control.CALLS.append({"label": label, "run_time": run_time, "last_success": last_success, "colour": colour})
+    def handle(self, *args, run_time=None, last_success=None, since=None, label="", colour="", **options):
+        call = {"label": label, "run_time": run_time, "last_success": last_success, "colour": colour}
+        control.CALLS.append({**call, "since": since} if since else call)
         key = run_time.isoformat() if run_time else "*"
         if key in control.SLOW:
             time.sleep(control.SLOW[key])
