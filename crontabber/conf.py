@@ -27,7 +27,25 @@ SETTINGS = {
     s.name: s
     for s in (
         Setting("CRONTABBER_JOBS", [], "the registry (see the registry keys above)"),
-        Setting("CRONTABBER_INTERVAL", 300, "seconds between ticks of `cronrun --loop` and of the shell loop"),
+        Setting(
+            "CRONTABBER_INTERVAL",
+            300,
+            "seconds between ticks of the shell loop; for `cronrun --loop`, which also ticks when a job falls due, "
+            "its longest sleep",
+        ),
+        Setting(
+            "CRONTABBER_REQUEST_POLL_SECONDS",
+            30,
+            "a sleeping `cronrun --loop` looks this often (one short query) whether an operator asked for something "
+            "in the admin (run now, re-run, an override, a release) or a repair command ran, and ticks if so; `0`: "
+            "never, such requests wait for the next tick ([operations](operations.md#the-loop-on-time))",
+        ),
+        Setting(
+            "CRONTABBER_LATE_START_SECONDS",
+            60,
+            "a job whose latest on-time slot started later than this after the slot: health WARNING "
+            "([operations](operations.md#the-loop-on-time))",
+        ),
         Setting(
             "CRONTABBER_LEASE_SECONDS",
             300,
@@ -122,7 +140,7 @@ SETTINGS = {
         ),
         Setting(
             "CRONTABBER_TASK_POLL_SECONDS",
-            5,
+            1,
             "`cronrun --loop` ticks again this soon while attempts are on task workers, to read their results "
             "and queue the next slots",
         ),

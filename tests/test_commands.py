@@ -39,6 +39,7 @@ def test_cronlist_table(registry, capsys):
         "SKIPPED",
         "NEXT",
         "RUN",
+        "LAG",
         "ERRORS",
         "RUNNING",
     ]

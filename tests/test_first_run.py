@@ -74,5 +74,5 @@ def test_the_exit_status_is_what_a_supervisor_reads(jobs):
 def test_the_loop_says_what_it_runs_when_it_starts(jobs):
     jobs([HOURLY])
     lines = cronrun("--loop", "--interval", "0.1", "--max-ticks", "1")
-    assert lines[0].startswith("crontabber: 1 job, a tick every 0.1 s, on ")
+    assert lines[0].startswith("crontabber: 1 job, a tick at each slot and at least every 0.1 s, on ")
     assert lines[-1].startswith("ran 1 slot of 1 job: 1 success; next: hourly at")

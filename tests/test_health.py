@@ -59,6 +59,7 @@ def test_healthy_jobs_answer_200_with_each_jobs_status(registry, client):
         "last_success": "2026-05-01T11:00:00+00:00",
         "error_count": 0,
         "last_error": None,
+        "start_lag": 0.0,  # its 11:00 slot started at 11:00
     }
 
 

@@ -9,10 +9,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .. import conf
 from ..models import Job
 from ..outcomes import Outcome
 from ..schedules import ScheduleError, build_override
 from ..web.listing import NOT_IN_REGISTRY
+from ..words import took
 from .display import BLUE, GREEN, GREY, ORANGE, PRE, RED, grid, latest_failure, strip, time_field, when, zone_of
 
 STATUS_COLOURS = {
@@ -102,6 +104,16 @@ class JobColumns:
     rerun_from_shown = time_field("rerun_from", "re-run from")
     rerun_to_shown = time_field("rerun_to", "re-run to")
     claimed_at_shown = time_field("claimed_at", "claimed at", seconds=True)
+
+    @admin.display(description="start lag")
+    def start_lag_shown(self, job):
+        """How late its latest on-time slot started (a backlog's slots, retries and re-runs are not counted)."""
+        if job.start_lag is None:
+            return "- (no on-time slot yet)"
+        late = job.start_lag > conf.get("CRONTABBER_LATE_START_SECONDS")
+        text = f"{took(job.start_lag)} after its latest on-time slot"
+        return format_html('<span style="color: {}">{} (late)</span>', ORANGE, text) if late else text
+
     claim_expires_shown = time_field("claim_expires", "claim expires", seconds=True)
 
     @admin.display(description="latest slots (oldest left)")

@@ -108,6 +108,7 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
                     "last_skipped_shown",
                     "next_slot_shown",
                     "next_run_shown",
+                    "start_lag_shown",
                     "error_count",
                     "last_error",
                 ]
@@ -147,6 +148,12 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return JobChangeList
+
+    def log_change(self, request, obj, message):
+        """Every change an operator makes here is in the history, and wakes the sleeping
+        ``cronrun --loop`` runners (Control.ask), which tick within CRONTABBER_REQUEST_POLL_SECONDS."""
+        Control.ask(timezone.now())
+        return super().log_change(request, obj, message)
 
     # --- the change form: only the two overrides are editable ---------------------------
 

@@ -61,6 +61,7 @@ class LogAdmin(ReadOnlyAdmin):
         "job_link",
         "slot_shown",
         "started",
+        "start_lag_shown",
         "duration_shown",
         "outcome_shown",
         "attempt",
@@ -75,6 +76,12 @@ class LogAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     started = time_field("started_at", "started", seconds=True)
+
+    @admin.display(description="start lag")
+    def start_lag_shown(self, log):
+        if log.start_lag is None:
+            return "- (not an on-time slot: a backlog's, a retry, a re-run or a forced run)"
+        return f"{took(log.start_lag)} after its slot"
 
     @admin.display(description="ran on")
     def ran_on(self, log):

@@ -59,6 +59,7 @@ class Claimed:
     released: bool = False  # its claim goes with its last written state
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempt on a task backend is read back
+    planned_at: datetime | None = None  # when its slots were planned
 
     @property
     def careful(self) -> bool:
@@ -69,11 +70,30 @@ class Claimed:
 
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
-        anchor = self.job.anchor(now)
+        anchor, self.planned_at = self.job.anchor(now), now
         self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None
         return self.slots
+
+    def start_lag(self, log: Log) -> float | None:
+        """Seconds from the slot of the attempt about to start to its start, if the slot is
+        on time: the job's own next slot (not a forced extra run, a re-run or a retry) and
+        the latest due when its slots were planned. A backlog's older slots are None: they
+        wait for the runner or for the job, not for a tick (docs/operations.md)."""
+        next_slot = self.job.next_slot
+        if self.again or log.attempt > 1 or (next_slot is not None and log.slot < next_slot):
+            return None
+        return max((log.started_at - log.slot).total_seconds(), 0.0) if self.latest_due(log.slot) else None
+
+    def latest_due(self, slot: datetime) -> bool:
+        """Whether ``slot`` (just taken) was the job's latest due slot when they were planned."""
+        if self.slots is None or self.slots.peek(1):
+            return False
+        if not (self.spec.backfill and self.spec.max_backfill):  # its planned slots end at the latest
+            return True
+        following = self.spec.schedule.next_after(slot, self.job.anchor(self.planned_at))
+        return following is None or following > self.planned_at
 
     def upcoming(self, now: datetime) -> Upcoming:
         """Its slots to run, planned now if they are not yet."""

@@ -94,6 +94,7 @@ class Ledger:
             self._open_ahead(claimed, slot)
         log = claimed.running = claimed.ahead.popleft()
         log.started_at = timezone.now()
+        log.start_lag = claimed.start_lag(log)
         self.attempts += 1
         tell(signals.attempt_started, spec=claimed.spec, job=claimed.job, log=log)
         return log
@@ -133,7 +134,7 @@ class Ledger:
         else:
             upcoming = claimed.slots.peek(1) if claimed.slots else []  # the backlog's next slot, if after this one
             following = upcoming[0] if upcoming and upcoming[0] > log.slot else None
-            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, following)
+            job.apply_attempt(claimed.spec.schedule, log.slot, log.started_at, attempt, now, following, log.start_lag)
         job.claim_expires = now + self.lease
         log.finish(attempt)
         claimed.running = None

@@ -60,6 +60,18 @@ def next_due(planned: Plan, rows: dict, now: datetime, ran: dict) -> tuple[str, 
     """The enabled job due next after the tick: of the jobs that were due, one that ran at
     its new next run (``ran``: name -> next run), another at its row's; else the soonest of
     the others."""
+    when, name = min(next_runs(planned, rows, now, ran), default=(None, ""))
+    return (name, when) if when is not None else None
+
+
+def next_wake(planned: Plan, rows: dict, now: datetime, ran: dict) -> datetime | None:
+    """When the first job this runner knows of falls due after ``now``: a due job that ran
+    elsewhere or waits (for a dependency, a claim) is not counted, else a loop would spin."""
+    return min((when for when, _ in next_runs(planned, rows, now, ran) if when > now), default=None)
+
+
+def next_runs(planned: Plan, rows: dict, now: datetime, ran: dict) -> list[tuple[datetime, str]]:
+    """(next run, name) of each enabled job that was due, and of the soonest of the others."""
     found = [
         (
             ran[item.spec.name] if item.spec.name in ran else next_run(item.spec, rows.get(item.spec.name), now),
@@ -69,8 +81,19 @@ def next_due(planned: Plan, rows: dict, now: datetime, ran: dict) -> tuple[str, 
         if item.spec.enabled
     ]
     found += [planned.soonest] if planned.soonest else []
-    when, name = min((item for item in found if item[0] is not None), default=(None, ""))
-    return (name, when) if when is not None else None
+    return [item for item in found if item[0] is not None]
+
+
+def sleep_seconds(now: datetime, interval: float, wake: datetime | None, poll: float | None) -> float:
+    """How long a loop that ended a tick at ``now`` sleeps: to the next multiple of
+    ``interval`` of the clock (so runners tick together), or sooner to ``wake`` (the next
+    slot it knows of) or after ``poll`` (attempts wait on task workers); never below 0."""
+    seconds = interval - now.timestamp() % interval
+    if wake is not None:
+        seconds = min(seconds, (wake - now).total_seconds())
+    if poll is not None:
+        seconds = min(seconds, poll)
+    return max(seconds, 0.0)
 
 
 def in_dependency_order(due: list[Due]) -> list[Due]:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from django.db import models, transaction
 from django.utils import timezone
 
-from ..models import Job, Log
+from ..models import Control, Job, Log
 from ..outcomes import Interruption, Outcome
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
@@ -48,6 +48,7 @@ def reset(names, now: datetime | None = None) -> dict[str, Job]:
                 + "; nothing was changed"
             )
         Job.objects.filter(name__in=jobs).update(**Job.FORGOTTEN)
+        Control.ask(now)
     return jobs
 
 
@@ -108,6 +109,7 @@ def mark_success(
             raise Unconfirmed("; ".join(asked))
         for (job, _), spec in zip(marks, specs, strict=True):
             _mark(job, effective_spec(spec, job).schedule, marked, now, by)
+        Control.ask(now)
     return marks
 
 
@@ -157,6 +159,7 @@ def give_up_queued(names, by: str = "cronunlock --queued") -> dict[str, int]:
     queued = Log.objects.queued().filter(job__name__in=list(names))
     counts = dict(queued.order_by().values_list("job__name").annotate(n=models.Count("id")))
     queued.update(outcome=Outcome.INTERRUPTED, error_type=Interruption.GIVEN_UP, error_value=f"given up by {by}")
+    Control.ask(timezone.now())
     return counts
 
 
@@ -192,4 +195,5 @@ def unlock(
         for job in jobs:
             job.logs.interrupt_running(Interruption.UNLOCKED, f"claim of {job.claimed_by} released by {by}")
         Job.objects.filter(pk__in=[job.pk for job in jobs]).release()
+        Control.ask(now)
     return [Released(job.name, job.claimed_by, job.claimed_at) for job in jobs]

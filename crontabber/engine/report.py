@@ -49,6 +49,8 @@ class TickReport:
     queued: list[str] = field(default_factory=list)  # jobs whose attempt is on a task backend
     next_runs: dict[str, datetime | None] = field(default_factory=dict)  # job -> its next run, once it ran
     next_due: tuple[str, datetime] | None = None  # the job due next after the tick, and when
+    wake: datetime | None = None  # when the first job it knows of falls due after the tick (plan.next_wake)
+    asked_at: datetime | None = None  # the operators' last request, as the tick read it (Control.asked_at)
     unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
     due: int = 0  # jobs due at the tick's start (some may have run elsewhere, or waited)
 

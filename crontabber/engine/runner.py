@@ -3,6 +3,7 @@ re-runs are tick.py's (or, dry, dryrun.py's)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -16,10 +17,12 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from .. import conf, logger
+from ..models import Control
 from ..registry import JobSpec, load_jobs
 from ..words import first_line
 from .dryrun import DryTick
 from .execution import CLOCK, Deadlines
+from .plan import sleep_seconds
 from .report import TickReport
 from .tick import Tick
 
@@ -35,6 +38,7 @@ class Runner:
         self.verbosity = verbosity  # what goes to ``out``: 0 failures, 1 a line per attempt, 2 jobs' output
         self.stop_requested = False
         self.deadlines = Deadlines()
+        self.claim_size = 1  # jobs in a tick's first batch: the last tick's pace (claims.py)
 
     def tick(self, only=None, force=False, extra=None, dry_run=False, specs=None) -> TickReport:
         """Run every due job (or only the named ones) once. ``force`` runs them even if
@@ -53,31 +57,54 @@ class Runner:
         return tick.report
 
     def loop(self, specs: list[JobSpec], interval: float, max_ticks: int = 0) -> bool:
-        """Tick now, then at every multiple of ``interval`` seconds of the clock (so the
-        runners of a deployment tick together and share each tick's work), until a signal
-        or ``max_ticks``; sooner while attempts wait on task workers. A tick that fails on
-        the database is one line and the loop goes on. Returns whether the last tick failed."""
+        """Tick now, then again when the first job falls due (plan.sleep_seconds), at the
+        latest at the next multiple of ``interval`` seconds of the clock (so the runners of
+        a deployment tick together); every CRONTABBER_TASK_POLL_SECONDS while attempts wait
+        on task workers; and soon after an operator asks for something (``_sleep``). Until a
+        signal or ``max_ticks``. A tick that fails on the database is one line and the loop
+        goes on. Returns whether the last tick failed."""
         wake, ticks, failed = threading.Event(), 0, False
         with self.stopping_on_signals(wake):
             while not self.stop_requested:
-                failed, polling = self._loop_tick(specs, interval)
+                failed, report = self._loop_tick(specs, interval)
                 ticks += 1
                 if self.stop_requested or (max_ticks and ticks >= max_ticks):
                     break
-                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if polling else interval
-                wake.wait(min(poll, interval - time.time() % interval))
+                poll = conf.get("CRONTABBER_TASK_POLL_SECONDS") if report.queued else None
+                self._sleep(wake, sleep_seconds(timezone.now(), interval, report.wake, poll), report.asked_at)
         return failed
 
-    def _loop_tick(self, specs, interval: float) -> tuple[bool, bool]:
-        """One tick of the loop: whether it failed on the database, and whether attempts
-        wait on task workers (their results are read, and the next slots queued, sooner)."""
+    def _sleep(self, wake: threading.Event, seconds: float, asked: datetime | None) -> None:
+        """Sleep ``seconds`` (to the wall clock's instant, not a moment early: an early wake
+        is an idle tick), or until a signal, or until an operator asks for something: the
+        control row's one value read every CRONTABBER_REQUEST_POLL_SECONDS (0: never)."""
+        until, every = time.time() + seconds, conf.get("CRONTABBER_REQUEST_POLL_SECONDS") or math.inf
+        while (left := until - time.time()) > 0 and not wake.is_set():
+            if not wake.wait(min(left, every)) and left > every and self._asked_since(asked):
+                return
+
+    def _asked_since(self, asked: datetime | None) -> bool:
         try:
-            close_old_connections()  # around each tick, as around a request: CONN_MAX_AGE
+            return Control.asked_since(asked)
+        except DatabaseError:  # the next tick says what is wrong with the database
+            connection.close()  # and the next look connects afresh
+            return False
+
+    def _loop_tick(self, specs, interval: float) -> tuple[bool, TickReport]:
+        """One tick of the loop: whether it failed on the database, and its report."""
+        try:
+            # Around each tick, as around a request (CONN_MAX_AGE); unless the loop looks at the
+            # control row while it sleeps: then it keeps its connection (a broken one is closed
+            # where it fails), and a slot's tick starts without connecting.
+            looking = conf.get("CRONTABBER_REQUEST_POLL_SECONDS")
+            if not looking:
+                close_old_connections()
             report = self.tick(specs=specs)
-            close_old_connections()
+            if not looking:
+                close_old_connections()
             if self.out is not None and self.verbosity >= 1:
                 self.out.write(f"{report.summary(timezone.now())}\n")
-            return False, bool(report.queued)
+            return False, report
         except DatabaseError as error:
             if self.err is not None:
                 self.err.write(f"crontabber: database error: {first_line(error)}; next tick in {interval:g} s")
@@ -85,7 +112,7 @@ class Runner:
                 connection.close()  # the next tick connects afresh
             except DatabaseError:
                 pass
-            return True, False
+            return True, TickReport()
 
     def _tick(self, dry_run: bool, force=False, extra=None) -> Tick:
         return (DryTick if dry_run else Tick)(self, force, extra)

@@ -26,7 +26,7 @@ from .claims import Claimed, Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, next_due, plan, slots_between
+from .plan import Due, backlog, next_due, next_wake, plan, slots_between
 from .report import Progress, TickReport
 from .rerun import RerunRefused, job_that_ran
 from .slots import SlotLoop
@@ -41,7 +41,7 @@ class Tick:
         self.now = timezone.now()
         self.report = TickReport()
         self.progress = Progress(self.report, runner.out, runner.verbosity)
-        self.claims = Claims(runner.owner)
+        self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
 
     @cached_property
@@ -52,6 +52,7 @@ class Tick:
         """The steps, in order; how the tick ended is recorded whatever happens."""
         with self.recording():  # record the tick, in error or not
             control = Control.load()  # the hold switch
+            self.report.asked_at = control.asked_at
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
@@ -61,6 +62,7 @@ class Tick:
                 self.read_back(specs, planned.due)  # results on task backends of the jobs not due now
                 self.run_due(planned.due)  # claim and run the slots, a batch at a time
                 self.report.next_due = next_due(planned, rows, self.now, self.report.next_runs)
+                self.report.wake = next_wake(planned, rows, self.now, self.report.next_runs)
         return self.report
 
     # --- the steps -----------------------------------------------------------------------
@@ -158,6 +160,7 @@ class Tick:
                 started, attempts = CLOCK["now"](), self.ledger.attempts
                 self.slots.run_batch(self.claims.take(queue, timezone.now()))
                 self.claims.paced(started, self.ledger.attempts - attempts)
+        self.runner.claim_size = self.claims.size  # a loop's next tick starts at this pace
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime) -> datetime | None:
         """The job's slots from ``start`` to ``end`` again, oldest first, through the slot

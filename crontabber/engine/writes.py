@@ -28,10 +28,11 @@ from .claims import Claimed
 
 LOG_FIELDS = [
     "started_at", "duration", "outcome", "error_type", "error_value", "traceback", "output", "backend", "result_id",
+    "start_lag",
 ]  # fmt: skip
 JOB_FIELDS = [
     "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error", "crash_count",
-    "claimed_by", "claimed_at", "claim_expires",
+    "claimed_by", "claimed_at", "claim_expires", "start_lag",
 ]  # fmt: skip
 
 

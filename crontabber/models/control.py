@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import connection, models
 
 
 class Control(models.Model):
@@ -18,6 +18,9 @@ class Control(models.Model):
     last_tick_seconds = models.FloatField(null=True, blank=True, help_text="How long the last tick took.")
     last_tick_error = models.TextField(blank=True, help_text="How the last tick failed; empty: it completed.")
     last_purge = models.DateTimeField(null=True, blank=True, help_text="When old Log rows were last deleted.")
+    asked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an operator last asked the runners for something: a sleeping loop wakes."
+    )
 
     class Meta:
         verbose_name = "control"
@@ -38,6 +41,26 @@ class Control(models.Model):
         cls.objects.filter(pk=1).update(
             last_tick=now, last_tick_by=owner, last_tick_error=error[:2000], last_tick_seconds=seconds
         )
+
+    @classmethod
+    def ask(cls, now: datetime) -> None:
+        """An operator changed what runners should do (run now, re-run, an override, a
+        release, a repair): a ``cronrun --loop`` asleep sees it and ticks (Runner.loop)."""
+        cls.load()
+        cls.objects.filter(pk=1).update(asked_at=now)
+
+    @classmethod
+    def asked_since(cls, asked: datetime | None) -> bool:
+        """Whether an operator asked for something after ``asked``: one short query, its
+        SQL written out (a sleeping loop asks often; the ORM's compiling cost more than it)."""
+        quote = connection.ops.quote_name
+        sql = f"SELECT 1 FROM {quote(cls._meta.db_table)} WHERE id = 1 AND {quote('asked_at')} "
+        with connection.cursor() as cursor:
+            if asked is None:
+                cursor.execute(sql + "IS NOT NULL")
+            else:
+                cursor.execute(sql + "> %s", [connection.ops.adapt_datetimefield_value(asked)])
+            return cursor.fetchone() is not None
 
     @classmethod
     def record_purge(cls, now: datetime) -> None:

@@ -140,6 +140,9 @@ class Job(models.Model):
         max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    start_lag = models.FloatField(
+        null=True, blank=True, help_text="Seconds from its latest on-time slot to the start of that slot's attempt."
+    )
     # Operators' controls (admin), obeyed by every runner.
     enabled_override = models.BooleanField(
         null=True,
@@ -172,6 +175,7 @@ class Job(models.Model):
         error_count=0,
         last_error="",
         crash_count=0,
+        start_lag=None,
     )
 
     class Meta:
@@ -208,7 +212,14 @@ class Job(models.Model):
         return next_slot, next_run
 
     def apply_attempt(
-        self, schedule: Schedule, slot: datetime, started_at: datetime, attempt: Attempt, now, following=None
+        self,
+        schedule: Schedule,
+        slot: datetime,
+        started_at: datetime,
+        attempt: Attempt,
+        now,
+        following=None,
+        start_lag: float | None = None,
     ) -> None:
         """The job's new state after an attempt at ``slot`` (in memory; pure).
 
@@ -216,7 +227,9 @@ class Job(models.Model):
         when the caller has it at hand, a backlog's next, else the schedule's) and clears
         its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick; a queued
-        one changes nothing yet: its result is recorded when a later tick reads it."""
+        one changes nothing yet: its result is recorded when a later tick reads it.
+        ``start_lag``: the attempt's, if its slot was on time (Claimed.start_lag)."""
+        self.start_lag = self.start_lag if start_lag is None else start_lag
         if attempt.outcome == Outcome.QUEUED:
             return
         self.last_run = started_at

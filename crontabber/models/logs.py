@@ -98,6 +98,11 @@ class Log(models.Model):
     backend = models.CharField(max_length=100, blank=True, help_text="The task backend that ran the attempt.")
     result_id = models.CharField(max_length=200, blank=True, help_text="The attempt's result id on that backend.")
     rerun = models.BooleanField(default=False, help_text="A re-run's attempt: the job's schedule was left alone.")
+    start_lag = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Seconds from its slot to its start: only for a slot on time, not a backlog, retry or re-run.",
+    )
 
     objects = LogQuerySet.as_manager()
 

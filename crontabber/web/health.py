@@ -12,7 +12,7 @@ from .. import conf
 from ..engine.backends import patience
 from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec, load_jobs
-from ..words import first_line
+from ..words import first_line, took
 
 OK, WARNING, CRITICAL = 0, 1, 2  # Nagios exit codes
 HEALTHY = ("ok", "running", "queued", "disabled")
@@ -29,6 +29,7 @@ class JobHealth:
     error_count: int
     last_error: str
     why: str = ""  # what makes a stuck or isolated job CRITICAL
+    start_lag: float | None = None  # seconds its latest on-time slot started late
 
     def as_dict(self):
         iso = lambda t: t.isoformat() if t else None  # noqa: E731
@@ -40,6 +41,7 @@ class JobHealth:
             "last_success": iso(self.last_success),
             "error_count": self.error_count,
             "last_error": self.last_error or None,
+            "start_lag": self.start_lag,
         }
 
 
@@ -72,6 +74,7 @@ def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None
         last_success=job.last_success if job else None,
         error_count=job.error_count if job else 0,
         last_error=job.last_error if job else "",
+        start_lag=job.start_lag if job else None,
     )
 
 
@@ -100,7 +103,7 @@ class Report:
 def report(names=None, now=None) -> Report:
     """Every job's status and one verdict. CRITICAL: no runner ticked recently, a job is
     overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row; WARNING: a job
-    failed fewer times, or all jobs are held."""
+    failed fewer times, its latest on-time slot started late, or all jobs are held."""
     now = now or timezone.now()
     specs = load_jobs(names)
     rows = Job.objects.in_bulk([spec.name for spec in specs], field_name="name")
@@ -141,6 +144,7 @@ def _verdicts(jobs: list[JobHealth], rows, control: Control, now: datetime) -> l
     """(code, problem or '') of the runners, each job, the clocks and the hold switch."""
     verdicts = [_tick_verdict(control, now)] if jobs else []
     verdicts += [_job_verdict(job) for job in jobs]
+    verdicts += [_late_verdict(job) for job in jobs if job.status != "disabled"]
     verdicts.append(_clock_verdict(control, rows, now))
     if control.hold_all:
         verdicts.append((WARNING, f"all jobs are held by {control.held_by or 'an operator'}"))
@@ -176,3 +180,11 @@ def _job_verdict(job: JobHealth) -> tuple[int, str]:
         code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
         return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"
     return OK, ""
+
+
+def _late_verdict(job: JobHealth) -> tuple[int, str]:
+    """Its latest on-time slot started later than CRONTABBER_LATE_START_SECONDS after it."""
+    limit = conf.get("CRONTABBER_LATE_START_SECONDS")
+    if job.start_lag is None or job.start_lag <= limit:
+        return OK, ""
+    return WARNING, f"{job.name}: its latest slot started {took(job.start_lag)} late (more than {limit:g} s)"

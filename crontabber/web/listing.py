@@ -7,11 +7,12 @@ from datetime import datetime
 
 from ..models import Job
 from ..registry import JobSpec, effective_spec
+from ..words import took
 from . import health
 
 NOT_IN_REGISTRY = "not in registry"
 VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
-HEADER = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "ERRORS", "RUNNING")
+HEADER = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "LAG", "ERRORS", "RUNNING")
 STATE_TIMES = ("next_run", "next_slot", "last_run", "last_success", "last_skipped", "first_run")
 
 
@@ -52,6 +53,7 @@ def state(job: Job | None) -> dict:
     claimed = job is not None and bool(job.claimed_by)
     return {
         **times,
+        "start_lag": job.start_lag if job else None,  # seconds: its latest on-time slot's start lag
         "error_count": job.error_count if job else 0,
         "last_error": (job.last_error or None) if job else None,
         "ongoing": iso(job.claimed_at) if claimed else None,
@@ -79,7 +81,8 @@ def statuses(entries: list[dict], registry: dict[str, JobSpec], rows: dict[str, 
 def row(entry: dict) -> tuple[str, ...]:
     """An entry as a line of the table, a cell per HEADER column."""
     times = [short(entry[field]) for field in ("last_run", "last_success", "last_skipped")]
-    return (entry["name"], entry["schedule"], *times, _next_run(entry), str(entry["error_count"]), _running(entry))
+    lag = "-" if entry["start_lag"] is None else took(entry["start_lag"])
+    return (entry["name"], entry["schedule"], *times, _next_run(entry), lag, str(entry["error_count"]), _running(entry))
 
 
 def _next_run(entry: dict) -> str:

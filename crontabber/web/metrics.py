@@ -2,7 +2,7 @@
 (for node_exporter's textfile collector).
 
 ``read`` reads the rows, four queries whatever the number of jobs (the jobs, the control
-row, attempts by job and outcome, recent durations by job and bucket); ``families`` turns
+row, attempts by job and outcome, recent durations and start lags by job and bucket); ``families`` turns
 them into metric families without touching the database; ``exposition`` puts them through
 a custom collector on a private CollectorRegistry (no global registry state).
 
@@ -33,6 +33,7 @@ MISSING = "metrics need prometheus-client: pip install 'django-crontabber[metric
 BACKLOG_CAP = 100_000  # a backfill job's backlog is counted up to this many slots
 DURATION_WINDOW = timedelta(hours=24)  # the duration histogram's attempts: those started this recently
 BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)  # seconds; +Inf is added
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 900.0)  # seconds; +Inf is added
 
 
 class Unavailable(RuntimeError):
@@ -60,6 +61,7 @@ class Snapshot:
     control: Control | None
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, outcome) -> attempts in the Log
     durations: dict[str, Durations] = field(default_factory=dict)  # by name
+    lags: dict[str, Durations] = field(default_factory=dict)  # on-time start lags, by name
 
 
 def read(now: datetime | None = None, names=None) -> Snapshot:
@@ -69,7 +71,7 @@ def read(now: datetime | None = None, names=None) -> Snapshot:
     rows = {job.name: job for job in Job.objects.all()}
     by_id = {job.pk: job.name for job in rows.values()}
     control = Control.objects.filter(pk=1).first()  # read only: never created here
-    return Snapshot(now, specs, rows, control, _attempts_read(by_id), _durations_read(by_id, now))
+    return Snapshot(now, specs, rows, control, _attempts_read(by_id), *_durations_read(by_id, now))
 
 
 def _attempts_read(by_id: dict[int, str]) -> dict[tuple[str, str], int]:
@@ -78,17 +80,25 @@ def _attempts_read(by_id: dict[int, str]) -> dict[tuple[str, str], int]:
     return {(by_id[row["job_id"]], row["outcome"]): row["n"] for row in counted if row["job_id"] in by_id}
 
 
-def _durations_read(by_id: dict[int, str], now: datetime) -> dict[str, Durations]:
-    """Each job's finished attempts of the last DURATION_WINDOW, by bucket: one GROUP BY
-    with a conditional count per bucket."""
+def _durations_read(by_id: dict[int, str], now: datetime) -> tuple[dict[str, Durations], dict[str, Durations]]:
+    """Each job's finished attempts of the last DURATION_WINDOW by duration bucket, and
+    their start lags (of on-time slots) by lag bucket: one GROUP BY with a conditional
+    count per bucket."""
     recent = Log.objects.order_by().filter(started_at__gte=now - DURATION_WINDOW).exclude(outcome=Outcome.RUNNING)
     buckets = {f"le{i}": Count("pk", filter=Q(duration__lte=bound)) for i, bound in enumerate(BUCKETS)}
-    counted = recent.values("job_id").annotate(n=Count("pk"), total=Sum("duration"), **buckets)
-    return {
-        by_id[row["job_id"]]: Durations([row[f"le{i}"] for i in range(len(BUCKETS))], row["n"], row["total"] or 0.0)
-        for row in counted
-        if row["job_id"] in by_id
-    }
+    buckets |= {f"lag{i}": Count("pk", filter=Q(start_lag__lte=bound)) for i, bound in enumerate(LAG_BUCKETS)}
+    counted = recent.values("job_id").annotate(
+        n=Count("pk"), total=Sum("duration"), lags=Count("start_lag"), lag_total=Sum("start_lag"), **buckets
+    )
+    durations, lags = {}, {}
+    for row in counted:
+        if row["job_id"] in by_id:
+            name = by_id[row["job_id"]]
+            durations[name] = Durations([row[f"le{i}"] for i in range(len(BUCKETS))], row["n"], row["total"] or 0.0)
+            lags[name] = Durations(
+                [row[f"lag{i}"] for i in range(len(LAG_BUCKETS))], row["lags"], row["lag_total"] or 0.0
+            )
+    return durations, lags
 
 
 def backlog(spec: JobSpec, job: Job | None, now: datetime) -> int:
@@ -169,11 +179,27 @@ def _durations(snapshot: Snapshot, specs: list[JobSpec]):
         f"Durations of the job's attempts that started in the last {hours} h (a window, not a running total).",
         labels=["job"],
     )
-    for spec in specs:
-        seen = snapshot.durations.get(spec.name) or Durations(buckets=[0] * len(BUCKETS))
-        buckets = [(str(bound), count) for bound, count in zip(BUCKETS, seen.buckets)]
-        family.add_metric([spec.name], [*buckets, ("+Inf", seen.count)], sum_value=seen.total)
+    _histogram(family, snapshot.durations, specs, BUCKETS)
     return family
+
+
+def _lags(snapshot: Snapshot, specs: list[JobSpec]):
+    hours = int(DURATION_WINDOW.total_seconds() // 3600)
+    family = HistogramMetricFamily(
+        "crontabber_start_lag_seconds",
+        f"From each on-time slot to its attempt's start, of the attempts that started in the last {hours} h "
+        "(a window, not a running total; a backlog's older slots, retries and re-runs are not counted).",
+        labels=["job"],
+    )
+    _histogram(family, snapshot.lags, specs, LAG_BUCKETS)
+    return family
+
+
+def _histogram(family, seen_by_job: dict[str, Durations], specs: list[JobSpec], bounds: tuple[float, ...]) -> None:
+    for spec in specs:
+        seen = seen_by_job.get(spec.name) or Durations(buckets=[0] * len(bounds))
+        buckets = [(str(bound), count) for bound, count in zip(bounds, seen.buckets)]
+        family.add_metric([spec.name], [*buckets, ("+Inf", seen.count)], sum_value=seen.total)
 
 
 def _tick(snapshot: Snapshot):
@@ -201,6 +227,7 @@ def families(snapshot: Snapshot) -> list:
         *_job_gauges(snapshot, specs),
         _attempts(snapshot, specs),
         _durations(snapshot, specs),
+        _lags(snapshot, specs),
         *_tick(snapshot),
     ]
 

@@ -112,14 +112,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--loop",
             action="store_true",
-            help="stay running: tick now, then at every multiple of --interval seconds of the clock",
+            help="stay running: tick now, then when a job falls due, at least every --interval seconds",
         )
         parser.add_argument(
             "--interval",
             type=interval_seconds,
             default=None,
             metavar="SECONDS",
-            help="with --loop: seconds between ticks, 0.1 to 86400 (default CRONTABBER_INTERVAL, 300)",
+            help="with --loop: the longest sleep between ticks (on its multiples of the clock), 0.1 to 86400 "
+            "seconds (default CRONTABBER_INTERVAL, 300)",
         )
         parser.add_argument(
             "--max-ticks",
@@ -188,7 +189,8 @@ class Command(BaseCommand):
         if runner.verbosity >= 1:
             where = f"{connection.vendor} {connection.settings_dict['NAME']}"
             self.stdout.write(
-                f"crontabber: {plural(len(registry), 'job')}, a tick every {interval:g} s, on {where}; "
+                f"crontabber: {plural(len(registry), 'job')}, a tick at each slot and at least every {interval:g} s, "
+                f"on {where}; "
                 "SIGTERM or Ctrl-C stops it after the running job"
             )
         failed = runner.loop(registry.values(), interval, max_ticks)
