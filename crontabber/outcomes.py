@@ -18,11 +18,15 @@ class Outcome(models.TextChoices):
     TIMEOUT = "timeout", "timeout"
     SKIPPED = "skipped", "skipped"  # the command raised SkipRun: nothing to do, not an error
     INTERRUPTED = "interrupted", "interrupted"  # stopped from outside or abandoned: the slot runs again
+    # Not attempts: a row covering slots that did not run (Log.since to Log.slot, Log.covers of them).
+    MISSED = "missed", "missed"  # past the job's starting_deadline: never run; the schedule moved on
+    PAUSED = "paused", "paused"  # fell due while the job was disabled or held
 
 
 HANDLED = frozenset({Outcome.SUCCESS, Outcome.SKIPPED})  # the slot is done with: it never runs again
 ERRORS = frozenset({Outcome.FAILURE, Outcome.TIMEOUT})  # a failure of the job: it backs off and alerts
 UNFINISHED = (Outcome.RUNNING, Outcome.QUEUED)
+SPANS = frozenset({Outcome.MISSED, Outcome.PAUSED})  # rows of slots that did not run, not of attempts
 
 
 class Interruption(models.TextChoices):

@@ -287,22 +287,33 @@ def test_unlock_refuses_a_live_claim_unless_forced(operator):
 
 def test_enable_disable_and_back_to_the_registry(operator):
     act(operator, "disable", "good")
-    assert job("good").enabled_override is False
+    assert job("good").enabled_override is False and job("good").paused_since is not None
     make_due("good")
     Runner().tick()
     assert control.CALLS == []
-    act(operator, "enable", "good")
-    assert job("good").enabled_override is True
+    asked = text(act(operator, "enable", "good"))
+    assert "Enable jobs?" in asked and "fell due while it was paused" in asked and "by default it skips them" in asked
+    assert job("good").enabled_override is False  # nothing changes before the operator chooses
+    done = said(act(operator, "enable", "good", apply="yes", choice="catch-up"))
+    assert "good: enabled;" in done and "fell due while it was paused" in done and "catching up" in done
+    assert job("good").enabled_override is True and job("good").paused_since is None
     act(operator, "registry_decides", "good")
     assert job("good").enabled_override is None
     Runner().tick()
     assert len(control.CALLS) == 1
-    assert [message for _, _, message in entries(job("good"))] == [
-        "Disabled by an operator",
-        "Enabled by an operator",
-        "Enabled or not: the registry decides",
-    ]
+    messages = [message for _, _, message in entries(job("good"))]
+    assert messages[0] == "Disabled by an operator" and messages[2] == "Enabled or not: the registry decides"
+    assert messages[1].startswith("Enabled by an operator; ") and "catching up" in messages[1]
     assert "Nothing changed" in said(act(operator, "registry_decides", "good"))
+
+
+def test_enable_skipping_the_paused_slots_runs_none(operator):
+    act(operator, "disable", "good")
+    make_due("good")
+    done = said(act(operator, "enable", "good", apply="yes", choice="skip"))
+    assert "skipped, none runs" in done
+    Runner().tick()
+    assert control.CALLS == [] and Log.objects.filter(job__name="good", outcome="paused").count() == 1
 
 
 # --- the schedule override ------------------------------------------------------------------

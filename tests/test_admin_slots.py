@@ -20,7 +20,9 @@ from tests.helpers import at, job, tick
 from tests.jobs import control
 from tests.test_admin import OPERATOR, client_for
 
-Row = namedtuple("Row", "id job_id slot started_at duration outcome attempt error_type")
+Row = namedtuple(
+    "Row", "id job_id slot started_at duration outcome attempt error_type since covers", defaults=(None, 1)
+)
 HOUR = timedelta(hours=1)
 NOW = at("2026-05-01 12:30")
 

@@ -288,3 +288,69 @@ def test_the_screenshots_of_the_docs_are_made_by_a_script(tmp_path):
         widths[path.name] = int.from_bytes(header[16:20], "big")
     assert widths["admin-jobs.png"] == 1400 and widths["admin-jobs-800.png"] == 800
     assert {"admin-jobs-dark.png", "admin-job.png", "admin-job-dark.png", "admin-strips.png"} <= set(widths)
+
+
+def test_the_job_page_lists_its_schedule_changes_with_who_made_them(live_server, page, operator, jobs):
+    jobs([{"name": "hourly", "cmd": "record", "cron": "0 * * * *", "timezone": "Europe/Berlin"}])
+    tick(timezone.now() - timedelta(hours=2))
+    jobs([{"name": "hourly", "cmd": "record", "cron": "30 * * * *", "timezone": "Europe/Berlin"}])
+    tick(timezone.now() - timedelta(hours=1))  # a deploy changed the schedule
+    log_in(page, live_server, f"/admin/crontabber/job/{Job.objects.get().pk}/change/")
+    page.fill("#id_schedule_override", "06:00,18:00")
+    page.click("input[name=_continue]")
+    changes = page.locator("table.schedule-changes tbody tr")
+    expect(changes).to_have_count(2)
+    expect(changes.nth(0)).to_contain_text("override")
+    expect(changes.nth(0)).to_contain_text("daily at 06:00,18:00 Europe/Berlin")
+    expect(changes.nth(0)).to_contain_text("operator")
+    expect(changes.nth(1)).to_contain_text("cron 30 * * * * Europe/Berlin")
+    expect(changes.nth(1)).to_contain_text("a deploy")
+    page.locator("table.schedule-changes").screenshot(path=str(SCREENSHOT.with_name("crontabber-changes.png")))
+
+
+@pytest.mark.slow
+def test_missed_and_paused_slots_have_their_own_cells_and_enabling_asks_first(live_server, page, operator, jobs):
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    late = {
+        "name": "late-report",
+        "cmd": "record",
+        "cron": "0 * * * *",
+        "backfill": True,
+        "starting_deadline": 3 * 3600,
+    }
+    paused = {"name": "paused-sync", "cmd": "record", "cron": "0 * * * *"}
+    jobs([late, paused])
+    tick(hour - timedelta(hours=12))
+    jobs([late, {**paused, "enabled": False}])
+    tick(hour - timedelta(hours=11, minutes=30))
+    jobs([late, paused])
+    tick(hour)  # late-report misses 8 slots and runs 4; paused-sync's 12 slots are one paused row
+    log_in(page, live_server)
+    missed = row(page, "late-report").locator("a.slot-missed")
+    expect(missed).to_have_count(8)
+    expect(missed.first).to_have_text("»")
+    expect(missed.first).to_have_attribute(
+        "title", re.compile(r": missed: not started within its starting deadline, not run \(8 slots, ")
+    )
+    expect(row(page, "paused-sync").locator("a.slot-paused")).to_have_count(12)
+    expect(row(page, "paused-sync").locator("a.slot-paused").first).to_have_text("‖")
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-missed-paused.png"), full_page=True)
+
+    # Disabled in the admin, then enabled: the page says what each choice runs first.
+    Job.objects.filter(name="paused-sync").update(enabled_override=False, paused_since=hour - timedelta(hours=3))
+    Job.objects.filter(name="paused-sync").update(
+        next_slot=hour - timedelta(hours=2), next_run=hour - timedelta(hours=2)
+    )
+    row(page, "paused-sync").locator("input.action-select").check()
+    page.select_option("select[name=action]", "enable")
+    page.click("button[name=index]")
+    expect(page.locator("h1")).to_have_text("Enable jobs?")
+    expect(page.locator(".confirm-jobs")).to_contain_text("paused-sync: 3 slots fell due while it was paused")
+    expect(page.locator(".confirm-jobs")).to_contain_text(
+        "catching up runs 1 run, skipping none; by default it skips them"
+    )
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "crontabber-enable.png"), full_page=True)
+    page.check("input[value=skip]")
+    page.click("input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("aused-sync: enabled; 3 slots fell due while it was paused")
+    assert Job.objects.get(name="paused-sync").enabled_override is True

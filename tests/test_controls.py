@@ -56,7 +56,9 @@ def test_enabled_override_disables_and_enables_regardless_of_the_registry(jobs):
     Job.objects.filter(name="on").update(enabled_override=False)
     Job.objects.filter(name="off").update(enabled_override=True)
     control.CALLS.clear()
-    tick(at("2026-05-01 10:05"))
+    tick(at("2026-05-01 10:05"))  # "off" was paused since 10:00: enabled, it waits for its next slot
+    assert control.CALLS == []
+    tick(at("2026-05-01 10:10"))
     assert [call["label"] for call in control.CALLS] == ["off"]
 
 

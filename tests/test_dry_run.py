@@ -1,6 +1,6 @@
 """cronrun --dry-run predicts exactly what a real tick at the same instant runs: a
 property test over random registries and states (dependencies, disabled jobs, back-off,
-holds, claims of other runners, max_backfill, new jobs)."""
+holds, claims of other runners, max_backfill, new jobs, starting deadlines, pauses)."""
 
 import os
 from datetime import timedelta
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from crontabber.engine.runner import Runner
 from crontabber.models import Control, Job, Log
+from crontabber.outcomes import SPANS, Outcome
 from tests.helpers import at
 from tests.jobs import control
 
@@ -30,6 +31,8 @@ def registries(draw):
         entry["enabled"] = draw(st.sampled_from([True, True, True, False]))
         if draw(st.booleans()):
             entry["max_backfill"] = draw(st.integers(1, 4))
+        if draw(st.booleans()):
+            entry["starting_deadline"] = draw(st.sampled_from([1800, 3 * 3600, 12 * 3600]))
         if n and draw(st.booleans()):
             entry["depends_on"] = sorted(set(draw(st.lists(st.sampled_from([f"j{d}" for d in range(n)]), max_size=2))))
         entries.append(entry)
@@ -43,6 +46,7 @@ states = st.fixed_dictionaries(
         "backing_off": st.booleans(),
         "claimed_by_other": st.sampled_from([False, False, False, True]),
         "run_requested": st.sampled_from([False, False, False, True]),
+        "paused": st.sampled_from([False, False, True]),  # disabled or held since, now enabled again
     }
 )
 
@@ -62,6 +66,7 @@ def set_state(name, state):
         claimed_by="other:1:x" if state["claimed_by_other"] else "",
         claim_expires=NOW + timedelta(minutes=5) if state["claimed_by_other"] else None,
         run_requested=NOW - timedelta(minutes=1) if state["run_requested"] else None,
+        paused_since=next_slot - timedelta(minutes=30) if state["paused"] else None,
     )
 
 
@@ -83,11 +88,13 @@ def test_a_dry_run_lists_exactly_the_slots_a_real_tick_runs(jobs, settings, regi
     Control.objects.create(pk=1, hold_all=hold and not force)
     only = [entry["name"] for entry in registry] if force else None
     with freeze_time(NOW):
-        planned = Runner().tick(only=only, force=force, dry_run=True).planned
-        predicted = {(name, slot) for name, (shown, _, _) in planned.items() for slot in shown}
+        dry = Runner().tick(only=only, force=force, dry_run=True)
+        predicted = {(name, slot) for name, (shown, _, _) in dry.planned.items() for slot in shown}
         Runner().tick(only=only, force=force)
-    ran = set(Log.objects.values_list("job__name", "slot"))
+    ran = set(Log.objects.exclude(outcome__in=SPANS).values_list("job__name", "slot"))
     assert predicted == ran
+    missed = set(Log.objects.filter(outcome=Outcome.MISSED).values_list("job__name", "since", "slot", "covers"))
+    assert {(name, span.since, span.until, span.covers) for name, span in dry.missed.items()} == missed
 
 
 def test_a_dry_run_shows_the_re_runs_queued_in_the_admin_and_queues_nothing_away(jobs, capsys):

@@ -8,16 +8,17 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from ..engine import repair, rerun
+from ..engine import pause, repair, rerun
 from ..models import Control, Job
 from ..registry import jobs_or_none
 from ..schedules import format_instant
 from ..words import plural
 from .display import when_text
-from .forms import MarkSuccessForm, RerunForm, UnlockForm
+from .forms import MarkSuccessForm, RerunForm, ResumeForm, UnlockForm
 
 # Action -> (title, what it does, the confirm button) of its confirmation page.
 CONFIRMATIONS = {
@@ -41,6 +42,12 @@ CONFIRMATIONS = {
         "job runs once, for the latest). It stops at a failure or at a slot whose dependencies have not "
         "succeeded. The job's schedule is not moved back.",
         "Re-run",
+    ),
+    "enable": (
+        "Enable jobs?",
+        "Each job runs whatever the registry says. The slots that fell due while it was disabled or held are "
+        "recorded as one paused span; choose whether they run.",
+        "Enable",
     ),
     "unlock": (
         "Release the jobs' claims?",
@@ -72,8 +79,9 @@ class JobActions:
             self.message_user(request, f"Not in the registry, left alone: {', '.join(missing)}", messages.WARNING)
         return known, missing
 
-    def _confirm(self, request, queryset, action, form=None):
-        """The page that asks the operator to confirm ``action`` (and fill in its form)."""
+    def _confirm(self, request, queryset, action, form=None, items=None):
+        """The page that asks the operator to confirm ``action`` (and fill in its form) for
+        the jobs (``items``: a line for each, else its name)."""
         title, intro, submit = CONFIRMATIONS[action]
         context = {
             **self.admin_site.each_context(request),
@@ -81,6 +89,7 @@ class JobActions:
             "intro": intro,
             "opts": self.model._meta,
             "queryset": queryset,
+            "items": items or [job.name for job in queryset],
             "action": action,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "form": form,
@@ -213,10 +222,35 @@ class JobActions:
 
     @admin.action(description="Enable (override the registry)", permissions=["change"])
     def enable(self, request, queryset):
-        self._set_enabled(request, queryset, True, "Enabled by an operator")
+        """Asks first what to do with the slots each job's pause left, saying what each choice runs."""
+        form = ResumeForm(request.POST if "apply" in request.POST else None)
+        known, _ = self._split(request, queryset)
+        if known and not form.is_valid():
+            now = timezone.now()
+            said = [pause.choices(spec, job, now, partial(when_text, zone=spec.zone)) for job, spec in known]
+            return self._confirm(request, queryset, "enable", form, said)
+        if known:
+            self._enable(request, known, form.cleaned_data["choice"] or None)
+        return None
+
+    def _enable(self, request, known, choice: str | None) -> None:
+        """Enabled over the registry, each resumed with ``choice`` (None: as its schedule says)."""
+        who, zones = f"{request.user.get_username()} in the admin", {spec.name: spec.zone for _, spec in known}
+        try:
+            with transaction.atomic():
+                Job.objects.filter(pk__in=[job.pk for job, _ in known]).update(enabled_override=True)
+                done = pause.resume_named([spec for _, spec in known], timezone.now(), choice, True, who)
+        except repair.RepairError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        said = {item.name: item.said(partial(when_text, zone=zones[item.name])) for item in done}
+        for job, _ in known:
+            self.log_change(request, job, f"Enabled by an operator; {said.get(job.name, 'no slot to catch up')}")
+        self.message_user(request, "; ".join(f"{job.name}: enabled; {said.get(job.name, '-')}" for job, _ in known))
 
     @admin.action(description="Disable (override the registry)", permissions=["change"])
     def disable(self, request, queryset):
+        pause.Pauses(timezone.now(), None).pause([job.name for job in queryset])
         self._set_enabled(request, queryset, False, "Disabled by an operator")
 
     @admin.action(description="Enabled or not: registry decides", permissions=["change"])

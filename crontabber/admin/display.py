@@ -12,9 +12,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .. import conf
-from ..models import Log
-from ..outcomes import Outcome
+from ..models import Log, ScheduleChange
+from ..outcomes import SPANS, Outcome
 from ..registry import effective_spec
+from ..words import plural
 from .strip import BACKLOG, COALESCED, NOT_RUN, Cell, cells, recent_slots
 
 GRID_SLOTS = 100  # the job page's grid
@@ -25,6 +26,8 @@ STATES = {
     Outcome.TIMEOUT: ("◷", "timeout"),
     Outcome.SKIPPED: ("↷", "skipped: the command had nothing to do"),
     Outcome.INTERRUPTED: ("⊘", "interrupted: the slot runs again"),
+    Outcome.MISSED: ("»", "missed: not started within its starting deadline, not run"),
+    Outcome.PAUSED: ("‖", "paused: due while the job was disabled or held"),
     Outcome.RUNNING: ("▶", "running"),
     "queued": ("…", "queued for a worker"),
     BACKLOG: ("○", "backlog: due, not run yet"),
@@ -39,7 +42,9 @@ GREEN, BLUE, RED, ORANGE, GREY = (
     "light-dark(#ef6c00, #ffa726)",
     "light-dark(#757575, #bdbdbd)",
 )
-ATTEMPT_FIELDS = ("id", "job_id", "slot", "started_at", "duration", "outcome", "attempt", "error_type")
+ATTEMPT_FIELDS = (
+    "id", "job_id", "slot", "since", "covers", "started_at", "duration", "outcome", "attempt", "error_type",
+)  # fmt: skip
 
 
 PRE = '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; margin: 0">{}</pre>'
@@ -102,7 +107,7 @@ def attach_cells(jobs, now: datetime, count: int) -> None:
     shown = {}  # job -> (its spec as operators changed it, its schedule's latest slots)
     for job in jobs:
         spec = effective_spec(job._spec, job) if job._spec is not None else None
-        slots = recent_slots(spec, job, now, count) if spec is not None else []
+        slots = slots_in_force(spec, job, now, count) if spec is not None else []
         if slots:
             shown[job] = spec, slots
     attempts = {}
@@ -112,6 +117,15 @@ def attach_cells(jobs, now: datetime, count: int) -> None:
     for job in jobs:
         spec, slots = shown.get(job, (None, []))
         job._cells = cells(spec, job, slots, attempts.get(job.pk, []), now, count) if slots else []
+
+
+def slots_in_force(spec, job, now: datetime, count: int) -> list[datetime]:
+    """The job's latest slots of the schedule in force at each time: the changes are read
+    only while the strip reaches back before the latest one."""
+    slots = recent_slots(spec, job, now, count)
+    if slots and job.schedule_changed and job.schedule_changed > slots[0]:
+        slots = recent_slots(ScheduleChange.objects.in_force(job, spec, job.first_run), job, now, count)
+    return slots
 
 
 def latest_failure(job):
@@ -127,6 +141,8 @@ def describe(cell: Cell, zone: str | None) -> str:
     _, meaning = STATES.get(cell.state, ("?", cell.state))
     text = f"{when_text(cell.slot, zone)}: {meaning}"
     row = cell.attempt
+    if row is not None and row.outcome in SPANS:
+        return f"{text} ({plural(row.covers, 'slot')}, {when_text(row.since, zone)} to {when_text(row.slot, zone)})"
     if row is not None:
         text += f" (attempt {row.attempt}, {cell.duration:.1f} s)" + (f": {row.error_type}" if row.error_type else "")
     return text

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from ..engine.pause import CATCH_UP, SKIP
 from ..engine.rerun import RerunRefused, check_range
 from ..models import Job
 from ..registry import jobs_or_none
@@ -95,6 +96,19 @@ class UnlockForm(forms.Form):
         required=False,
         label="Also release claims that have not expired",
         help_text="Their runner may still be running the job: it would then run twice at once.",
+    )
+
+
+class ResumeForm(forms.Form):
+    choice = forms.ChoiceField(
+        required=False,
+        label="The slots due while paused",
+        widget=forms.RadioSelect,
+        choices=[
+            ("", "As its schedule says: a backfill job catches them up, another waits for its next slot"),
+            (CATCH_UP, "Catch up: run them (a backfill job each, another once, for the latest)"),
+            (SKIP, "Skip: run none, wait for the next slot"),
+        ],
     )
 
 

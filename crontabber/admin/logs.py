@@ -9,8 +9,8 @@ from django.utils.html import format_html
 
 from ..models import Control, Log
 from ..registry import jobs_or_none
-from ..words import took
-from .display import BLUE, GREEN, PRE, RED, time_field, zone_of
+from ..words import plural, took
+from .display import BLUE, GREEN, PRE, RED, time_field, when, zone_of
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -88,7 +88,13 @@ class LogAdmin(ReadOnlyAdmin):
         """The host of the runner, or the task backend and the result id (docs/tasks.md)."""
         return f"{log.backend} ({log.result_id})" if log.backend else log.host
 
-    slot_shown = time_field("slot", "slot")
+    @admin.display(description="slot", ordering="slot")
+    def slot_shown(self, log):
+        """Its slot; for a row of several slots (missed, paused), from the oldest to the newest."""
+        slot = when(log.slot, self.zone(log))
+        if log.since is None or log.covers == 1:
+            return slot
+        return format_html("{} to {} ({})", when(log.since, self.zone(log)), slot, plural(log.covers, "slot"))
 
     def get_changelist(self, request, **kwargs):
         return LogChangeList
@@ -121,7 +127,7 @@ class LogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error(self, log):
-        text = f"{log.error_type}: {log.error_value}" if log.error_type else ""
+        text = f"{log.error_type}: {log.error_value}" if log.error_type else log.error_value
         return text if len(text) <= 100 else text[:99] + "…"
 
     @admin.display(description="traceback")

@@ -22,8 +22,8 @@ _BEFORE = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class Cell:
     slot: datetime
-    state: str  # the outcome of the slot's latest attempt, or BACKLOG, COALESCED, NOT_RUN
-    attempt: object = None  # that attempt (id, outcome, duration, attempt, error_type...); None: not run
+    state: str  # the outcome of the slot's latest attempt (or row covering it), or BACKLOG, COALESCED, NOT_RUN
+    attempt: object = None  # that attempt or row (id, outcome, duration, attempt, error_type...); None: not run
     duration: float = 0.0  # seconds; a running attempt's so far
 
 
@@ -46,12 +46,19 @@ def cells(spec: JobSpec, job, slots: list[datetime], attempts, now: datetime, co
     attempt, or classed as backlog, coalesced or not run. ``attempts``: the job's Log rows
     at those slots, oldest first."""
     latest = {row.slot: row for row in attempts}  # oldest first: the latest attempt wins
+    spans = [row for row in attempts if row.since is not None]  # rows covering slots from since to slot
     shown = sorted(set(slots) | set(latest))[-count:]
     due = slots[-1] if slots else None
     return [
-        _attempted(slot, latest[slot], now) if slot in latest else Cell(slot, _unrun(spec, job, slot, due))
+        _attempted(slot, latest[slot], now) if slot in latest else _unattempted(spec, job, slot, due, spans)
         for slot in shown
     ]
+
+
+def _unattempted(spec: JobSpec, job, slot: datetime, due: datetime | None, spans) -> Cell:
+    """A slot without an attempt of its own: covered by a row of several (missed, paused), or classed."""
+    covering = next((row for row in reversed(spans) if row.since <= slot <= row.slot), None)
+    return Cell(slot, covering.outcome, covering) if covering else Cell(slot, _unrun(spec, job, slot, due))
 
 
 def _attempted(slot: datetime, row, now: datetime) -> Cell:

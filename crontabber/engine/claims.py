@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from .. import logger
 from ..conf import lease
-from ..models import Job, Log
+from ..models import Job, Log, ScheduleChange
 from ..registry import JobSpec
 from .execution import CLOCK
-from .plan import Due, Upcoming, backlog, slots_to_run
+from .plan import Due, Span, Upcoming, backlog, missed, slots_to_run
 
 BATCH_SECONDS = 0.25  # how much expected work to claim, or to open rows for, at once
 MAX_BATCH = 500  # and at most how many jobs, or rows
@@ -59,6 +59,7 @@ class Claimed:
     released: bool = False  # its claim goes with its last written state
     abandoned: Log | None = None  # the attempt a runner that died left running: it is recorded first
     reading_only: bool = False  # not due: only its attempt on a task backend is read back
+    missed: Span | None = None  # its due slots past its starting_deadline: recorded missed, not run
     planned_at: datetime | None = None  # when its slots were planned
 
     @property
@@ -69,9 +70,13 @@ class Claimed:
         return self.job.crash_count > 0
 
     def plan(self, now: datetime) -> Upcoming:
-        """Its slots from its state now: every due one of a backfill job, else the latest."""
+        """Its slots from its state now: every due one of a backfill job, else the latest;
+        those past its starting deadline (unless forced) are missed, the rest follow them."""
         anchor, self.planned_at = self.job.anchor(now), now
-        self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
+        self.spec = ScheduleChange.objects.in_force(self.job, self.spec, self.job.next_slot)
+        self.missed = None if self.forced else missed(self.spec, self.job.next_slot, anchor, now)
+        start = self.spec.schedule.next_after(self.missed.until, anchor) if self.missed else self.job.next_slot
+        self.slots = Upcoming(slots_to_run(self.spec, start, anchor, now, self.forced))
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None
         return self.slots

@@ -24,6 +24,7 @@ from ..outcomes import Attempt, Outcome
 from .claims import Claimed, Claims
 from .executors import Executor
 from .ledger import Ledger
+from .pause import Pauses, preview
 from .plan import Due, Upcoming, waiting_for
 from .tick import Tick
 from .writes import Recorded
@@ -35,6 +36,7 @@ class DryTick(Tick):
         self.jobs = {job.name: job for job in Job.objects.all()}
         self.claims = DryClaims(runner.owner, self.jobs)
         self.ledger = DryLedger(self)
+        self.pauses = DryPauses(self.now, self.progress, self.jobs)
 
     def recording(self):
         return nullcontext()
@@ -51,11 +53,15 @@ class DryTick(Tick):
     def start(self, spec, rows, new):
         """As a real tick starts the job, in memory."""
         job = self.jobs.get(spec.name)
+        if job is None and spec.formerly in self.jobs and spec.formerly in rows:  # renamed
+            job = self.jobs[spec.name] = self.jobs.pop(spec.formerly)
+            job.name, rows[spec.name] = spec.name, rows.pop(spec.formerly)._replace(name=spec.name)
         if job is None or job.next_run is None:
             fresh = Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now))
             self.jobs[spec.name] = fresh
         elif job.schedule != spec.schedule.description and not job.is_claimed(self.now):
             job.next_slot, job.next_run = job.realigned(spec.schedule, self.now)
+            job.schedule_changed = self.now
             job.schedule = spec.schedule.description
             rows[spec.name] = rows[spec.name]._replace(next_run=job.next_run)
 
@@ -133,6 +139,12 @@ class DryLedger(Ledger):
             shown.append(log.slot)
         return []
 
+    def pass_over(self, claimed, span, outcome):
+        log = Log.spanning(claimed.job, span, outcome, "", timezone.now(), "", None)
+        self.apply(claimed, log, Attempt(outcome))
+        self.report.missed[claimed.spec.name] = span
+        return []
+
     def record_late(self, log, attempt, why=""):
         pass
 
@@ -169,6 +181,26 @@ class DryLedger(Ledger):
         else:
             last = spec.schedule.latest_at_or_before(now, claimed.job.anchor(now))
         self.report.planned[spec.name] = (shown, last, True)
+
+
+class DryPauses(Pauses):
+    """Jobs paused and resumed as a real tick does, in memory."""
+
+    def __init__(self, now, progress, jobs: dict[str, Job]):
+        super().__init__(now, progress)
+        self.jobs = jobs
+
+    def pause(self, names):
+        pass
+
+    def resume(self, specs):
+        resumed = []
+        for spec in specs:
+            job = self.jobs.get(spec.name)
+            if job is not None and job.paused_since is not None and not job.is_claimed(self.now):
+                resumed.append(preview(spec, job, self.now))
+                job.resumed(spec.schedule, resumed[-1].span, resumed[-1].catch_up, self.now)
+        return resumed
 
 
 class Pretend(Executor):

@@ -30,10 +30,10 @@ from django.utils import timezone
 from .. import logger, scrub, signals
 from ..conf import lease
 from ..models import Job, Log
-from ..outcomes import HANDLED, Attempt, Interruption, Outcome
+from ..outcomes import HANDLED, SPANS, Attempt, Interruption, Outcome
 from .claims import BATCH_SECONDS, MAX_BATCH, Claimed, next_size
 from .execution import CLOCK
-from .plan import waiting_for
+from .plan import Span, waiting_for
 from .writes import Recorded, insert_rows, write
 
 QUICK_SECONDS = 0.1  # attempts shorter than this have their outcome written in batches
@@ -116,7 +116,7 @@ class Ledger:
         self._unwritten.append(Recorded(claimed, log, attempt, previous_errors))
         self._unwritten_since = self._unwritten_since or CLOCK["now"]()
         # A finished attempt serves a "run now" requested before it started, not a later one.
-        if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED) and not log.rerun:
+        if attempt.outcome not in (Outcome.INTERRUPTED, Outcome.QUEUED, *SPANS) and not log.rerun:
             pk = claimed.job.pk
             self._served[pk] = max(self._served.get(pk, log.started_at), log.started_at)
         quick = attempt.outcome in HANDLED and attempt.duration < QUICK_SECONDS and not claimed.careful
@@ -139,6 +139,14 @@ class Ledger:
         log.finish(attempt)
         claimed.running = None
         return attempt
+
+    def pass_over(self, claimed: Claimed, span: Span, outcome: Outcome) -> list[Recorded]:
+        """Slots of the job that will not run (missed), as one row saved as it ends (no
+        attempt ran, so a crash leaves nothing running), and the job moved past them."""
+        why = f"not started within its starting_deadline of {claimed.spec.starting_deadline:g} s"
+        log = Log.spanning(claimed.job, span, outcome, why, timezone.now(), self.host, self.pid)
+        log.save(force_insert=True)
+        return self.record(claimed, log, Attempt(outcome, error_value=why))
 
     def record_late(self, log: Log, attempt: Attempt, why="; it came after it was given up as lost") -> None:
         """The result of an attempt no job waits for any more (given up as lost, its slot
@@ -178,7 +186,7 @@ class Ledger:
         self._lost |= lost
         for item in recorded:
             item.written = not self.lost(item.claimed)
-            if item.written and item.attempt.outcome != Outcome.QUEUED:
+            if item.written and item.attempt.outcome not in (Outcome.QUEUED, *SPANS):  # no attempt ended
                 tell(
                     signals.attempt_finished,
                     spec=item.claimed.spec,

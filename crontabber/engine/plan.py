@@ -23,6 +23,49 @@ class Due:
 
 
 NEVER = datetime.max.replace(tzinfo=UTC)  # when a disabled job is due (a forced one runs anyway)
+_BEFORE = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A job's slots that did not run, from the oldest to the newest: one Log row (missed or paused)."""
+
+    since: datetime
+    until: datetime
+    covers: int  # how many slots
+
+
+def span(spec: JobSpec, first: datetime, last: datetime | None, anchor: datetime) -> Span | None:
+    """The job's slots from the slot ``first`` to the slot ``last``, counted; None when there are none."""
+    if last is None or last < first:
+        return None
+    return Span(first, last, spec.schedule.count(first, last, anchor))
+
+
+def missed(spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: datetime) -> Span | None:
+    """The due slots that can no longer start within the job's starting_deadline: of a
+    backfill job each one older than the deadline; of another, all its due slots when the
+    latest, its one run, is that old. None when none are (or it has no deadline)."""
+    if spec.starting_deadline is None:
+        return None
+    cutoff = now - timedelta(seconds=spec.starting_deadline)  # a slot before it is late
+    last = spec.schedule.latest_at_or_before(cutoff - _BEFORE if spec.backfill else now, anchor)
+    if last is not None and last >= cutoff:
+        return None
+    return span(spec, next_slot or spec.schedule.first_slot(now), last, anchor)
+
+
+def paused(spec: JobSpec, next_slot: datetime | None, anchor: datetime, now: datetime) -> Span | None:
+    """The slots that fell due while the job was off (disabled or held): from its next slot
+    to the latest due now. None when none did."""
+    if next_slot is None:
+        return None
+    return span(spec, next_slot, spec.schedule.latest_at_or_before(now, anchor), anchor)
+
+
+def late(spec: JobSpec, slot: datetime, now: datetime) -> bool:
+    """The slot could not start within the job's starting_deadline of falling due."""
+    return spec.starting_deadline is not None and now - slot > timedelta(seconds=spec.starting_deadline)
 
 
 @dataclass(frozen=True)

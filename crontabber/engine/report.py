@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from .. import failure_logger
-from ..outcomes import HANDLED, Attempt, Outcome
+from ..outcomes import HANDLED, SPANS, Attempt, Outcome
 from ..schedules import format_instant
 from ..words import plural, span, took
 from .execution import CLOCK
+from .plan import Span
 
 SHOWN_FIRST = 20  # a backlog prints a line for each of its first slots...
 SHOWN_EVERY_SECONDS = 1.0  # ...then one a second at most, and one for its last
@@ -53,6 +54,7 @@ class TickReport:
     asked_at: datetime | None = None  # the operators' last request, as the tick read it (Control.asked_at)
     unreadable: list[str] = field(default_factory=list)  # task backends it could not read results from
     due: int = 0  # jobs due at the tick's start (some may have run elsewhere, or waited)
+    missed: dict[str, Span] = field(default_factory=dict)  # job -> its slots past the deadline
 
     def add(self, job: str, slot: datetime, attempt: Attempt) -> None:
         if attempt.outcome == Outcome.QUEUED:
@@ -75,6 +77,8 @@ class TickReport:
         parts = [f"{count} {outcome}" for outcome, count in sorted(outcomes.items())]
         parts += [f"{len(self.queued)} queued on task workers"] if self.queued else []
         parts += [f"{len(self.waiting)} waiting for a dependency"] if self.waiting else []
+        missed = sum(item.covers for item in self.missed.values())
+        parts += [f"{plural(missed, 'slot')} missed (past a starting deadline)"] if missed else []
         return f"{self._ran(sum(outcomes.values()))}{': ' + ', '.join(parts) if parts else ''}; next: {self._next(now)}"
 
     def _ran(self, ran: int) -> str:
@@ -120,8 +124,11 @@ class Progress:
         """Attempts just recorded (ledger.Recorded): counted, and each worth a line printed."""
         for item in items:
             name, log, attempt = item.claimed.spec.name, item.log, item.attempt
-            self.report.add(name, log.slot, attempt)
             self.report.next_runs[name] = item.claimed.job.next_run
+            if attempt.outcome in SPANS:
+                self.missed(name, Span(log.since, log.slot, log.covers))
+                continue
+            self.report.add(name, log.slot, attempt)
             if attempt.is_error:
                 failure_logger.error(
                     "%s: slot %s %s: %s: %s",
@@ -139,6 +146,14 @@ class Progress:
                 lost = "" if item.written else "; not recorded: another runner took the job over"
                 level = 1 if attempt.outcome in HANDLED or attempt.outcome == Outcome.QUEUED else 0
                 self.say(f"{name} {format_instant(log.slot)}: {what}{counter}{lost}\n", level)
+
+    def missed(self, name: str, span: Span) -> None:
+        """Slots of the job past its starting deadline (plan.Span), one row for them all."""
+        self.report.missed[name] = span
+        self.say(
+            f"{name} {format_instant(span.since)} to {format_instant(span.until)}: "
+            f"{plural(span.covers, 'slot')} missed: past its starting deadline, not run\n"
+        )
 
     def _counter(self, job: str, log, routine: bool) -> str | None:
         """' [3/72]' for a backlog's slot, '' for a lone slot; None: no line for it.

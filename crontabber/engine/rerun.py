@@ -1,15 +1,20 @@
 """Re-running a range of a job's past slots (cronrerun, and the admin's queued re-runs):
-what a range is, and which are refused. The running itself is the tick's (Tick.rerun):
-claimed, recorded and signalled as a tick's attempts are."""
+what a range is, which are refused, and its slots claimed as one batch (claimed_range).
+The running itself is the tick's (Tick.rerun): recorded and signalled as a tick's
+attempts are."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
-from ..models import Job
+from django.utils import timezone
+
+from ..models import Control, Job, ScheduleChange
 from ..registry import JobSpec, effective_spec
 from ..schedules import ScheduleError, format_instant, parse_instant
-from .plan import count_between
+from .claims import Claimed
+from .plan import backlog, count_between, slots_between
 
 MOST_UNASKED = 1_000  # slots: a longer re-run must be confirmed (--yes)
 
@@ -65,3 +70,22 @@ def job_that_ran(name: str) -> Job:
     if job is None or job.first_run is None:
         raise RerunRefused("it has not run yet: it has no past slots to re-run")
     return job
+
+
+def claimed_range(spec: JobSpec, start: datetime, end: datetime, claims) -> list[Claimed]:
+    """The job's slots from ``start`` to ``end`` (of the schedule then in force), claimed as
+    one batch marked ``again``. RerunRefused, one line, when every job is held, the job has
+    never run or another runner holds it."""
+    control = Control.load()
+    if control.hold_all:
+        raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
+    job = job_that_ran(spec.name)
+    spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
+    spec = ScheduleChange.objects.in_force(job, spec, start)
+    count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
+    slots = slots_between(spec, start, end, anchor)
+    batch = [Claimed.again_for(spec, held.job, slots, count) for held in claims.one(spec)]
+    if not batch:
+        holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
+        raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+    return batch

@@ -20,7 +20,7 @@ from .backends import TaskBackend, Unreadable
 from .claims import Claimed, Claims
 from .executors import Executor
 from .ledger import Ledger
-from .plan import numbered, waiting_for
+from .plan import Upcoming, late, numbered, waiting_for
 from .report import Progress, Waiting
 from .writes import database_lost
 
@@ -63,7 +63,7 @@ class SlotLoop:
             self.progress.recorded(self.ledger.flush())
         try:
             if self.read_back(claimed, executor) and not claimed.reading_only:
-                for slot, position, total in numbered(claimed.upcoming(timezone.now()), claimed.count):
+                for slot, position, total in numbered(self.due_slots(claimed), claimed.count):
                     if self.stops_before(claimed, slot):
                         break
                     log = self.ledger.open(claimed, slot)
@@ -77,6 +77,13 @@ class SlotLoop:
                 raise
             self.progress.recorded(self.ledger.fail(claimed, error))
         self.ledger.release(claimed)
+
+    def due_slots(self, claimed: Claimed) -> Upcoming:
+        """The job's slots to run; those past its starting deadline first recorded missed, one row."""
+        slots = claimed.upcoming(timezone.now())
+        if claimed.missed is not None:
+            self.progress.recorded(self.ledger.pass_over(claimed, claimed.missed, Outcome.MISSED))
+        return slots
 
     def read_back(self, claimed: Claimed, executor: Executor) -> bool:
         """What the job's earlier attempt came to, recorded first: one a runner that died
@@ -119,9 +126,12 @@ class SlotLoop:
             self.ledger.record_late(log, attempt, "; its job is no longer in the registry")
 
     def stops_before(self, claimed: Claimed, slot: datetime) -> bool:
-        """The runner must stop, another runner took the job, or the slot waits for a
+        """The runner must stop, another runner took the job, the slot fell past its starting
+        deadline during the tick (the next tick records it missed), or it waits for a
         dependency (but with --force, which runs it anyway, as the original crontabber)."""
         if self.runner.stop_requested or self.ledger.lost(claimed):
+            return True
+        if not claimed.forced and late(claimed.spec, slot, timezone.now()):
             return True
         waiting = self.waiting_for(claimed, slot)
         if waiting and self.force:

@@ -12,25 +12,35 @@ from collections import deque
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property
 
 from django.utils import timezone
 
 from .. import conf, logger
-from ..models import Control, Job, Log
+from ..models import Control, Job, Log, ScheduleChange
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
+from . import pause
 from .backends import TaskBackend
-from .claims import Claimed, Claims, Heartbeat
+from .claims import Claims, Heartbeat
 from .execution import CLOCK
 from .executors import ChildProcess, Executor, InProcess, TaskCall
 from .ledger import Ledger
-from .plan import Due, backlog, next_due, next_wake, plan, slots_between
+from .plan import Due, next_due, next_wake, plan
 from .report import Progress, TickReport
-from .rerun import RerunRefused, job_that_ran
+from .rerun import RerunRefused, claimed_range
 from .slots import SlotLoop
 from .writes import database_lost
+
+
+def renamed(spec: JobSpec, rows: dict, now: datetime):
+    """The tick row of the job renamed from ``spec.formerly``, now under its new name (its
+    row renamed and the rename recorded), or None."""
+    if spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, now):
+        rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
+        return rows[spec.name]
+    return None
 
 
 class Tick:
@@ -43,6 +53,7 @@ class Tick:
         self.progress = Progress(self.report, runner.out, runner.verbosity)
         self.claims = Claims(runner.owner, runner.claim_size)
         self.ledger = Ledger(runner.owner, runner.host, runner.pid)
+        self.pauses = pause.Pauses(self.now, self.progress)
 
     @cached_property
     def slots(self) -> SlotLoop:
@@ -56,6 +67,7 @@ class Tick:
             if not self.held(control):
                 self.purge(control)  # old Log rows, at most hourly
                 specs, rows = self.start_new_jobs(specs)  # new rows, changed schedules realigned
+                self.pauses.apply(specs, rows, control)  # jobs found off paused, found on again resumed
                 self.rerun_requested(specs, rows)  # re-runs queued in the admin
                 planned = plan(specs, rows, self.now, self.force)  # which jobs and slots are due
                 self.report.due = len(planned.due)
@@ -168,17 +180,7 @@ class Tick:
         state is left alone. Stops at a failure, or at a slot whose dependencies have not
         succeeded: returns that slot (else None). RerunRefused, one line, when every job is
         held, the job has never run or another runner holds it."""
-        control = Control.load()
-        if control.hold_all:
-            raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
-        job = job_that_ran(spec.name)
-        spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
-        count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
-        slots = slots_between(spec, start, end, anchor)
-        batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
-        if not batch:
-            holder = Job.objects.get(pk=job.pk).claimed_by or "another runner"
-            raise RerunRefused(f"it is running (claimed by {holder}); nothing was re-run, try again later")
+        batch = claimed_range(spec, start, end, self.claims)
         with self.holding(True):
             self.slots.run_batch(batch)
         return batch[0].waiting_at
@@ -203,8 +205,8 @@ class Tick:
         return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
-        """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
-        row = rows.get(spec.name)
+        """A renamed or new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        row = rows.get(spec.name) or renamed(spec, rows, self.now)
         if row is None:
             new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
         elif row.next_run is None:

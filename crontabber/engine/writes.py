@@ -31,8 +31,8 @@ LOG_FIELDS = [
     "start_lag",
 ]  # fmt: skip
 JOB_FIELDS = [
-    "last_run", "last_success", "last_skipped", "next_slot", "next_run", "error_count", "last_error", "crash_count",
-    "claimed_by", "claimed_at", "claim_expires", "start_lag",
+    "last_run", "last_success", "last_skipped", "last_missed", "next_slot", "next_run", "error_count", "last_error",
+    "crash_count", "claimed_by", "claimed_at", "claim_expires", "start_lag",
 ]  # fmt: skip
 
 

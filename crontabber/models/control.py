@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 from django.db import connection, models
 
+from .jobs import Job
+
 
 class Control(models.Model):
     """One row shared by every runner: the hold switch and the last tick."""
@@ -68,10 +70,13 @@ class Control(models.Model):
 
     @classmethod
     def hold(cls, by: str, now: datetime) -> tuple[Control, bool]:
-        """Hold every job: no runner starts any until released. Returns the row and
-        whether this call set the hold (False: someone already holds them)."""
+        """Hold every job: no runner starts any until released, and each is paused (the slots
+        due meanwhile are one span when it runs again). Returns the row and whether this call
+        set the hold (False: someone already holds them)."""
         cls.load()
         changed = cls.objects.filter(pk=1, hold_all=False).update(hold_all=True, held_by=by[:150], held_since=now)
+        if changed:
+            Job.objects.filter(paused_since=None).update(paused_since=now)
         return cls.objects.get(pk=1), bool(changed)
 
     @classmethod

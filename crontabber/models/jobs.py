@@ -1,18 +1,16 @@
-"""A Job row per registered job: its schedule's state, the claim protocol (JobQuerySet)
-and its state changes (Job's methods, pure where they can be)."""
+"""A Job row per registered job: its schedule's state and its state changes (Job's
+methods, pure where they can be). What is asked of all jobs at once is queries.py."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from django.db import models
-from django.db.models import F, Q
 
-from .. import conf, logger
-from ..conf import lease
-from ..outcomes import Attempt, Interruption, Outcome
+from .. import conf
+from ..outcomes import SPANS, Attempt, Interruption, Outcome
 from ..schedules import Schedule, truncate_to_minute
-from .timestamps import fast_datetimes
+from .queries import JobQuerySet
 
 
 def retry_delay(error_count: int) -> timedelta:
@@ -22,99 +20,13 @@ def retry_delay(error_count: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(error_count - 1, 0), cap))
 
 
-# What one tick reads of every job, in one query (JobQuerySet.tick_rows).
-TICK_FIELDS = (
-    "name",
-    "next_run",
-    "schedule",
-    "claimed_by",
-    "claim_expires",
-    "enabled_override",
-    "schedule_override",
-    "run_requested",
-    "rerun_from",
-    "rerun_to",
-)
-
-
-class JobQuerySet(models.QuerySet):
-    """The claim protocol, shared by the runner, its heartbeat, repairs, health and admin.
-
-    A claim says which runner is running a job (``claimed_by``: host:pid:run id) and until
-    when that holds unless renewed (``claim_expires``).
-
-    1. A job is claimable when nobody holds it or its claim has expired: its runner died.
-    2. ``claim`` takes claimable jobs with one conditional UPDATE. Of runners racing for a
-       job, exactly one changes its row; the others change nothing and move on: what
-       SKIP LOCKED gives, on every database.
-    3. The holder renews its claims every third of the lease, so a live job keeps its
-       claim and a dead runner's claims expire within one lease.
-    4. ``release`` clears the claim when the runner is done with the job.
-    """
-
-    def claimable(self, now: datetime):
-        return self.filter(Q(claimed_by="") | Q(claim_expires__lt=now))
-
-    def due(self, now: datetime, forced=()):
-        """Due by the schedule, or named in ``forced`` (run whatever the schedule)."""
-        return self.filter(Q(next_run__lte=now) | Q(name__in=list(forced)))
-
-    def claim(self, owner: str, now: datetime) -> int:
-        # taken_over_from first: the SET list reads the old claimed_by everywhere.
-        return self.claimable(now).update(
-            taken_over_from=F("claimed_by"), claimed_by=owner, claimed_at=now, claim_expires=now + lease()
-        )
-
-    def held_by(self, owner: str):
-        return self.filter(claimed_by=owner)
-
-    def renew(self, now: datetime) -> int:
-        return self.update(claim_expires=now + lease())
-
-    def release(self) -> int:
-        return self.update(claimed_by="", claimed_at=None, claim_expires=None)
-
-    def tick_rows(self) -> dict:
-        """What a tick needs of every job, by name (named tuples, not model instances:
-        a tick reads every row)."""
-        with fast_datetimes():
-            return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
-
-    def realign(self, name: str, schedule: Schedule, now: datetime) -> datetime | None:
-        """The job's schedule changed (registry or override): its next run as realigned,
-        unless another runner holds it or realigned it first."""
-        job = self.get(name=name)
-        next_slot, next_run = job.realigned(schedule, now)
-        updated = (
-            self.filter(pk=job.pk, schedule=job.schedule)
-            .claimable(now)
-            .update(schedule=schedule.description, next_slot=next_slot, next_run=next_run)
-        )
-        logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
-        return next_run if updated else job.next_run
-
-    def claim_due(self, names: list[str], forced: list[str], owner: str, now: datetime) -> dict:
-        """Steps 1 and 2 for a batch: the named jobs nobody holds that are due (or
-        ``forced``) claimed with one UPDATE; then one read returns those ``owner`` got, by name."""
-        if not self.filter(name__in=names).due(now, forced).claim(owner, now):
-            return {}
-        with fast_datetimes():
-            return {job.name: job for job in self.filter(claimed_by=owner, name__in=names)}
-
-    def free(self, names: list[str], forced: list[str], now: datetime) -> set[str]:
-        """Of the named jobs, those nobody holds that are still due (or ``forced``)."""
-        return set(self.filter(name__in=names).due(now, forced).claimable(now).values_list("name", flat=True))
-
-    def last_successes(self, names) -> dict[str, datetime | None]:
-        return dict(self.filter(name__in=list(names)).values_list("name", "last_success"))
-
-
 class Job(models.Model):
     """The state of one registered job, keyed by its registry name."""
 
     name = models.CharField(max_length=200, unique=True)
     # The registry schedule this state was computed for: a change realigns next_slot.
     schedule = models.CharField(max_length=300, blank=True)
+    schedule_changed = models.DateTimeField(null=True, blank=True, help_text="When its schedule last changed.")
     first_run = models.DateTimeField(null=True, blank=True, help_text="When the job was first seen.")
     last_run = models.DateTimeField(null=True, blank=True, help_text="When the latest attempt started.")
     last_success = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest success.")
@@ -140,6 +52,7 @@ class Job(models.Model):
         max_length=200, blank=True, help_text="The expired claim the latest claim replaced."
     )
     last_skipped = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest skipped run.")
+    last_missed = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest missed slot.")
     start_lag = models.FloatField(
         null=True, blank=True, help_text="Seconds from its latest on-time slot to the start of that slot's attempt."
     )
@@ -158,6 +71,7 @@ class Job(models.Model):
     run_requested = models.DateTimeField(
         null=True, blank=True, help_text="Run on the next tick, whatever the schedule."
     )
+    paused_since = models.DateTimeField(null=True, blank=True, help_text="Disabled or held since then.")
     # A re-run an operator queued in the admin: the next tick runs these slots again first.
     rerun_from = models.DateTimeField(null=True, blank=True, help_text="Re-run the slots from this one...")
     rerun_to = models.DateTimeField(null=True, blank=True, help_text="...to this one, on the next tick.")
@@ -166,17 +80,9 @@ class Job(models.Model):
 
     # What a reset forgets: the job runs on the next tick as if new.
     FORGOTTEN = dict(
-        schedule="",
-        first_run=None,
-        last_run=None,
-        last_success=None,
-        next_slot=None,
-        next_run=None,
-        error_count=0,
-        last_error="",
-        crash_count=0,
-        start_lag=None,
-    )
+        schedule="", schedule_changed=None, first_run=None, last_run=None, last_success=None, last_missed=None,
+        paused_since=None, next_slot=None, next_run=None, error_count=0, last_error="", crash_count=0, start_lag=None,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]
@@ -202,12 +108,17 @@ class Job(models.Model):
         first = schedule.first_slot(now)
         return dict(schedule=schedule.description, first_run=truncate_to_minute(now), next_slot=first, next_run=first)
 
-    def realigned(self, schedule: Schedule, now: datetime) -> tuple[datetime | None, datetime | None]:
-        """(next_slot, next_run) after the schedule changed: the new schedule's first slot
-        after the last slot handled, so a backlog is kept and the change takes effect at once."""
-        handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
-        after = max(handled) if handled else self.anchor(now) - timedelta(microseconds=1)
-        next_slot = schedule.next_after(after, self.anchor(now))
+    def realigned(self, schedule: Schedule, at: datetime) -> tuple[datetime | None, datetime | None]:
+        """(next_slot, next_run) after the schedule changed at ``at``. Slots before ``at``
+        come from the old schedule: those still owed stay due (schedules.Switched yields
+        them); otherwise the next slot is the new schedule's first at or after ``at``
+        (and after the last slot handled), so nothing is replayed and nothing skipped."""
+        if self.next_slot is not None and self.next_slot < at:
+            next_slot = self.next_slot
+        else:
+            handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
+            start = max([at - timedelta(microseconds=1), *handled])
+            next_slot = schedule.next_after(start, self.anchor(at))
         next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
         return next_slot, next_run
 
@@ -227,17 +138,20 @@ class Job(models.Model):
         when the caller has it at hand, a backlog's next, else the schedule's) and clears
         its errors; an error counts, and the same slot is retried after a back-off; an
         interrupted attempt changes nothing, so its slot runs again next tick; a queued
-        one changes nothing yet: its result is recorded when a later tick reads it.
+        one changes nothing yet: its result is recorded when a later tick reads it. A span
+        of slots that did not run (missed, paused: ``slot`` its newest) moves the job past them.
         ``start_lag``: the attempt's, if its slot was on time (Claimed.start_lag)."""
         self.start_lag = self.start_lag if start_lag is None else start_lag
         if attempt.outcome == Outcome.QUEUED:
             return
+        if attempt.outcome in SPANS:
+            self.last_missed = slot if attempt.outcome == Outcome.MISSED else self.last_missed
+            self._move_past(schedule, slot, started_at, following)
+            return
         self.last_run = started_at
         if attempt.handled:
             self._handled(slot, attempt.outcome)
-            if self.next_slot is None or slot >= self.next_slot:  # a forced extra run leaves the grid alone
-                self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
-            self.next_run = self.next_slot
+            self._move_past(schedule, slot, started_at, following)
             self.error_count, self.last_error = 0, ""
             if not self.isolated:  # isolated, it stays so until an operator resets or marks it
                 self.crash_count = 0
@@ -260,6 +174,12 @@ class Job(models.Model):
         if attempt.outcome == Outcome.SUCCESS:
             self._handled(slot, attempt.outcome)
 
+    def _move_past(self, schedule: Schedule, slot: datetime, started_at: datetime, following) -> None:
+        """Next, the slot after ``slot`` (``following`` or the schedule's); a forced extra run leaves the grid alone."""
+        if self.next_slot is None or slot >= self.next_slot:
+            self.next_slot = following or schedule.next_after(slot, self.anchor(started_at))
+        self.next_run = self.next_slot
+
     def _handled(self, slot: datetime, outcome: Outcome) -> None:
         """The latest slot that succeeded, or the one skipped."""
         if outcome == Outcome.SKIPPED:
@@ -279,6 +199,17 @@ class Job(models.Model):
         self.error_count = 0
         self.last_error = ""
         self.crash_count = 0
+
+    def resumed(self, schedule: Schedule, span, catch_up: bool, now: datetime) -> None:
+        """Enabled again (in memory; pure): past the slots due while it was off (``span``) unless it catches up."""
+        self.paused_since = None
+        if span is not None and not catch_up:
+            self._move_past(schedule, span.until, now, None)
+
+    @property
+    def missing(self) -> bool:
+        """It missed slots (past its starting deadline) and has not succeeded since."""
+        return self.last_missed is not None and (self.last_success is None or self.last_missed > self.last_success)
 
     def drop_claim(self) -> None:
         """Forget the claim in memory (written with the job's state)."""

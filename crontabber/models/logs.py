@@ -103,6 +103,9 @@ class Log(models.Model):
         blank=True,
         help_text="Seconds from its slot to its start: only for a slot on time, not a backlog, retry or re-run.",
     )
+    # A row covering several slots (a missed or paused span): from ``since`` to ``slot``.
+    since = models.DateTimeField(null=True, blank=True, help_text="The oldest slot the row covers.")
+    covers = models.PositiveIntegerField(default=1, help_text="How many slots of the schedule the row covers.")
 
     objects = LogQuerySet.as_manager()
 
@@ -126,6 +129,22 @@ class Log(models.Model):
         tries = cls.objects.try_numbers(job, slots, again or rerun)
         same = dict(job=job, started_at=started_at, duration=0, outcome=Outcome.RUNNING, host=host[:200], pid=pid)
         return [cls(slot=slot, attempt=tries.get(slot, 1), rerun=rerun, **same) for slot in slots]
+
+    @classmethod
+    def spanning(cls, job: Job, span, outcome: Outcome, why: str, now: datetime, host: str, pid: int | None) -> Log:
+        """The one row of a job's slots that did not run (plan.Span: missed, paused), not saved."""
+        return cls(
+            job=job,
+            slot=span.until,
+            since=span.since,
+            covers=span.covers,
+            started_at=now,
+            duration=0,
+            outcome=outcome,
+            error_value=why,
+            host=host[:200],
+            pid=pid,
+        )
 
     def finish(self, attempt: Attempt) -> None:
         """The attempt's outcome on this row (in memory)."""

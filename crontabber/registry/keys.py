@@ -21,6 +21,7 @@ CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # Unicode categories that 
 NAME_MAX = 200  # Job.name's column: a longer name could not be stored
 TIMEOUT_MAX = 7 * 86400  # seconds: a week; longer would overflow the timers of some platforms
 MAX_BACKFILL_MAX = 10_000_000  # slots: more than a year of every-minute slots, bounded
+DEADLINE_MAX = 366 * 86400  # seconds: a year; a later start is no deadline at all
 
 
 def _job_name(value) -> str:
@@ -132,6 +133,14 @@ KEYS = {
             shown_default="`cmd` or `task`",
             check=_job_name,
         ),
+        Key(
+            "formerly",
+            "str",
+            "the job's previous `name`: a job renamed keeps its state, its attempts and its schedule's history "
+            "(the rename is recorded on the job's admin page); the old name must not be registered any more",
+            shown_default="none",
+            check=_job_name,
+        ),
         Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
         Key(
             "frequency",
@@ -186,6 +195,16 @@ KEYS = {
             None,
             "no limit",
             _positive(whole=True, most=MAX_BACKFILL_MAX),
+        ),
+        Key(
+            "starting_deadline",
+            "seconds > 0",
+            "a slot that cannot start within this long after it fell due is not run: it is recorded `missed` (one "
+            "Log row for a span of them, saying how many) and the schedule moves on; without `backfill` the one "
+            "run for the latest due slot is missed the same way. A forced run (run now, `--force`) has no deadline",
+            None,
+            "none: every slot runs, however late",
+            _positive(whole=False, most=DEADLINE_MAX),
         ),
         flag(
             "process",

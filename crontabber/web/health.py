@@ -22,13 +22,13 @@ CLOCK_SKEW_TOLERANCE = timedelta(seconds=60)  # clocks of hosts differ by this m
 @dataclass
 class JobHealth:
     name: str
-    status: str  # ok, running, queued, failing, overdue, stuck (queued too long), isolated, disabled
+    status: str  # ok, running, queued, failing, overdue, missed, stuck (queued too long), isolated, disabled
     schedule: str
     next_run: datetime | None
     last_success: datetime | None
     error_count: int
     last_error: str
-    why: str = ""  # what makes a stuck or isolated job CRITICAL
+    why: str = ""  # what makes a stuck or isolated job CRITICAL, or a missed one WARNING
     start_lag: float | None = None  # seconds its latest on-time slot started late
 
     def as_dict(self):
@@ -58,9 +58,14 @@ def job_status(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None
         return "isolated"
     if job.error_count:
         return "failing"
-    if job.next_run and job.next_run < now - timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS")):
+    if _overdue(job, now):
         return "overdue"
-    return "ok"
+    return "missed" if job.missing else "ok"
+
+
+def _overdue(job: Job, now: datetime) -> bool:
+    grace = timedelta(seconds=conf.get("CRONTABBER_OVERDUE_GRACE_SECONDS"))
+    return job.next_run is not None and job.next_run < now - grace
 
 
 def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None = None) -> JobHealth:
@@ -68,7 +73,7 @@ def job_health(spec: JobSpec, job: Job | None, now: datetime, queued: Log | None
     return JobHealth(
         name=spec.name,
         status=job_status(spec, job, now, queued),
-        why=_stuck(spec, queued, now) or _isolated(job),
+        why=_stuck(spec, queued, now) or _isolated(job) or _missed(job),
         schedule=spec.schedule.description,
         next_run=job.next_run if job else None,
         last_success=job.last_success if job else None,
@@ -103,7 +108,8 @@ class Report:
 def report(names=None, now=None) -> Report:
     """Every job's status and one verdict. CRITICAL: no runner ticked recently, a job is
     overdue, or a job failed CRONTABBER_CRITICAL_ERRORS times in a row; WARNING: a job
-    failed fewer times, its latest on-time slot started late, or all jobs are held."""
+    failed fewer times, missed slots past its starting deadline (until it next succeeds),
+    its latest on-time slot started late, or all jobs are held."""
     now = now or timezone.now()
     specs = load_jobs(names)
     rows = Job.objects.in_bulk([spec.name for spec in specs], field_name="name")
@@ -121,6 +127,16 @@ def _isolated(job: Job | None) -> str:
     return (
         f"its runner died under {job.crash_count} attempts in a row (a crash, os._exit, the OOM killer): its "
         "attempts now run in a child process; once it is fixed, cronreset or cronmarksuccess clears this"
+    )
+
+
+def _missed(job: Job | None) -> str:
+    if job is None or not job.missing:
+        return ""
+    since = f"since {job.last_success.isoformat()}" if job.last_success else "yet"
+    return (
+        f"missed its slots up to {job.last_missed.isoformat()} (not started within its starting_deadline); "
+        f"it has not succeeded {since}"
     )
 
 
@@ -176,6 +192,8 @@ def _job_verdict(job: JobHealth) -> tuple[int, str]:
         return CRITICAL, f"{job.name} is overdue (next run {job.next_run.isoformat()})"
     if job.status in ("stuck", "isolated"):
         return CRITICAL, f"{job.name}: {job.why}"
+    if job.status == "missed":
+        return WARNING, f"{job.name} {job.why}"
     if job.status == "failing":
         code = CRITICAL if job.error_count >= conf.get("CRONTABBER_CRITICAL_ERRORS") else WARNING
         return code, f"{job.name} failed {job.error_count} time(s) in a row: {job.last_error}"

@@ -3,17 +3,21 @@ the table's rows, and the health verdict as Nagios reads it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..models import Job
+from ..models import Job, ScheduleChange
 from ..registry import JobSpec, effective_spec
+from ..schedules import truncate_to_minute
+from ..schedules.clocks import coming
 from ..words import took
 from . import health
 
 NOT_IN_REGISTRY = "not in registry"
 VERDICTS = ("OK", "WARNING", "CRITICAL")  # health.OK, WARNING, CRITICAL: Nagios exit statuses
 HEADER = ("NAME", "SCHEDULE", "LAST RUN", "LAST SUCCESS", "LAST SKIPPED", "NEXT RUN", "LAG", "ERRORS", "RUNNING")
-STATE_TIMES = ("next_run", "next_slot", "last_run", "last_success", "last_skipped", "first_run")
+STATE_TIMES = (
+    "next_run", "next_slot", "last_run", "last_success", "last_skipped", "last_missed", "paused_since", "first_run",
+)  # fmt: skip
 
 
 def iso(value: datetime | None) -> str | None:
@@ -47,6 +51,22 @@ def entry(spec: JobSpec | None, job: Job | None, name: str, queued=None) -> dict
     }
 
 
+def coming_slots(spec: JobSpec, job: Job | None, now: datetime, count: int) -> dict:
+    """The job's next ``count`` slots (from its next slot, or now if that is past), in its
+    zone and UTC, each with what a clock change does to it (cronlist --next)."""
+    spec = effective_spec(spec, job)
+    anchor = job.anchor(now) if job else truncate_to_minute(now)
+    pending = job.next_slot if job and job.next_slot and job.next_slot > now else None
+    after = pending - timedelta(microseconds=1) if pending else now
+    schedule = ScheduleChange.objects.in_force(job, spec, after).schedule if job else spec.schedule
+    slots = coming(schedule, after, anchor, count)
+    return {
+        "name": spec.name,
+        "schedule": spec.schedule.description,
+        "slots": [{"slot": iso(item.slot), "local": item.local(), "clock_change": item.note or None} for item in slots],
+    }
+
+
 def state(job: Job | None) -> dict:
     """The job's row as an entry shows it (None for a job that never ran)."""
     times = {field: iso(getattr(job, field, None)) for field in STATE_TIMES}
@@ -55,6 +75,7 @@ def state(job: Job | None) -> dict:
         **times,
         "start_lag": job.start_lag if job else None,  # seconds: its latest on-time slot's start lag
         "error_count": job.error_count if job else 0,
+        "missing": job.missing if job else False,  # missed slots past its deadline, no success since
         "last_error": (job.last_error or None) if job else None,
         "ongoing": iso(job.claimed_at) if claimed else None,
         "claimed_by": job.claimed_by if claimed else None,
@@ -98,6 +119,17 @@ def _running(entry: dict) -> str:
         return f"since {short(entry['ongoing'])} by {entry['claimed_by']}"
     queued = entry["queued"]
     return f"queued on {queued['backend']} ({queued['result_id']}) since {short(queued['since'])}" if queued else "-"
+
+
+def notes(entry: dict) -> list[tuple[str, str]]:
+    """The lines under the table about an entry: (text, the status whose colour it takes)."""
+    found = []
+    if entry["last_error"]:
+        found.append((f"{entry['name']}: last error: {health.first_line(entry['last_error'])}", "failing"))
+    if entry["missing"]:
+        missed = f"{entry['name']}: missed its slots up to {short(entry['last_missed'])}"
+        found.append((f"{missed}: not started within its starting_deadline, not run", "missed"))
+    return found
 
 
 def nagios_summary(report: health.Report) -> str:

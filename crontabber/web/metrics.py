@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ..engine import plan
 from ..models import Control, Job, Log
-from ..outcomes import Outcome
+from ..outcomes import SPANS, Outcome
 from ..registry import JobSpec, effective_spec, load_jobs
 
 try:
@@ -60,6 +60,7 @@ class Snapshot:
     rows: dict[str, Job]  # by name
     control: Control | None
     attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, outcome) -> attempts in the Log
+    passed: dict[tuple[str, str], int] = field(default_factory=dict)  # (name, missed/paused) -> slots in the Log
     durations: dict[str, Durations] = field(default_factory=dict)  # by name
     lags: dict[str, Durations] = field(default_factory=dict)  # on-time start lags, by name
 
@@ -71,20 +72,27 @@ def read(now: datetime | None = None, names=None) -> Snapshot:
     rows = {job.name: job for job in Job.objects.all()}
     by_id = {job.pk: job.name for job in rows.values()}
     control = Control.objects.filter(pk=1).first()  # read only: never created here
-    return Snapshot(now, specs, rows, control, _attempts_read(by_id), *_durations_read(by_id, now))
+    return Snapshot(now, specs, rows, control, *_attempts_read(by_id), *_durations_read(by_id, now))
 
 
-def _attempts_read(by_id: dict[int, str]) -> dict[tuple[str, str], int]:
-    """Attempts in the Log by (job, outcome): one GROUP BY."""
-    counted = Log.objects.order_by().values("job_id", "outcome").annotate(n=Count("pk"))
-    return {(by_id[row["job_id"]], row["outcome"]): row["n"] for row in counted if row["job_id"] in by_id}
+def _attempts_read(by_id: dict[int, str]) -> tuple[dict, dict]:
+    """Attempts in the Log by (job, outcome), and the slots of its missed and paused spans:
+    one GROUP BY."""
+    counted = Log.objects.order_by().values("job_id", "outcome").annotate(n=Count("pk"), slots=Sum("covers"))
+    attempts, passed = {}, {}
+    for row in counted:
+        if row["job_id"] in by_id:
+            found = passed if row["outcome"] in SPANS else attempts
+            found[(by_id[row["job_id"]], row["outcome"])] = row["slots"] if row["outcome"] in SPANS else row["n"]
+    return attempts, passed
 
 
 def _durations_read(by_id: dict[int, str], now: datetime) -> tuple[dict[str, Durations], dict[str, Durations]]:
     """Each job's finished attempts of the last DURATION_WINDOW by duration bucket, and
     their start lags (of on-time slots) by lag bucket: one GROUP BY with a conditional
     count per bucket."""
-    recent = Log.objects.order_by().filter(started_at__gte=now - DURATION_WINDOW).exclude(outcome=Outcome.RUNNING)
+    recent = Log.objects.order_by().filter(started_at__gte=now - DURATION_WINDOW)
+    recent = recent.exclude(outcome__in=[Outcome.RUNNING, *SPANS])
     buckets = {f"le{i}": Count("pk", filter=Q(duration__lte=bound)) for i, bound in enumerate(BUCKETS)}
     buckets |= {f"lag{i}": Count("pk", filter=Q(start_lag__lte=bound)) for i, bound in enumerate(LAG_BUCKETS)}
     counted = recent.values("job_id").annotate(
@@ -168,7 +176,21 @@ def _attempts(snapshot: Snapshot, specs: list[JobSpec]):
     )
     for spec in specs:
         for outcome in Outcome.values:
-            family.add_metric([spec.name, outcome], snapshot.attempts.get((spec.name, outcome), 0))
+            if outcome not in SPANS:
+                family.add_metric([spec.name, outcome], snapshot.attempts.get((spec.name, outcome), 0))
+    return family
+
+
+def _passed(snapshot: Snapshot, specs: list[JobSpec]):
+    family = CounterMetricFamily(
+        "crontabber_job_slots_not_run",
+        "Slots recorded in the Log as not run: missed (past the starting deadline) or paused (due while the job "
+        "was disabled or held). Old rows are purged, as for the attempts.",
+        labels=["job", "outcome"],
+    )
+    for spec in specs:
+        for outcome in sorted(SPANS):
+            family.add_metric([spec.name, outcome], snapshot.passed.get((spec.name, outcome), 0))
     return family
 
 
@@ -226,6 +248,7 @@ def families(snapshot: Snapshot) -> list:
     return [
         *_job_gauges(snapshot, specs),
         _attempts(snapshot, specs),
+        _passed(snapshot, specs),
         _durations(snapshot, specs),
         _lags(snapshot, specs),
         *_tick(snapshot),

@@ -202,7 +202,12 @@ class Command(BaseCommand):
     def _print_plan(self, report):
         if report.held_all:
             return
-        if not report.planned:
+        for name, missed in report.missed.items():
+            self.stdout.write(
+                f"would not run {name} for {format_instant(missed.since)} to {format_instant(missed.until)}: "
+                f"{plural(missed.covers, 'slot')} past its starting deadline, recorded missed"
+            )
+        if not report.planned and not report.missed:
             self.stdout.write("nothing is due")
         for name, (shown, last, more) in report.planned.items():
             for slot in shown:
