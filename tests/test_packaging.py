@@ -83,7 +83,7 @@ def test_the_sdist_holds_the_app_the_readme_and_the_changelog_and_no_tests(built
     assert sdist.name == f"django_crontabber-{VERSION}.tar.gz"
     with tarfile.open(sdist) as archive:
         names = {name.partition("/")[2] for name in archive.getnames()}
-    assert {"pyproject.toml", "README.md", "CHANGELOG.md", "PKG-INFO", "crontabber/__init__.py"} <= names
+    assert {"pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "PKG-INFO", "crontabber/__init__.py"} <= names
     assert {name.split("/")[0] for name in names} <= {
         "",
         "crontabber",
@@ -93,6 +93,7 @@ def test_the_sdist_holds_the_app_the_readme_and_the_changelog_and_no_tests(built
         "PKG-INFO",
         "README.md",
         "CHANGELOG.md",
+        "LICENSE",
         "MANIFEST.in",
     }, sorted(names)
 
@@ -127,6 +128,12 @@ def test_the_metadata_names_the_distribution_its_classifiers_and_its_addresses(b
     urls = dict(line.split(": ", 1)[1].split(", ", 1) for line in text.splitlines() if line.startswith("Project-URL:"))
     assert {"Homepage", "Documentation", "Changelog", "Issues"} <= set(urls)
     assert all(url.startswith(urls["Homepage"]) for url in urls.values())
+    # The licence it names, and its text beside it in the wheel and the sdist.
+    assert "\nLicense-Expression: MPL-2.0\n" in text and "\nLicense-File: LICENSE\n" in text
+    assert (
+        "Mozilla Public License Version 2.0"
+        in zipfile.ZipFile(built.wheel).read(f"django_crontabber-{VERSION}.dist-info/licenses/LICENSE").decode()
+    )
 
 
 # Where users are told what to type: the README, the docs, the changelog, and the app's own

@@ -6,6 +6,7 @@ Ordinary output goes through unchanged."""
 
 import json
 import logging
+import re
 
 import pytest
 from sentry_sdk.integrations.logging import LoggingIntegration
@@ -13,6 +14,7 @@ from sentry_sdk.integrations.logging import LoggingIntegration
 from crontabber import scrub
 from crontabber.engine.execution import OutputCapture
 from crontabber.models import Job, Log
+from crontabber.scrub import finders
 from tests.helpers import at, tick
 from tests.mailserver import smtp_server
 from tests.scrub_corpus import ORDINARY, PEM_BODY, SHAPES
@@ -53,6 +55,15 @@ def captured(*writes: str) -> tuple[str, list[str]]:
         return capture.finish(), records
     finally:
         logger.removeHandler(handler)
+
+
+def test_each_credential_format_is_in_the_corpus_and_tried_where_it_starts():
+    texts = [text for _, text, _ in SHAPES]
+    for pattern in (alternative for entry in finders.FORMAT_LIST for alternative in entry.split("|\\b")):
+        alone = [match.span() for text in texts for match in re.finditer(pattern, text)]
+        assert alone, f"no shape of the corpus has the format {pattern}"
+        together = {match.span() for text in texts for match in finders.FORMATS.finditer(text)}
+        assert set(alone) <= together, pattern
 
 
 def test_a_key_and_its_value_split_by_a_long_line_are_still_seen_together():

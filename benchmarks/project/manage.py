@@ -1,5 +1,6 @@
-"""manage.py of the backfill benchmark's project (benchproj.settings); crontabber comes
-from the tree measured, which the benchmark puts first on PYTHONPATH."""
+"""manage.py of the benchmarks' projects: the backfill one (benchproj.settings, the default)
+and the side-by-side one (DJANGO_SETTINGS_MODULE=sidebyside.settings); crontabber comes from
+the tree measured, which the benchmark puts first on PYTHONPATH."""
 
 import os
 import sys

