@@ -81,6 +81,13 @@ SETTINGS = {
             "or a list of job names",
         ),
         Setting(
+            "CRONTABBER_SENTRY_CATCH_UP_CHECKINS",
+            "one",
+            'what a backlog tells Sentry Crons: `"one"`, one check-in (its newest slot\'s, or the error that '
+            'stopped it); `"none"`, only the newest slot\'s. A slot caught up after a later one fell due never '
+            "checks in as if on time ([alerts](alerts.md))",
+        ),
+        Setting(
             "CRONTABBER_SENTRY_CHECKIN_MARGIN_MINUTES",
             DERIVED,
             "the Sentry monitors' `checkin_margin`",

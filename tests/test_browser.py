@@ -288,3 +288,21 @@ def test_the_screenshots_of_the_docs_are_made_by_a_script(tmp_path):
         widths[path.name] = int.from_bytes(header[16:20], "big")
     assert widths["admin-jobs.png"] == 1400 and widths["admin-jobs-800.png"] == 800
     assert {"admin-jobs-dark.png", "admin-job.png", "admin-job-dark.png", "admin-strips.png"} <= set(widths)
+
+
+def test_the_job_page_lists_its_schedule_changes_with_who_made_them(live_server, page, operator, jobs):
+    jobs([{"name": "hourly", "cmd": "record", "cron": "0 * * * *", "timezone": "Europe/Berlin"}])
+    tick(timezone.now() - timedelta(hours=2))
+    jobs([{"name": "hourly", "cmd": "record", "cron": "30 * * * *", "timezone": "Europe/Berlin"}])
+    tick(timezone.now() - timedelta(hours=1))  # a deploy changed the schedule
+    log_in(page, live_server, f"/admin/crontabber/job/{Job.objects.get().pk}/change/")
+    page.fill("#id_schedule_override", "06:00,18:00")
+    page.click("input[name=_continue]")
+    changes = page.locator("table.schedule-changes tbody tr")
+    expect(changes).to_have_count(2)
+    expect(changes.nth(0)).to_contain_text("override")
+    expect(changes.nth(0)).to_contain_text("daily at 06:00,18:00 Europe/Berlin")
+    expect(changes.nth(0)).to_contain_text("operator")
+    expect(changes.nth(1)).to_contain_text("cron 30 * * * * Europe/Berlin")
+    expect(changes.nth(1)).to_contain_text("a deploy")
+    page.locator("table.schedule-changes").screenshot(path=str(SCREENSHOT.with_name("crontabber-changes.png")))

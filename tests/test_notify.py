@@ -212,6 +212,76 @@ def test_a_skip_checks_in_ok_and_the_setting_may_name_the_jobs(jobs, sentry, set
     ]
 
 
+def test_a_backlog_checks_in_once_for_its_newest_slot_not_once_per_late_slot(jobs, sentry, settings):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "h", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    tick(at("2026-05-01 10:00"))
+    sentry.items.clear()
+    tick(at("2026-05-01 14:05"))  # back after four hours: 11:00, 12:00, 13:00 late, 14:00 on time
+    assert [slot for slot, _ in outcomes("h")][-4:] == [at(f"2026-05-01 {h}:00") for h in (11, 12, 13, 14)]
+    started, ok = sentry.checkins
+    assert (started["status"], ok["status"]) == ("in_progress", "ok")
+    assert ok["check_in_id"] == started["check_in_id"]
+    assert started["monitor_config"]["schedule"] == {"type": "crontab", "value": "0 * * * *"}
+
+
+@pytest.mark.parametrize("setting, sent", [("one", ["error"]), ("none", [])])
+def test_a_late_slot_that_fails_checks_in_one_error_or_nothing(jobs, sentry, settings, setting, sent):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    settings.CRONTABBER_SENTRY_CATCH_UP_CHECKINS = setting
+    jobs([{"name": "h", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    tick(at("2026-05-01 10:00"))
+    sentry.items.clear()
+    control.FAILING.add("*")
+    tick(at("2026-05-01 13:05"))  # 11:00 fails: the backlog stops there
+    assert [c["status"] for c in sentry.checkins] == sent
+    assert len(sentry.events) == 1, "the failure itself is an event either way"
+
+
+def test_a_rerun_of_past_slots_does_not_pose_as_on_time_check_ins(jobs, sentry, settings):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "h", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    tick(at("2026-05-01 10:00"))
+    tick(at("2026-05-01 12:00"))
+    sentry.items.clear()
+    from freezegun import freeze_time
+
+    with freeze_time(at("2026-05-01 12:30")):
+        call_command("cronrerun", "h", "--from", "2026-05-01T10:00Z", "--to", "2026-05-01T11:00Z")
+    assert len(outcomes("h")) == 5 and sentry.checkins == []
+
+
+def test_a_slot_a_clock_change_moves_checks_in_once_as_on_time(jobs, sentry, settings):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "n", "cmd": "record", "frequency": "1d", "time": "02:30", "timezone": "America/New_York"}])
+    tick(at("2027-03-13 12:00"))
+    sentry.items.clear()
+    tick(at("2027-03-14 07:00"))  # 02:30 does not happen: the slot is 03:00 EDT, 07:00 UTC
+    assert [slot for slot, _ in outcomes("n")] == [at("2027-03-14 07:00")]
+    assert [c["status"] for c in sentry.checkins] == ["in_progress", "ok"]
+    assert sentry.checkins[0]["monitor_config"]["schedule"] == {"type": "crontab", "value": "30 2 * * *"}
+
+
+def test_a_bad_catch_up_setting_is_a_system_check_error(settings):
+    settings.CRONTABBER_SENTRY_CATCH_UP_CHECKINS = "all"
+    [error] = notify.check_catch_up_setting()
+    assert error.id == "crontabber.E024" and "must be 'one' or 'none', not 'all'" in error.msg
+
+
+def test_the_monitor_of_a_schedule_that_changed_is_the_schedule_in_force_now(jobs, sentry, settings):
+    settings.CRONTABBER_SENTRY_CRONS = True
+    jobs([{"name": "h", "cmd": "record", "cron": "0 * * * *", "backfill": True, "timezone": "Pacific/Chatham"}])
+    tick(at("2026-05-01 10:00"))
+    jobs([{"name": "h", "cmd": "record", "cron": "30 * * * *", "backfill": True, "timezone": "Pacific/Chatham"}])
+    sentry.items.clear()
+    tick(at("2026-05-01 12:40"))  # 11:00 (late) and 12:00 of the old schedule, owed before the change
+    configs = {c["monitor_config"]["schedule"]["value"] for c in sentry.checkins}
+    assert configs == {"30 * * * *"} and {c["monitor_config"]["timezone"] for c in sentry.checkins} == {
+        "Pacific/Chatham"
+    }
+    assert [c["status"] for c in sentry.checkins] == ["in_progress", "ok"]
+
+
 @pytest.mark.parametrize(
     "entry, schedule, zone",
     [

@@ -262,7 +262,9 @@ def test_a_schedule_change_in_the_registry_realigns_the_next_slot(jobs):
     assert job("j").next_run == at("2026-05-02 03:00")
     jobs([{"name": "j", "cmd": "record", "frequency": "1d", "time": "12:00"}])
     tick(at("2026-05-01 11:00"))
-    assert job("j").next_run == at("2026-05-01 12:00"), "the new schedule counts from the last handled slot"
+    assert job("j").next_run == at("2026-05-01 12:00"), (
+        "the new schedule counts from the change: 12:00 today is after it"
+    )
     assert job("j").schedule == "every 1d at 12:00 UTC"
 
 
@@ -361,17 +363,17 @@ def test_cronrun_rejects_bad_arguments_without_changing_anything(jobs, args, mes
     assert not Job.objects.exists()
 
 
-def test_a_schedule_change_keeps_a_backfill_jobs_backlog(jobs):
+def test_a_schedule_change_keeps_a_backfill_jobs_backlog_of_the_old_schedule(jobs):
     jobs([{"name": "j", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
     tick(at("2026-05-01 00:00"))
     jobs([{"name": "j", "cmd": "record", "cron": "*/30 * * * *", "backfill": True}])
     tick(at("2026-05-01 02:10"))
+    tick(at("2026-05-01 02:30"))
     assert run_times() == [
         at("2026-05-01 00:00"),
-        at("2026-05-01 00:30"),
-        at("2026-05-01 01:00"),
-        at("2026-05-01 01:30"),
+        at("2026-05-01 01:00"),  # owed by the hourly schedule before the change at 02:10
         at("2026-05-01 02:00"),
+        at("2026-05-01 02:30"),  # the new schedule's, from the change on
     ]
 
 

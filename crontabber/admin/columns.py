@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .. import conf
 from ..models import Job
@@ -17,6 +17,7 @@ from ..web.listing import NOT_IN_REGISTRY
 from ..words import took
 from .display import BLUE, GREEN, GREY, ORANGE, PRE, RED, grid, latest_failure, strip, time_field, when, zone_of
 
+CHANGES_SHOWN = 50  # the job page's latest schedule changes
 STATUS_COLOURS = {
     "ok": GREEN,
     "running": BLUE,
@@ -171,3 +172,23 @@ class JobColumns:
     def logs(self, job):
         url = reverse("admin:crontabber_log_changelist") + "?" + urlencode({"job__id__exact": job.pk})
         return format_html('<a href="{}" class="job-logs">all attempts</a>', url)
+
+    @admin.display(description="schedule changes")
+    def schedule_changes(self, job):
+        """Each change of its schedule or name, newest first: when, what, before, after, who."""
+        changes = job.schedule_changes.all()[:CHANGES_SHOWN]
+        if not changes:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (when(c.at, self.zone(job)), c.what, c.before or "-", c.after or "-", c.by or "a deploy")
+                for c in changes
+            ),
+        )
+        return format_html(
+            '<table class="schedule-changes"><thead><tr><th>when</th><th>what</th><th>before</th><th>after</th>'
+            "<th>by</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .. import conf
-from ..models import Log
+from ..models import Log, ScheduleChange
 from ..outcomes import Outcome
 from ..registry import effective_spec
 from .strip import BACKLOG, COALESCED, NOT_RUN, Cell, cells, recent_slots
@@ -102,7 +102,7 @@ def attach_cells(jobs, now: datetime, count: int) -> None:
     shown = {}  # job -> (its spec as operators changed it, its schedule's latest slots)
     for job in jobs:
         spec = effective_spec(job._spec, job) if job._spec is not None else None
-        slots = recent_slots(spec, job, now, count) if spec is not None else []
+        slots = slots_in_force(spec, job, now, count) if spec is not None else []
         if slots:
             shown[job] = spec, slots
     attempts = {}
@@ -112,6 +112,15 @@ def attach_cells(jobs, now: datetime, count: int) -> None:
     for job in jobs:
         spec, slots = shown.get(job, (None, []))
         job._cells = cells(spec, job, slots, attempts.get(job.pk, []), now, count) if slots else []
+
+
+def slots_in_force(spec, job, now: datetime, count: int) -> list[datetime]:
+    """The job's latest slots of the schedule in force at each time: the changes are read
+    only while the strip reaches back before the latest one."""
+    slots = recent_slots(spec, job, now, count)
+    if slots and job.schedule_changed and job.schedule_changed > slots[0]:
+        slots = recent_slots(ScheduleChange.objects.in_force(job, spec, job.first_run), job, now, count)
+    return slots
 
 
 def latest_failure(job):

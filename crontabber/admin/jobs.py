@@ -13,8 +13,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.utils import timezone
 
 from .. import conf
-from ..models import Control, Job
-from ..registry import RegistryError, jobs_or_none, load_jobs
+from ..models import Control, Job, ScheduleChange
+from ..registry import RegistryError, effective_spec, jobs_or_none, load_jobs
 from ..web.health import job_health, queued_of
 from .actions import JobActions
 from .columns import JobColumns
@@ -115,6 +115,7 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
             },
         ),
         ("Claim", {"fields": ["claimed_by", "claimed_at_shown", "claim_expires_shown", "taken_over_from"]}),
+        ("Schedule changes", {"fields": ["schedule_changes"]}),
     ]
     EDITABLE = ("enabled_override", "schedule_override")
     readonly_fields = read_only(fieldsets, EDITABLE)  # all that is shown but the operator's two controls
@@ -162,6 +163,26 @@ class JobAdmin(HoldSwitch, JobActions, JobColumns, admin.ModelAdmin):
         fields = [name for name in self.EDITABLE if name in form.changed_data]
         if fields:
             obj.save(update_fields=fields)
+        if "schedule_override" in fields:
+            self.record_schedule_change(request, obj, form.initial.get("schedule_override") or "")
+
+    def record_schedule_change(self, request, job: Job, previous: str) -> None:
+        """An override that changes the schedule in force, recorded now with who made it
+        (the next tick realigns the job from this time: Job.objects.realign)."""
+        spec = (jobs_or_none() or {}).get(job.name)
+        if spec is None:
+            return
+        before = effective_spec(spec, Job(schedule_override=previous)).schedule.description
+        after = effective_spec(spec, job).schedule.description
+        if after != before:
+            ScheduleChange.objects.create(
+                job=job,
+                at=timezone.now(),
+                what=ScheduleChange.OVERRIDE,
+                before=before,
+                after=after,
+                by=request.user.get_username(),
+            )
 
     def construct_change_message(self, request, form, formsets, add=False):
         shown = {None: "registry decides", True: "enabled", False: "disabled"}

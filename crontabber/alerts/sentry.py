@@ -7,6 +7,10 @@
   Sentry's logging integration is told to ignore, so it does not become a second event;
 - with CRONTABBER_SENTRY_CRONS, each attempt is a Crons check-in (in_progress, then ok
   or error with its duration), the monitor created or updated from the registry entry.
+  Sentry puts a check-in on the slot it expects at the time it arrives, so a catch-up
+  slot (one run after a later slot already fell due) never checks in as on time: a
+  backlog is one check-in, its newest slot's, or the error that stopped it
+  (CRONTABBER_SENTRY_CATCH_UP_CHECKINS "one"), or only the newest slot's ("none").
 """
 
 from __future__ import annotations
@@ -17,9 +21,19 @@ import re
 import sys
 import uuid
 
+from django.core import checks
+
 from .. import conf, failure_logger, scrub
 from ..models import Log
-from ..schedules import CalendarSchedule, CronSchedule, IntervalSchedule, Schedule, UnionSchedule, format_instant
+from ..schedules import (
+    CalendarSchedule,
+    CronSchedule,
+    IntervalSchedule,
+    Schedule,
+    Switched,
+    UnionSchedule,
+    format_instant,
+)
 
 MONITOR_SLUG_MAX = 50
 
@@ -158,11 +172,13 @@ def checkin_margin() -> int:
 
 def monitor_config(spec) -> dict | None:
     """The monitor Sentry creates or updates from a check-in, derived from the job's
-    (effective) registry entry; None when its schedule has no Sentry equivalent."""
-    schedule = monitor_schedule(spec.schedule)
+    (effective) registry entry, its schedule as in force now; None when that has no Sentry
+    equivalent."""
+    now = spec.schedule.after if isinstance(spec.schedule, Switched) else spec.schedule
+    schedule = monitor_schedule(now)
     if schedule is None:
         return None
-    source = spec.schedule.parts[0] if isinstance(spec.schedule, UnionSchedule) else spec.schedule
+    source = now.parts[0] if isinstance(now, UnionSchedule) else now
     zone = getattr(source, "zone", None)  # an interval of real time has none: the registry's
     config = {
         "schedule": schedule,
@@ -185,13 +201,31 @@ def crons_enabled(name: str) -> bool:
     return on and sentry_active()
 
 
+def catching_up(spec, job, log) -> bool:
+    """The slot is run after a later one of its schedule already fell due: a catch-up."""
+    later = spec.schedule.next_after(log.slot, job.anchor(log.started_at))
+    return later is not None and later <= log.started_at
+
+
+CATCH_UP_CHOICES = ("one", "none")
+
+
+@checks.register("crontabber")
+def check_catch_up_setting(app_configs=None, **kwargs):
+    value = conf.get("CRONTABBER_SENTRY_CATCH_UP_CHECKINS")
+    if value in CATCH_UP_CHOICES:
+        return []
+    why = f"must be 'one' or 'none', not {value!r}"
+    return [checks.Error(why, obj="CRONTABBER_SENTRY_CATCH_UP_CHECKINS", id="crontabber.E024")]
+
+
 def sentry_attempt_started(sender, spec, job, log, **kwargs):
     if not sentry_active():
         return
     ignore_failure_logger()  # before the runner may log the failure
     # Breadcrumbs of an event are the failed attempt's own log lines, not the tick's.
     sdk().get_isolation_scope().clear_breadcrumbs()
-    if crons_enabled(spec.name):
+    if crons_enabled(spec.name) and not catching_up(spec, job, log):
         from sentry_sdk.crons import capture_checkin
 
         check_in_id = capture_checkin(
@@ -214,12 +248,16 @@ def sentry_checkin_finished(sender, spec, job, log, attempt, **kwargs):
     check_in_id = _open_checkins.pop(log.pk, None) or _queued_checkin(spec, log)
     if not crons_enabled(spec.name):
         return
+    late = catching_up(spec, job, log)
+    if late and (attempt.handled or conf.get("CRONTABBER_SENTRY_CATCH_UP_CHECKINS") == "none"):
+        return  # the backlog's newest slot checks in for it
     from sentry_sdk.crons import capture_checkin
 
-    # skipped: ok (the slot is handled); failure, timeout, interrupted: error.
+    # skipped: ok (the slot is handled); failure, timeout, interrupted: error (a catch-up's
+    # on its own, no in_progress before it: the backlog stops there).
     capture_checkin(
         monitor_slug=monitor_slug(spec.name),
-        check_in_id=check_in_id,
+        check_in_id=None if late else check_in_id,
         status="ok" if attempt.handled else "error",
         duration=attempt.duration,
         monitor_config=monitor_config(spec),

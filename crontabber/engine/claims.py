@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from .. import logger
 from ..conf import lease
-from ..models import Job, Log
+from ..models import Job, Log, ScheduleChange
 from ..registry import JobSpec
 from .execution import CLOCK
 from .plan import Due, Upcoming, backlog, slots_to_run
@@ -71,6 +71,7 @@ class Claimed:
     def plan(self, now: datetime) -> Upcoming:
         """Its slots from its state now: every due one of a backfill job, else the latest."""
         anchor, self.planned_at = self.job.anchor(now), now
+        self.spec = ScheduleChange.objects.in_force(self.job, self.spec, self.job.next_slot)
         self.slots = Upcoming(slots_to_run(self.spec, self.job.next_slot, anchor, now, self.forced))
         most = self.spec.max_backfill
         self.count = partial(backlog, self.spec, until=now, anchor=anchor, most=most) if self.spec.backfill else None

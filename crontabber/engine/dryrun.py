@@ -51,11 +51,15 @@ class DryTick(Tick):
     def start(self, spec, rows, new):
         """As a real tick starts the job, in memory."""
         job = self.jobs.get(spec.name)
+        if job is None and spec.formerly in self.jobs and spec.formerly in rows:  # renamed
+            job = self.jobs[spec.name] = self.jobs.pop(spec.formerly)
+            job.name, rows[spec.name] = spec.name, rows.pop(spec.formerly)._replace(name=spec.name)
         if job is None or job.next_run is None:
             fresh = Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now))
             self.jobs[spec.name] = fresh
         elif job.schedule != spec.schedule.description and not job.is_claimed(self.now):
             job.next_slot, job.next_run = job.realigned(spec.schedule, self.now)
+            job.schedule_changed = self.now
             job.schedule = spec.schedule.description
             rows[spec.name] = rows[spec.name]._replace(next_run=job.next_run)
 

@@ -38,11 +38,29 @@ def slot_options(spec: JobSpec, slot: datetime, last_success: datetime | None, e
 
 def command_arguments(spec: JobSpec, options: dict[str, str]) -> list[str]:
     """The options as a command's arguments, after the job's own cmd_args."""
-    return [*spec.cmd_args, *(f"{OPTION_NAMES.get(name, '--' + name)}={value}" for name, value in options.items())]
+    return [*spec.cmd_args, *as_arguments(options)]
+
+
+def as_arguments(options: dict[str, str]) -> list[str]:
+    """Options as a command reads them: ``--run-time=...``."""
+    return [f"{OPTION_NAMES.get(name, '--' + name)}={value}" for name, value in options.items()]
 
 
 class Executor:
-    """Runs a job's attempts here: nothing is ever left pending."""
+    """Runs a job's attempts here: nothing is ever left pending. One is made for a job's
+    slots in a tick."""
+
+    _shown = ("", "")  # the command line's fixed part, and it scrubbed
+
+    def command_line(self, cmd: str, spec: JobSpec, options: dict[str, str], extra: dict) -> str:
+        """The command line the log shows, scrubbed. Its words from the registry and
+        --job-arg are the same for each slot: scrubbed once; the instants crontabber passes
+        hold no secret."""
+        fixed = " ".join([cmd, *command_arguments(spec, extra)])
+        if self._shown[0] != fixed:
+            self._shown = (fixed, scrub.text(fixed))
+        instants = {name: value for name, value in options.items() if name not in extra}
+        return " ".join([self._shown[1], *as_arguments(instants)])
 
     def pending(self, claimed) -> Log | None:
         """The job's attempt left on a task backend, whose result is not read yet."""
@@ -62,8 +80,9 @@ class Executor:
 class InProcess(Executor):
     def run(self, claimed, log, extra, deadlines):
         spec = claimed.spec
-        argv = command_arguments(spec, slot_options(spec, log.slot, claimed.job.last_success, extra))
-        logger.info("%s: running %s", spec.name, scrub.text(" ".join([spec.cmd, *argv])))
+        options = slot_options(spec, log.slot, claimed.job.last_success, extra)
+        logger.info("%s: running %s", spec.name, self.command_line(spec.cmd, spec, options, extra))
+        argv = command_arguments(spec, options)
         return run_in_process(spec.name, spec.cmd, argv, spec.timeout, deadlines)
 
 
@@ -76,7 +95,8 @@ class ChildProcess(Executor):
         cmd, argv = (
             (TASK, [spec.task, json.dumps(options)]) if spec.task else (spec.cmd, command_arguments(spec, options))
         )
-        logger.info("%s: running %s in a child process", spec.name, scrub.text(" ".join([cmd, *argv])))
+        shown = scrub.text(" ".join([cmd, *argv])) if spec.task else self.command_line(cmd, spec, options, extra)
+        logger.info("%s: running %s in a child process", spec.name, shown)
         return run_in_child(spec.name, cmd, argv, spec.timeout, deadlines)
 
 

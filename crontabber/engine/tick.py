@@ -17,7 +17,7 @@ from functools import cached_property, partial
 from django.utils import timezone
 
 from .. import conf, logger
-from ..models import Control, Job, Log
+from ..models import Control, Job, Log, ScheduleChange
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
@@ -31,6 +31,15 @@ from .report import Progress, TickReport
 from .rerun import RerunRefused, job_that_ran
 from .slots import SlotLoop
 from .writes import database_lost
+
+
+def renamed(spec: JobSpec, rows: dict, now: datetime):
+    """The tick row of the job renamed from ``spec.formerly``, now under its new name (its
+    row renamed and the rename recorded), or None."""
+    if spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, now):
+        rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
+        return rows[spec.name]
+    return None
 
 
 class Tick:
@@ -173,6 +182,7 @@ class Tick:
             raise RerunRefused(f"{control.hold_reason()}; nothing was re-run")
         job = job_that_ran(spec.name)
         spec, anchor = effective_spec(spec, job), job.anchor(timezone.now())
+        spec = ScheduleChange.objects.in_force(job, spec, start)  # the schedule then in force
         count = partial(backlog, spec, until=end, anchor=anchor) if spec.backfill else None
         slots = slots_between(spec, start, end, anchor)
         batch = [Claimed.again_for(spec, held.job, slots, count) for held in self.claims.one(spec)]
@@ -203,8 +213,8 @@ class Tick:
         return TaskCall() if spec.task else InProcess()
 
     def start(self, spec: JobSpec, rows: dict, new: list[Job]) -> None:
-        """A new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
-        row = rows.get(spec.name)
+        """A renamed or new job's row (to create), a reset job's fresh state, a changed schedule realigned."""
+        row = rows.get(spec.name) or renamed(spec, rows, self.now)
         if row is None:
             new.append(Job(name=spec.name, **Job.fresh_state(spec.schedule, self.now)))
         elif row.next_run is None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 
 from .. import conf, logger
 from ..conf import lease
 from ..outcomes import Attempt, Interruption, Outcome
 from ..schedules import Schedule, truncate_to_minute
+from .changes import ScheduleChange
 from .timestamps import fast_datetimes
 
 
@@ -81,15 +82,22 @@ class JobQuerySet(models.QuerySet):
             return {row.name: row for row in self.values_list(*TICK_FIELDS, named=True)}
 
     def realign(self, name: str, schedule: Schedule, now: datetime) -> datetime | None:
-        """The job's schedule changed (registry or override): its next run as realigned,
-        unless another runner holds it or realigned it first."""
+        """The job's schedule changed (registry or override): its next run as realigned and
+        the change recorded (an operator's, recorded when made, counts from then), unless
+        another runner holds it or realigned it first."""
         job = self.get(name=name)
-        next_slot, next_run = job.realigned(schedule, now)
-        updated = (
-            self.filter(pk=job.pk, schedule=job.schedule)
-            .claimable(now)
-            .update(schedule=schedule.description, next_slot=next_slot, next_run=next_run)
-        )
+        recorded = ScheduleChange.objects.unapplied(job, schedule.description)
+        at = recorded.at if recorded else now
+        next_slot, next_run = job.realigned(schedule, at)
+        with transaction.atomic():
+            updated = (
+                self.filter(pk=job.pk, schedule=job.schedule)
+                .claimable(now)
+                .update(schedule=schedule.description, next_slot=next_slot, next_run=next_run, schedule_changed=at)
+            )
+            if updated and not recorded:
+                what = ScheduleChange.OVERRIDE if job.schedule_override else ScheduleChange.REGISTRY
+                ScheduleChange.objects.create(job=job, at=at, what=what, before=job.schedule, after=str(schedule))
         logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
         return next_run if updated else job.next_run
 
@@ -115,6 +123,7 @@ class Job(models.Model):
     name = models.CharField(max_length=200, unique=True)
     # The registry schedule this state was computed for: a change realigns next_slot.
     schedule = models.CharField(max_length=300, blank=True)
+    schedule_changed = models.DateTimeField(null=True, blank=True, help_text="When its schedule last changed.")
     first_run = models.DateTimeField(null=True, blank=True, help_text="When the job was first seen.")
     last_run = models.DateTimeField(null=True, blank=True, help_text="When the latest attempt started.")
     last_success = models.DateTimeField(null=True, blank=True, help_text="Slot of the latest success.")
@@ -167,6 +176,7 @@ class Job(models.Model):
     # What a reset forgets: the job runs on the next tick as if new.
     FORGOTTEN = dict(
         schedule="",
+        schedule_changed=None,
         first_run=None,
         last_run=None,
         last_success=None,
@@ -202,12 +212,17 @@ class Job(models.Model):
         first = schedule.first_slot(now)
         return dict(schedule=schedule.description, first_run=truncate_to_minute(now), next_slot=first, next_run=first)
 
-    def realigned(self, schedule: Schedule, now: datetime) -> tuple[datetime | None, datetime | None]:
-        """(next_slot, next_run) after the schedule changed: the new schedule's first slot
-        after the last slot handled, so a backlog is kept and the change takes effect at once."""
-        handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
-        after = max(handled) if handled else self.anchor(now) - timedelta(microseconds=1)
-        next_slot = schedule.next_after(after, self.anchor(now))
+    def realigned(self, schedule: Schedule, at: datetime) -> tuple[datetime | None, datetime | None]:
+        """(next_slot, next_run) after the schedule changed at ``at``. Slots before ``at``
+        come from the old schedule: those still owed stay due (schedules.Switched yields
+        them); otherwise the next slot is the new schedule's first at or after ``at``
+        (and after the last slot handled), so nothing is replayed and nothing skipped."""
+        if self.next_slot is not None and self.next_slot < at:
+            next_slot = self.next_slot
+        else:
+            handled = [t for t in (self.last_success, self.last_skipped) if t is not None]
+            start = max([at - timedelta(microseconds=1), *handled])
+            next_slot = schedule.next_after(start, self.anchor(at))
         next_run = max(next_slot, self.next_run) if self.error_count and self.next_run else next_slot
         return next_slot, next_run
 

@@ -11,6 +11,7 @@ import functools
 import graphlib
 import unicodedata
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from django.core import checks
@@ -19,6 +20,7 @@ from django.db import connection
 
 from .. import conf, logger
 from ..schedules import Schedule, ScheduleError, build_override, build_schedule
+from ..schedules.clocks import clock_warnings
 from ..words import did_you_mean
 from . import tasks
 from .keys import KEYS, SCHEDULE_ERROR, SCHEDULE_KEYS, key_problems
@@ -41,6 +43,7 @@ class JobSpec:
     notify_on_success: bool = False
     depends_on: tuple[str, ...] = field(default=())
     zone: str = "UTC"
+    formerly: str = ""  # the job's previous name: its row is renamed, its state kept
 
     @property
     def command_line(self) -> str:
@@ -159,6 +162,7 @@ def _spec(entry: dict, context: _Context) -> JobSpec:
         cmd_args=tuple(values["cmd_args"]),
         depends_on=tuple(values["depends_on"]),
         backend=entry.get("backend", context.backend),
+        formerly=values["formerly"] or "",
     )
     schedule = _schedule_of(entry, context.zone)[0]
     return JobSpec(**values, schedule=schedule, zone=entry.get("timezone", context.zone))
@@ -189,6 +193,16 @@ def _duplicate(name: str, same: str) -> RegistryProblem:
         return RegistryProblem(name, "name", "duplicate job name; give one of them a 'name'", "crontabber.E007")
     why = f"the database takes it for the same name as {same!r} (its collation ignores case and accents)"
     return RegistryProblem(name, "name", f"{why}; rename one", "crontabber.E007")
+
+
+def _former_names(specs: list[JobSpec]) -> list[RegistryProblem]:
+    """A job renamed from a name that is still registered: which one keeps the state?"""
+    names = {spec.name for spec in specs}
+    return [
+        RegistryProblem(spec.name, "formerly", f"{spec.formerly!r} is still a registered job", "crontabber.E004")
+        for spec in specs
+        if spec.formerly in names
+    ]
 
 
 def _dependency_problems(specs: list[JobSpec]) -> list[RegistryProblem]:
@@ -226,7 +240,7 @@ def validate(raw=None) -> tuple[list[JobSpec], list[RegistryProblem]]:
             continue
         seen[_as_stored(spec.name)] = spec.name
         specs.append(spec)
-    problems += _dependency_problems(specs)
+    problems += _former_names(specs) + _dependency_problems(specs)
     return specs, problems
 
 
@@ -247,9 +261,27 @@ def jobs_or_none() -> dict[str, JobSpec] | None:
         return None
 
 
+CLOCK_CHANGE_WARNING = "crontabber.W001"
+
+
 @checks.register("crontabber")
 def check_registry(app_configs=None, **kwargs):
+    """Every mistake in the registry as an error; without any, a warning for each clock
+    change (within a year) that moves or merges a fixed-time job's slot."""
+    specs, problems = validate()
+    if problems:
+        return [
+            checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
+            for p in problems
+        ]
+    return clock_change_warnings(specs, datetime.now(UTC))
+
+
+def clock_change_warnings(specs: list[JobSpec], now: datetime) -> list[checks.Warning]:
+    """Not errors: the job runs, once; the warning says what will happen and when."""
     return [
-        checks.Error(str(p), obj=f"CRONTABBER_JOBS[{p.job!r}]" if p.job else "CRONTABBER_JOBS", id=p.id)
-        for p in validate()[1]
+        checks.Warning(f"{spec.name}: {note}", obj=f"CRONTABBER_JOBS[{spec.name!r}]", id=CLOCK_CHANGE_WARNING)
+        for spec in specs
+        if spec.enabled
+        for note in clock_warnings(spec.schedule, now)
     ]

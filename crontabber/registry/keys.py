@@ -132,6 +132,14 @@ KEYS = {
             shown_default="`cmd` or `task`",
             check=_job_name,
         ),
+        Key(
+            "formerly",
+            "str",
+            "the job's previous `name`: a job renamed keeps its state, its attempts and its schedule's history "
+            "(the rename is recorded on the job's admin page); the old name must not be registered any more",
+            shown_default="none",
+            check=_job_name,
+        ),
         Key("cmd_args", "list of str", "arguments put before crontabber's own", (), "`[]`", _strings("strings")),
         Key(
             "frequency",

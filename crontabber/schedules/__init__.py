@@ -1,8 +1,12 @@
 """Schedules: which instants ("slots") a job runs at, in its zone, through clock changes.
 Pure logic, no Django import: base.py has the rules and the interval, calendar and union
-schedules, cron.py the cron expressions; this module builds one from registry values."""
+schedules, cron.py the cron expressions, history.py a schedule through its changes,
+clocks.py what clock changes do to slots; this module builds one from registry values
+or from its description."""
 
 from __future__ import annotations
+
+import re
 
 from .base import (
     MINUTE,
@@ -20,6 +24,7 @@ from .base import (
     truncate_to_minute,
 )
 from .cron import CronSchedule, parse_cron
+from .history import Switched, in_force
 
 __all__ = [
     "MINUTE",
@@ -29,9 +34,12 @@ __all__ = [
     "IntervalSchedule",
     "Schedule",
     "ScheduleError",
+    "Switched",
     "UnionSchedule",
     "build_override",
     "build_schedule",
+    "from_description",
+    "in_force",
     "format_instant",
     "parse_frequency",
     "parse_instant",
@@ -76,3 +84,23 @@ def build_override(text: str, zone: str = "UTC") -> Schedule:
     if len(parts) == 1:
         return parts[0]
     return UnionSchedule(parts, f"daily at {','.join(f'{t:%H:%M}' for t in times)} {parse_zone(zone).key}")
+
+
+# Each form of Schedule.description, and how to build the schedule it stands for.
+_DESCRIPTIONS = (
+    (re.compile(r"cron (.+) (\S+)"), lambda m: parse_cron(m[1], parse_zone(m[2]))),
+    (re.compile(r"daily at (\S+) (\S+)"), lambda m: build_override(m[1], m[2])),
+    (re.compile(r"every (\d+[mh])"), lambda m: build_schedule(frequency=m[1])),
+    (re.compile(r"every (\d+d)(?: at (\S+))? (\S+)"), lambda m: build_schedule(frequency=m[1], at=m[2], zone=m[3])),
+)
+
+
+def from_description(text: str) -> Schedule:
+    """The schedule a description stands for (a Job row keeps the description of the
+    schedule its state was computed for): 'every 5m', 'every 1d at 03:00 Europe/Berlin',
+    'daily at 03:00,15:30 UTC', 'cron 0 3 * * * UTC'. ScheduleError if it is none of them."""
+    for pattern, build in _DESCRIPTIONS:
+        match = pattern.fullmatch(str(text))
+        if match:
+            return build(match)
+    raise ScheduleError(f"{text!r} is not the description of a schedule")

@@ -138,6 +138,10 @@ class Schedule:
             yield slot
             slot = self.next_after(slot, anchor)
 
+    def wall_times(self) -> list[time] | None:
+        """The wall times it means on the days it runs, or None: it keeps real elapsed time."""
+        return None
+
     def count(self, first: datetime, until: datetime, anchor: datetime, most: int | None = None) -> int:
         """How many slots from the slot ``first`` to ``until``, both included (at most
         ``most``), without listing them: walked once here, a few microseconds a slot."""
@@ -204,6 +208,9 @@ class CalendarSchedule(Schedule):
         _, start = self._wall_and_start(anchor)
         return (to_utc(instant).astimezone(self.zone).date() - start).days // self.days
 
+    def wall_times(self):
+        return [self.at] if self.at is not None else None
+
     def first_slot(self, seen):
         seen = truncate_to_minute(seen)
         if self.at is None:
@@ -260,6 +267,10 @@ class UnionSchedule(Schedule):
 
     def first_slot(self, seen):
         return min(part.first_slot(seen) for part in self.parts)
+
+    def wall_times(self):
+        walls = [part.wall_times() for part in self.parts]
+        return None if None in walls else sorted({wall for part in walls for wall in part})
 
     def next_after(self, instant, anchor):
         found = [s for part in self.parts if (s := part.next_after(instant, anchor)) is not None]

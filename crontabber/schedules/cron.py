@@ -9,7 +9,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .base import (
@@ -65,6 +65,10 @@ class CronSchedule(Schedule):
 
     def __hash__(self):
         return hash(self.description)
+
+    def wall_times(self):
+        """Its fixed wall times; None when it keeps real elapsed time (a leading '*')."""
+        return None if self.real_time else [time(h, m) for h in self.hours for m in self.minutes]
 
     def crontab(self) -> str:
         """The five fields as cron reads them, for tools that take cron text (Sentry)."""

@@ -3,10 +3,12 @@ the table's rows, and the health verdict as Nagios reads it."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from ..models import Job
+from ..models import Job, ScheduleChange
 from ..registry import JobSpec, effective_spec
+from ..schedules import truncate_to_minute
+from ..schedules.clocks import coming
 from ..words import took
 from . import health
 
@@ -44,6 +46,22 @@ def entry(spec: JobSpec | None, job: Job | None, name: str, queued=None) -> dict
         "backfill": spec.backfill if spec else False,
         **state(job),
         "queued": _queued(queued),
+    }
+
+
+def coming_slots(spec: JobSpec, job: Job | None, now: datetime, count: int) -> dict:
+    """The job's next ``count`` slots (from its next slot, or now if that is past), in its
+    zone and UTC, each with what a clock change does to it (cronlist --next)."""
+    spec = effective_spec(spec, job)
+    anchor = job.anchor(now) if job else truncate_to_minute(now)
+    pending = job.next_slot if job and job.next_slot and job.next_slot > now else None
+    after = pending - timedelta(microseconds=1) if pending else now
+    schedule = ScheduleChange.objects.in_force(job, spec, after).schedule if job else spec.schedule
+    slots = coming(schedule, after, anchor, count)
+    return {
+        "name": spec.name,
+        "schedule": spec.schedule.description,
+        "slots": [{"slot": iso(item.slot), "local": item.local(), "clock_change": item.note or None} for item in slots],
     }
 
 

@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 
@@ -27,6 +28,16 @@ def colours(stdout, no_color=False, force_color=False) -> dict:
     }
 
 
+MOST_NEXT = 1000  # slots cronlist --next lists
+
+
+def slot_count(text: str) -> int:
+    """--next's N: a whole number from 1 to MOST_NEXT."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= MOST_NEXT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of slots from 1 to {MOST_NEXT}")
+    return int(text)
+
+
 class Command(BaseCommand):
     help = "Show what each job did and will do."
     requires_system_checks = []
@@ -40,12 +51,20 @@ class Command(BaseCommand):
             help="prometheus: the metrics in the text format, for node_exporter's textfile collector",
         )
         parser.add_argument(
+            "--next",
+            type=slot_count,
+            metavar="N",
+            help="the named jobs' next N slots, in their zone and UTC, marking those a clock change moves or merges",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="the health verdict for Nagios: a summary line first, exit status 0 OK, 1 WARNING, 2 CRITICAL",
         )
 
-    def handle(self, *args, names=(), format="table", check=False, **options):
+    def handle(self, *args, names=(), format="table", check=False, next=None, **options):
+        if next is not None:
+            return self._next(names, next, format, check)
         if check:
             if format == "prometheus":
                 raise CommandError("--check answers as a table or JSON, not prometheus")
@@ -63,6 +82,29 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(entries, indent=2))
             return
         self._table(entries, listing.statuses(entries, registry, rows, timezone.now()), options)
+
+    def _next(self, names, count, format, check):
+        if check or format == "prometheus" or not names:
+            raise CommandError("--next N lists the slots of the jobs named, as a table or JSON")
+        registry = registry_or_error()
+        require_known(names, registry)
+        try:
+            rows = Job.objects.in_bulk(names, field_name="name")
+        except DatabaseError as error:
+            raise database_error(error) from None
+        now = timezone.now()
+        jobs = [listing.coming_slots(registry[name], rows.get(name), now, count) for name in names]
+        if format == "json":
+            self.stdout.write(json.dumps(jobs, indent=2))
+        else:
+            self._coming(jobs)
+
+    def _coming(self, jobs):
+        for job in jobs:
+            self.stdout.write(f"{job['name']}: {job['schedule']}")
+            for slot in job["slots"]:
+                note = f"  ! {slot['clock_change']}" if slot["clock_change"] else ""
+                self.stdout.write(f"  {slot['local']:<22}  {listing.short(slot['slot'])}{note}")
 
     def _table(self, entries, statuses, options):
         palette = colours(self.stdout, options.get("no_color"), options.get("force_color"))
