@@ -113,11 +113,15 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
         "CRONTABBER_CRASHES_BEFORE_ISOLATION": 1000,  # the test kills the runners, not the job
     }
     rng = random.Random(20261123)
+
+    def succeeded():
+        return Log.objects.filter(outcome="success").values("slot").distinct().count()
+
     killed_at = {}  # pid -> when it was killed
     deadline = time.monotonic() + 300  # generous: on a loaded machine a trial takes seconds; 40 trials bound it
     trials = 0
     while time.monotonic() < deadline and trials < 40:
-        done = Log.objects.filter(outcome="success").values("slot").distinct().count()
+        done = succeeded()
         if done == len(slots):
             break
         trials += 1
@@ -128,7 +132,15 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
             return any(f":{r.pid}:" in Job.objects.get(name="backfill").claimed_by for r in runners)
 
         wait_for(held_by_one_of_them, seconds=10)
-        time.sleep(rng.uniform(0.0, 0.4))
+        # A random moment of its work: after 0 to 2 more of its slots succeed (so that one
+        # runner never works the whole backlog off before the test reacts, however loaded
+        # the machine), then up to a slot's time on.
+        more = min(done + rng.randint(0, 2), len(slots) - 1)
+        wait_for(
+            lambda more=more, runners=runners: succeeded() >= more or all(r.poll() is not None for r in runners),
+            seconds=60,
+        )
+        time.sleep(rng.uniform(0.0, 0.1))
         holder = Job.objects.get(name="backfill").claimed_by
         victim = next((r for r in runners if f":{r.pid}:" in holder), rng.choice(runners))
         if victim.poll() is None:

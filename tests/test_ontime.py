@@ -133,11 +133,20 @@ def test_a_sleeping_loop_sees_an_operators_run_now_at_its_next_look():
 
 def test_an_on_time_slot_records_how_late_it_started(jobs):
     jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
-    tick(at("2026-05-01 10:00:00.25"))
-    tick(at("2026-05-01 10:01:02"))
+    tick(at("2026-05-01 10:00:30"))  # a new job's first slot, 10:00, fell due before it was seen
+    tick(at("2026-05-01 10:01:00.25"))
+    tick(at("2026-05-01 10:02:02"))
     lags = [log.start_lag for log in Log.objects.order_by("slot")]
-    assert lags == [pytest.approx(0.25), pytest.approx(2)]
+    assert lags == [None, pytest.approx(0.25), pytest.approx(2)]
     assert job("j").start_lag == pytest.approx(2)
+
+
+def test_a_new_jobs_first_slot_in_the_minute_it_was_seen_is_not_late(jobs, settings):
+    settings.CRONTABBER_LATE_START_SECONDS = 30
+    jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
+    tick(at("2026-05-01 10:00:45"))  # runs the 10:00 slot at once
+    assert [log.start_lag for log in Log.objects.all()] == [None]
+    assert health.report(now=at("2026-05-01 10:00:50")).code == health.OK
 
 
 def test_a_backlogs_older_slots_a_retry_and_a_rerun_have_no_start_lag(jobs):
@@ -145,7 +154,7 @@ def test_a_backlogs_older_slots_a_retry_and_a_rerun_have_no_start_lag(jobs):
     tick(at("2026-05-01 00:00:01"))
     tick(at("2026-05-01 03:00:05"))  # down for three hours: 01:00 and 02:00 are a backlog, 03:00 is on time
     lags = {log.slot.hour: log.start_lag for log in Log.objects.all()}
-    assert lags == {0: pytest.approx(1), 1: None, 2: None, 3: pytest.approx(5)}
+    assert lags == {0: None, 1: None, 2: None, 3: pytest.approx(5)}  # 00:00: the new job's first slot
     with freeze_time(at("2026-05-01 03:30")):
         Runner().rerun(load_jobs()[0], at("2026-05-01 01:00"), at("2026-05-01 01:00"))
     assert Log.objects.get(rerun=True).start_lag is None
@@ -156,6 +165,7 @@ def test_a_failed_slots_retry_has_no_start_lag(jobs, settings):
     from tests.jobs import control
 
     jobs([{"name": "f", "cmd": "record", "cron": "0 * * * *", "backfill": True}])
+    tick(at("2026-05-01 09:30"))
     control.FAILING.add(at("2026-05-01 10:00").isoformat())
     tick(at("2026-05-01 10:00:03"))
     control.FAILING.clear()
@@ -167,6 +177,7 @@ def test_a_failed_slots_retry_has_no_start_lag(jobs, settings):
 
 def test_a_forced_extra_run_has_no_start_lag(jobs):
     jobs([{"name": "j", "cmd": "noop", "cron": "0 * * * *"}])
+    tick(at("2026-05-01 09:30"))
     tick(at("2026-05-01 10:00:01"))
     tick(at("2026-05-01 10:20"), only=["j"], force=True)  # runs the 10:00 slot again, off the schedule
     assert [log.start_lag for log in Log.objects.order_by("id")] == [pytest.approx(1), None]
@@ -176,7 +187,7 @@ def test_max_backfill_stopping_short_of_the_latest_slot_is_no_on_time_slot(jobs)
     jobs([{"name": "b", "cmd": "record", "cron": "0 * * * *", "backfill": True, "max_backfill": 2}])
     tick(at("2026-05-01 00:00"))
     tick(at("2026-05-01 05:00:01"))
-    assert [log.start_lag for log in Log.objects.order_by("slot")] == [0, None, None]
+    assert [log.start_lag for log in Log.objects.order_by("slot")] == [None, None, None]
 
 
 # --- where operators see it --------------------------------------------------------------
@@ -184,6 +195,7 @@ def test_max_backfill_stopping_short_of_the_latest_slot_is_no_on_time_slot(jobs)
 
 def test_cronlist_shows_the_latest_start_lag_in_its_table_and_json(jobs, capsys):
     jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
+    tick(at("2026-05-01 09:59:30"))
     tick(at("2026-05-01 10:00:01.5"))
     call_command("cronlist", "--format=json")
     assert json.loads(capsys.readouterr().out)[0]["start_lag"] == pytest.approx(1.5)
@@ -196,6 +208,7 @@ def test_the_metrics_have_a_start_lag_histogram_of_on_time_slots(jobs, health_to
     from tests.helpers import BEARER
 
     jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
+    tick(at("2026-05-01 09:59:30"))
     tick(at("2026-05-01 10:00:00.05"))
     tick(at("2026-05-01 10:01:03"))
     with freeze_time(at("2026-05-01 10:02")):
@@ -209,6 +222,7 @@ def test_the_metrics_have_a_start_lag_histogram_of_on_time_slots(jobs, health_to
 def test_health_warns_when_an_on_time_slot_started_later_than_the_setting(jobs, settings):
     settings.CRONTABBER_LATE_START_SECONDS = 30
     jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
+    tick(at("2026-05-01 09:59:30"))
     tick(at("2026-05-01 10:00:10"))
     assert health.report(now=at("2026-05-01 10:00:30")).code == health.OK
     tick(at("2026-05-01 10:01:45"))  # the 10:01 slot, 45 s late
@@ -220,6 +234,7 @@ def test_health_warns_when_an_on_time_slot_started_later_than_the_setting(jobs, 
 
 def test_the_job_page_shows_the_start_lag(jobs, admin_client):
     jobs([{"name": "j", "cmd": "noop", "cron": "* * * * *"}])
+    tick(at("2026-05-01 09:59:30"))
     tick(at("2026-05-01 10:00:00.5"))
     page = admin_client.get(f"/admin/crontabber/job/{job('j').pk}/change/").content.decode()
     assert "0.50 s after its latest on-time slot" in page

@@ -77,7 +77,10 @@ def test_a_backfill_job_on_a_worker_runs_its_slots_oldest_first_once_each(jobs):
         stop(worker)
     slots = list(Execution.objects.order_by("started").values_list("slot", flat=True))
     assert slots == sorted(slots) and len(set(slots)) == len(slots) >= 5
-    assert set(Log.objects.filter(job__name="work").values_list("outcome", flat=True)) == {"success"}
+    outcomes = list(Log.objects.filter(job__name="work").order_by("slot").values_list("outcome", flat=True))
+    # Every slot succeeded; a minute that began as the test ended may have queued one more
+    # slot, the newest, when the worker stopped.
+    assert set(outcomes[:-1]) == {"success"} and outcomes[-1] in ("success", "queued")
     assert Log.objects.filter(job__name="work").first().output.endswith("done")
 
 

@@ -111,13 +111,20 @@ class Claimed:
 
     def start_lag(self, log: Log) -> float | None:
         """Seconds from the slot of the attempt about to start to its start, if the slot is
-        on time: the job's own next slot (not a forced extra run, a re-run or a retry) and
-        the latest due when its slots were planned. A backlog's older slots are None: they
-        wait for the runner or for the job, not for a tick (docs/operations.md)."""
-        next_slot = self.job.next_slot
-        if self.again or log.attempt > 1 or (next_slot is not None and log.slot < next_slot):
+        on time: the job's own next slot on its first try (not a forced extra run, a re-run
+        or a retry) and the latest due when its slots were planned. A backlog's older slots
+        are None: they wait for the runner or for the job, not for a tick (docs/operations.md)."""
+        if self.again or log.attempt > 1 or not self.on_schedule(log.slot) or not self.latest_due(log.slot):
             return None
-        return max((log.started_at - log.slot).total_seconds(), 0.0) if self.latest_due(log.slot) else None
+        return max((log.started_at - log.slot).total_seconds(), 0.0)
+
+    def on_schedule(self, slot: datetime) -> bool:
+        """Whether ``slot`` is the job's own next slot (not a forced extra run) and fell due
+        after the job was first seen (a new or reset job's first slot may lie before)."""
+        job = self.job
+        if job.next_slot is not None and slot < job.next_slot:
+            return False
+        return not (job.last_run is None and job.first_run is not None and slot <= job.first_run)
 
     def latest_due(self, slot: datetime) -> bool:
         """Whether ``slot`` (just taken) was the job's latest due slot when they were planned."""
