@@ -106,7 +106,7 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
         }
     ]
     Job.objects.create(name="backfill")
-    slots = backlog(["backfill"], 11)
+    slots = backlog(["backfill"], 16)
     fast_lease = {
         "CRONTABBER_LEASE_SECONDS": 0.5,
         "CRONTABBER_RETRY_DELAY_SECONDS": 0,  # (an abandoned attempt backs off)
@@ -117,7 +117,19 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
     def succeeded():
         return Log.objects.filter(outcome="success").values("slot").distinct().count()
 
+    def live_holder(runners):
+        """The runner that holds the job once one does, or None when every runner is done."""
+        for _ in range(500):
+            holder = next((r for r in runners if f":{r.pid}:" in Job.objects.get(name="backfill").claimed_by), None)
+            if holder is not None and holder.poll() is None:
+                return holder
+            if all(r.poll() is not None for r in runners):
+                return None
+            time.sleep(0.02)
+        return None
+
     killed_at = {}  # pid -> when it was killed
+    most_kills = 6
     deadline = time.monotonic() + 300  # generous: on a loaded machine a trial takes seconds; 40 trials bound it
     trials = 0
     while time.monotonic() < deadline and trials < 40:
@@ -126,26 +138,17 @@ def test_a_runner_killed_at_random_moments_loses_no_slot_and_no_slot_runs_concur
             break
         trials += 1
         runners = [start_runner(registry, fast_lease) for _ in range(2)]
-
-        # Kill the runner holding the job at a random moment of its work.
-        def held_by_one_of_them(runners=runners):
-            return any(f":{r.pid}:" in Job.objects.get(name="backfill").claimed_by for r in runners)
-
-        wait_for(held_by_one_of_them, seconds=10)
-        # A random moment of its work: after 0 to 2 more of its slots succeed (so that one
-        # runner never works the whole backlog off before the test reacts, however loaded
-        # the machine), then up to a slot's time on.
-        more = min(done + rng.randint(0, 2), len(slots) - 1)
-        wait_for(
-            lambda more=more, runners=runners: succeeded() >= more or all(r.poll() is not None for r in runners),
-            seconds=60,
-        )
-        time.sleep(rng.uniform(0.0, 0.1))
-        holder = Job.objects.get(name="backfill").claimed_by
-        victim = next((r for r in runners if f":{r.pid}:" in holder), rng.choice(runners))
-        if victim.poll() is None:
-            victim.send_signal(signal.SIGKILL)
-            killed_at[victim.pid] = time.time()
+        # Kill the runner holding the job at a random moment of its work, and the other one
+        # too if it takes the job over: after 0 to 2 more slots succeed (so that no runner
+        # works the whole backlog off before the test reacts, however loaded the machine),
+        # then up to a slot's time on. Six kills, then the runners finish the backlog.
+        while len(killed_at) < most_kills and succeeded() < len(slots) - 1 and (holder := live_holder(runners)):
+            more = min(succeeded() + rng.randint(0, 2), len(slots) - 1)
+            wait_for(lambda more=more, holder=holder: succeeded() >= more or holder.poll() is not None, seconds=60)
+            time.sleep(rng.uniform(0.0, 0.1))
+            if holder.poll() is None:
+                holder.send_signal(signal.SIGKILL)
+                killed_at[holder.pid] = time.time()
         for runner in runners:
             finish(runner)
         time.sleep(0.6)  # let a dead runner's claim expire, as it would between ticks
