@@ -94,7 +94,9 @@ def test_a_backfill_job_on_celery_workers_runs_its_slots_oldest_first_once_each(
     slots = list(Execution.objects.order_by("started").values_list("slot", flat=True))
     assert slots == sorted(slots) and len(set(slots)) == len(slots) >= 5
     logs = Log.objects.filter(job__name="work")
-    assert set(logs.values_list("outcome", flat=True)) == {"success"}
+    outcomes = list(logs.order_by("slot").values_list("outcome", flat=True))
+    # A minute that began as the test ended may have queued one more slot, the newest.
+    assert set(outcomes[:-1]) == {"success"} and outcomes[-1] in ("success", "queued")
     assert set(logs.values_list("backend", flat=True)) == {"celery"}
     assert logs.first().output.endswith("done")
 
