@@ -436,3 +436,33 @@ def test_without_ids_from_a_bulk_insert_each_attempt_writes_its_own_row(jobs, mo
     assert outcomes("j0") == [(at(f"2026-05-01 {h}:00"), "success") for h in (10, 11, 12)]
     assert outcomes("j2") == [(at("2026-05-01 10:00"), "success"), (at("2026-05-01 12:00"), "success")]
     assert not Log.objects.filter(outcome="running").exists()
+
+
+def test_a_tick_that_meets_a_deadlock_is_taken_again_and_other_errors_are_not(jobs, monkeypatch):
+    from django.db import OperationalError
+
+    from crontabber.models import Control
+
+    jobs([{"name": "hourly", "cmd": "record", "frequency": "1h"}])
+    load, raised = Control.load, []
+
+    def deadlocked_once(error):
+        def first_load():
+            if not raised:
+                raised.append(error)
+                raise error
+            return load()
+
+        return first_load
+
+    monkeypatch.setattr(
+        Control, "load", deadlocked_once(OperationalError(1213, "Deadlock found when trying to get lock"))
+    )
+    with freeze_time("2026-05-01 10:00"):
+        Runner().tick()
+    assert raised and Log.objects.filter(job__name="hourly", outcome="success").count() == 1
+
+    raised.clear()
+    monkeypatch.setattr(Control, "load", deadlocked_once(OperationalError(2006, "MySQL server has gone away")))
+    with freeze_time("2026-05-01 11:00"), pytest.raises(OperationalError):
+        Runner().tick()

@@ -26,6 +26,7 @@ from .plan import sleep_seconds
 from .report import TickReport
 from .rerun import EVERY
 from .tick import Tick
+from .writes import deadlocked
 
 FIRST_POLL_SECONDS = 0.05  # the first pause while attempts wait on task workers
 
@@ -62,7 +63,15 @@ class Runner:
         if only:
             by_name = {spec.name: spec for spec in specs}
             specs = [by_name[name] for name in only]
-        return self._tick(dry_run, force, extra).run(specs)
+        try:
+            return self._tick(dry_run, force, extra).run(specs)
+        except DatabaseError as error:
+            if not deadlocked(error):
+                raise
+            # Runners racing on MariaDB (or PostgreSQL) can deadlock; the victim's statement
+            # was rolled back, and the tick is taken again at once, as a loop's next would.
+            logger.warning("a tick met a deadlock with another runner, ticking again: %s", first_line(error))
+            return self._tick(dry_run, force, extra).run(specs)
 
     def rerun(self, spec: JobSpec, start: datetime, end: datetime, dry_run=False, choice=EVERY) -> TickReport:
         """Run the job's slots from ``start`` to ``end`` (both included) again (Tick.rerun)."""

@@ -36,6 +36,13 @@ JOB_FIELDS = [
 ]  # fmt: skip
 
 
+def deadlocked(error: BaseException) -> bool:
+    """The database chose this transaction as a deadlock's victim and rolled it back
+    (MySQL and MariaDB 1213, PostgreSQL 40P01): nothing of it was written; try again."""
+    code = error.args[0] if isinstance(error, DatabaseError) and error.args else None
+    return code == 1213 or getattr(error.__cause__, "sqlstate", None) == "40P01"
+
+
 def database_lost(error: BaseException) -> bool:
     """The database itself is gone (not one value it refused): the tick's failure, not a job's."""
     return isinstance(error, DatabaseError) and not connection.is_usable()
