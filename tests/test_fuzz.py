@@ -166,7 +166,8 @@ def test_cronrun_keeps_its_promises_whatever_it_is_given(jobs, registry, overrid
         healthy = spec.cmd == "record" and spec.backfill and not spec.depends_on and spec.max_backfill is None
         if healthy and job.enabled_override is not False and not job.schedule_override and job.first_run:
             succeeded = Counter(Log.objects.filter(job=job, outcome="success").values_list("slot", flat=True))
-            assert all(succeeded[slot] == 1 for slot in due_slots(spec, job, now)), spec.name
+            most = 2 if spec.name in forced else 1  # a forced run may run its latest slot again
+            assert all(1 <= succeeded[slot] <= most for slot in due_slots(spec, job, now)), spec.name
 
 
 def due_slots(spec, job, now):
