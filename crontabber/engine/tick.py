@@ -17,7 +17,7 @@ from functools import cached_property
 from django.utils import timezone
 
 from .. import conf, logger
-from ..models import Control, Job, Log, ScheduleChange
+from ..models import Control, Job, Log
 from ..registry import JobSpec, effective_spec
 from ..schedules import format_instant
 from ..words import first_line
@@ -37,7 +37,7 @@ from .writes import database_lost
 def renamed(spec: JobSpec, rows: dict, now: datetime):
     """The tick row of the job renamed from ``spec.formerly``, now under its new name (its
     row renamed and the rename recorded), or None."""
-    if spec.formerly in rows and ScheduleChange.objects.rename(spec.formerly, spec.name, now):
+    if spec.formerly in rows and Job.objects.rename(spec.formerly, spec.name, now):
         rows[spec.name] = rows.pop(spec.formerly)._replace(name=spec.name)
         return rows[spec.name]
     return None

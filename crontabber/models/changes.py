@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from django.db import models, transaction
+from django.db import models
 
-from .. import logger
 from ..schedules import from_description, in_force
 
 
@@ -31,19 +30,6 @@ class ScheduleChangeQuerySet(models.QuerySet):
         found = self.filter(job=job, at__gt=since) if since else self.filter(job=job)
         latest = found.order_by("at", "pk").last()
         return latest if latest and (latest.what, latest.after) == (ScheduleChange.OVERRIDE, description) else None
-
-    def rename(self, formerly: str, name: str, now: datetime) -> bool:
-        """The Job row once named ``formerly`` now carries ``name`` (its state, attempts and
-        changes with it), the rename recorded; False if there is none (or another runner
-        renamed it first)."""
-        from .jobs import Job
-
-        with transaction.atomic():
-            if not Job.objects.filter(name=formerly).update(name=name):
-                return False
-            self.create(job=Job.objects.get(name=name), at=now, what=ScheduleChange.RENAME, before=formerly, after=name)
-        logger.info("%s: renamed from %s", name, formerly)
-        return True
 
 
 class ScheduleChange(models.Model):

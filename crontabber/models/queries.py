@@ -1,5 +1,5 @@
 """What is asked of all jobs at once (Job.objects): the claim protocol, a tick's read of
-every row, and realigning a job whose schedule changed."""
+every row, realigning a job whose schedule changed, renaming one."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ class JobQuerySet(models.QuerySet):
                 ScheduleChange.objects.create(job=job, at=at, what=what, before=job.schedule, after=str(schedule))
         logger.info("%s: schedule is now %s; next slot %s", name, schedule, next_slot)
         return next_run if updated else job.next_run
+
+    def rename(self, formerly: str, name: str, now: datetime) -> bool:
+        """The row once named ``formerly`` now carries ``name`` (its state, attempts and
+        changes with it), the rename recorded; False if there is none (or another runner
+        renamed it first)."""
+        with transaction.atomic():
+            if not self.filter(name=formerly).update(name=name):
+                return False
+            job = self.get(name=name)
+            ScheduleChange.objects.create(job=job, at=now, what=ScheduleChange.RENAME, before=formerly, after=name)
+        logger.info("%s: renamed from %s", name, formerly)
+        return True
 
     def claim_due(self, names: list[str], forced: list[str], owner: str, now: datetime) -> dict:
         """Steps 1 and 2 for a batch: the named jobs nobody holds that are due (or
