@@ -119,13 +119,14 @@ def wait_for(predicate, seconds=20.0, every=0.02):
 
 # What differs from one run of a command to the next: instants (ISO 8601, cronlist's minutes,
 # a claim's expiry of the day), the seconds an attempt took, how soon the next slot is (it
-# depends on the second a command ran), a runner's host:pid:run id.
+# depends on the second a command ran) and whose it is, a runner's host:pid:run id.
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?\+00:00"), "<instant>"),
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?Z"), "<minute>"),
     (re.compile(r"\b\d\d:\d\d:\d\dZ"), "<time>"),
     (re.compile(r"\(\d+\.\d+ s\)"), "(<seconds> s)"),
     (re.compile(r"\(in \d+ (s|min)\)"), "(in <minutes>)"),  # from the clock's second to the next slot
+    (re.compile(r"next: [\w.-]+ at "), "next: <job> at "),  # which job is due first depends on the hour
     (re.compile(r"[\w.-]+:\d+:[0-9a-f]{8}\b"), "<runner>"),
 ]
 
